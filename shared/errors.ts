@@ -1,0 +1,70 @@
+// The stable error codes of slipway. Codes travel over the wire and appear at the start of
+// CLI error lines; messages are for people. docs/errors.md documents every code and a unit
+// test (test/unit/shared/errors.test.ts) keeps that table and this one in step.
+//
+// `retryable` says whether the same request may succeed later unchanged (a coordinator may
+// place a refused dyno elsewhere, or retry a download), not whether the agent retries itself.
+
+export const ERROR_CODES = {
+  // Protocol: a message the receiver could not accept.
+  PROTOCOL_INVALID_JSON: { retryable: false, summary: 'The frame was not valid JSON.' },
+  PROTOCOL_UNKNOWN_TYPE: { retryable: false, summary: 'The message type is not known to the receiver.' },
+  PROTOCOL_SCHEMA_VIOLATION: { retryable: false, summary: 'The message does not match the schema of its type.' },
+  PROTOCOL_VERSION_UNSUPPORTED: { retryable: false, summary: 'The peer speaks a protocol version this side does not.' },
+  PROTOCOL_NOT_READY: { retryable: true, summary: 'A command arrived before the hello/welcome exchange finished.' },
+  AUTH_INVALID_TOKEN: { retryable: false, summary: 'The bearer token on the WebSocket upgrade was missing or wrong.' },
+  // Admission and dyno lifecycle.
+  INSUFFICIENT_CAPACITY: { retryable: true, summary: "The dyno's memory quota does not fit the host's free allocatable memory (the design's insufficient_capacity)." },
+  HOST_DRAINING: { retryable: true, summary: 'The host is draining and accepts no new dynos.' },
+  DYNO_ALREADY_EXISTS: { retryable: false, summary: 'A dyno with this id already exists on the host with a different spec.' },
+  DYNO_NOT_FOUND: { retryable: false, summary: 'No dyno with this id runs on the host.' },
+  DYNO_START_FAILED: { retryable: true, summary: 'The runtime failed to start the dyno.' },
+  NO_FREE_PORT: { retryable: true, summary: 'The host has no free port left in its dyno port range.' },
+  STACK_NOT_FOUND: { retryable: false, summary: 'The requested stack is not installed on the host.' },
+  // Slugs.
+  SLUG_FETCH_FAILED: { retryable: true, summary: 'The slug could not be downloaded.' },
+  SLUG_NOT_FOUND: { retryable: false, summary: 'The slug source answered that the slug does not exist (404).' },
+  SLUG_FORBIDDEN: { retryable: false, summary: 'The slug source refused access (401/403).' },
+  SLUG_CHECKSUM_MISMATCH: { retryable: false, summary: "The downloaded slug's SHA-256 differs from the expected one." },
+  SLUG_UNSUPPORTED_SOURCE: { retryable: false, summary: 'The slug URL scheme is not supported.' },
+  SLUG_CORRUPT: { retryable: false, summary: 'The slug is not a readable gzipped tar.' },
+  SLUG_UNSAFE_PATH: { retryable: false, summary: 'A slug entry would land outside the slug root.' },
+  SLUG_UNSAFE_ENTRY: { retryable: false, summary: 'A slug entry has a forbidden type (link out of the root, device, FIFO, ...).' },
+  SLUG_TOO_LARGE: { retryable: false, summary: 'The slug breaks a size, entry-count or depth budget.' },
+  // Runtime.
+  RUNTIME_TIMEOUT: { retryable: true, summary: 'A call into the container runtime did not finish within its bound.' },
+  RUNTIME_FAILED: { retryable: true, summary: 'A call into the container runtime failed.' },
+  // Configuration and internal.
+  CONFIG_INVALID: { retryable: false, summary: 'The configuration file or flags are invalid.' },
+  INTERNAL: { retryable: true, summary: 'An unexpected failure inside slipway; see its logs.' },
+} as const satisfies Record<string, { retryable: boolean; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(s: string): s is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, s);
+}
+
+/** An error with a stable code, a retry flag and the cause attached. */
+export class SlipwayError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SlipwayError';
+    this.code = code;
+    this.retryable = options.retryable ?? ERROR_CODES[code].retryable;
+  }
+
+  toWire(): { code: ErrorCode; message: string; retryable: boolean } {
+    return { code: this.code, message: this.message, retryable: this.retryable };
+  }
+}
+
+/** Any thrown value as a SlipwayError; unknown failures become INTERNAL with the cause kept. */
+export function asSlipwayError(err: unknown): SlipwayError {
+  if (err instanceof SlipwayError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new SlipwayError('INTERNAL', message, { cause: err });
+}

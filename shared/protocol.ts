@@ -1,0 +1,258 @@
+// The agent <-> coordinator protocol: every message type, its schema and its decoder.
+//
+// Schemas are TypeBox values, i.e. plain JSON Schema objects at run time: the validator
+// and the JSON Schema a coordinator in another language reads come from the same source
+// (`npm run schema` prints them). TypeBox was chosen over hand-written checks because it
+// gives static types, compiled validators and standard JSON Schema from one definition.
+//
+// Principles (../DESIGN.md): the agent dials out; one message per WebSocket text frame;
+// every frame is decoded through one table from `type` to a compiled validator; unknown or
+// invalid frames get an `error` reply with a stable code and never throw.
+import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import type { ErrorCode } from './errors.js';
+
+export const PROTOCOL_VERSION = 1;
+/** Largest frame either side accepts. A hello with 100 dynos is ~100 KB; config vars are
+ * capped near 32 KB per app on Heroku. 1 MiB leaves room without inviting abuse. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+/** Path of the WebSocket endpoint on the coordinator. */
+export const AGENT_WS_PATH = '/v1/agent';
+
+const strict = { additionalProperties: false } as const;
+
+// TypeBox's compiler rejects unknown formats, so the one format used here is registered.
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => RFC3339.test(v) && !Number.isNaN(Date.parse(v)));
+
+export const DynoId = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Unique id of one dyno instance, chosen by the coordinator; also the container name.' });
+export const AppName = Type.String({ pattern: '^[a-z][a-z0-9-]{1,29}$', description: "Heroku-style app name." });
+export const ProcessType = Type.String({ pattern: '^[A-Za-z0-9_-]{1,30}$', description: 'Procfile process type: web, worker, ...' });
+export const DynoName = Type.String({ pattern: '^[A-Za-z0-9_-]{1,30}\\.[0-9]{1,6}$', description: 'The DYNO value: web.1, worker.3, run.9157.' });
+export const Sha256 = Type.String({ pattern: '^[a-f0-9]{64}$' });
+export const CommandId = Type.String({ pattern: '^[A-Za-z0-9._:-]{1,128}$' });
+export const Timestamp = Type.String({ format: 'date-time', maxLength: 40, description: 'RFC 3339 time.' });
+export const StackName = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' });
+
+export const DynoSize = Type.Object({
+  name: Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{0,31}$' }),
+  memoryMb: Type.Integer({ minimum: 16, maximum: 1048576 }),
+  cpuShares: Type.Integer({ minimum: 2, maximum: 262144 }),
+  pidsLimit: Type.Integer({ minimum: 8, maximum: 65536 }),
+}, { ...strict, description: 'A dyno size resolved by the coordinator into the limits the agent enforces.' });
+
+export const SlugRef = Type.Object({
+  url: Type.String({ minLength: 1, maxLength: 8192, description: 'http(s) URL (presigned URLs allowed). The query string is a secret.' }),
+  sha256: Sha256,
+}, strict);
+
+export const DynoSpec = Type.Object({
+  id: DynoId,
+  app: AppName,
+  type: ProcessType,
+  name: DynoName,
+  release: Type.Optional(Type.String({ maxLength: 64 })),
+  size: DynoSize,
+  command: Type.String({ minLength: 1, maxLength: 32768 }),
+  env: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,254}$' }), Type.String({ maxLength: 65536 }), {
+    additionalProperties: false,
+    maxProperties: 1000,
+    description: 'Config vars (secrets: never logged or echoed).',
+  }),
+  slug: SlugRef,
+  stack: StackName,
+}, strict);
+
+export const DynoStateName = Type.Union([
+  Type.Literal('starting'),
+  Type.Literal('up'),
+  Type.Literal('crashed'),
+  Type.Literal('stopping'),
+  Type.Literal('down'),
+]);
+
+export const Endpoint = Type.Object({ host: Type.String({ maxLength: 255 }), port: Type.Integer({ minimum: 1, maximum: 65535 }) }, strict);
+
+export const ExitStatus = Type.Object({
+  code: Type.Union([Type.Integer(), Type.Null()]),
+  signal: Type.Union([Type.String({ maxLength: 16 }), Type.Null()]),
+}, strict);
+
+export const WireError = Type.Object({
+  code: Type.String({ maxLength: 64 }),
+  message: Type.String({ maxLength: 4096 }),
+  retryable: Type.Boolean(),
+}, strict);
+
+export const DynoStatus = Type.Object({
+  id: DynoId,
+  app: AppName,
+  type: ProcessType,
+  name: DynoName,
+  release: Type.Optional(Type.String({ maxLength: 64 })),
+  state: DynoStateName,
+  memoryMb: Type.Integer({ minimum: 0 }),
+  since: Timestamp,
+  endpoint: Type.Optional(Endpoint),
+  exit: Type.Optional(ExitStatus),
+  reason: Type.Optional(WireError),
+}, { ...strict, description: "What the agent knows of one dyno. Env and command are never echoed (they hold secrets)." });
+
+export const Capacity = Type.Object({
+  memory: Type.Object({
+    totalBytes: Type.Integer({ minimum: 0 }),
+    reservedBytes: Type.Integer({ minimum: 0 }),
+    allocatableBytes: Type.Integer({ minimum: 0 }),
+    committedBytes: Type.Integer({ minimum: 0, description: 'Sum of the memory quotas of the dynos on the host.' }),
+    usedBytes: Type.Integer({ minimum: 0, description: 'Real host memory in use (excluding page cache).' }),
+  }, strict),
+  cpu: Type.Object({ cores: Type.Integer({ minimum: 0 }), load1: Type.Number({ minimum: 0 }) }, strict),
+  dynoCount: Type.Integer({ minimum: 0 }),
+  slugCache: Type.Object({ entries: Type.Integer({ minimum: 0 }), bytes: Type.Integer({ minimum: 0 }) }, strict),
+  accepting: Type.Boolean({ description: 'False while the host is draining.' }),
+}, strict);
+
+export const AgentIdentity = Type.Object({
+  id: Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$' }),
+  hostname: Type.String({ maxLength: 255 }),
+  address: Type.String({ maxLength: 255, description: 'Address at which dyno endpoints on this host are reachable.' }),
+  version: Type.String({ maxLength: 64 }),
+  runtime: Type.String({ maxLength: 32 }),
+}, strict);
+
+// ---- agent -> coordinator ----
+export const Hello = Type.Object({
+  type: Type.Literal('hello'),
+  protocol: Type.Integer({ minimum: 1 }),
+  agent: AgentIdentity,
+  capacity: Capacity,
+  dynos: Type.Array(DynoStatus, { maxItems: 4096 }),
+}, { ...strict, description: 'First frame after every (re)connect: the complete current state of the host.' });
+
+export const DynoStateEvent = Type.Object({
+  kind: Type.Literal('dyno_state'),
+  from: Type.Union([DynoStateName, Type.Null()]),
+  dyno: DynoStatus,
+}, strict);
+
+export const Event = Type.Object({
+  type: Type.Literal('event'),
+  seq: Type.Integer({ minimum: 1, description: 'Per-agent sequence number, kept until acknowledged and resent after reconnect.' }),
+  at: Timestamp,
+  event: DynoStateEvent,
+}, strict);
+
+export const CapacityReport = Type.Object({ type: Type.Literal('capacity'), capacity: Capacity }, { ...strict, description: 'Periodic; latest wins, not sequenced.' });
+
+export const ResultOk = Type.Object({ type: Type.Literal('result'), id: CommandId, ok: Type.Literal(true), dyno: Type.Optional(DynoStatus) }, strict);
+export const ResultErr = Type.Object({ type: Type.Literal('result'), id: CommandId, ok: Type.Literal(false), error: WireError }, strict);
+export const Result = Type.Union([ResultOk, ResultErr]);
+
+export const ErrorMessage = Type.Object({
+  type: Type.Literal('error'),
+  code: Type.String({ maxLength: 64 }),
+  message: Type.String({ maxLength: 4096 }),
+  ref: Type.Optional(Type.String({ maxLength: 128, description: 'The command id or message type the error answers.' })),
+}, strict);
+
+// ---- coordinator -> agent ----
+export const Welcome = Type.Object({
+  type: Type.Literal('welcome'),
+  protocol: Type.Integer({ minimum: 1 }),
+  coordinatorId: Type.String({ maxLength: 128 }),
+  ackSeq: Type.Integer({ minimum: 0, description: 'Highest event seq the coordinator already holds for this agent.' }),
+}, strict);
+
+export const Ack = Type.Object({ type: Type.Literal('ack'), seq: Type.Integer({ minimum: 0, description: 'Cumulative: every event up to and including seq.' }) }, strict);
+
+export const StartDyno = Type.Object({ type: Type.Literal('start_dyno'), id: CommandId, dyno: DynoSpec }, strict);
+export const StopDyno = Type.Object({
+  type: Type.Literal('stop_dyno'),
+  id: CommandId,
+  dynoId: DynoId,
+  graceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+}, strict);
+
+/** Every message type, per direction. The decoder's table is built from these. */
+export const AGENT_MESSAGES = { hello: Hello, event: Event, capacity: CapacityReport, result: Result, error: ErrorMessage } as const;
+export const COORDINATOR_MESSAGES = { welcome: Welcome, ack: Ack, start_dyno: StartDyno, stop_dyno: StopDyno, error: ErrorMessage } as const;
+
+export type DynoSpec = Static<typeof DynoSpec>;
+export type DynoSize = Static<typeof DynoSize>;
+export type DynoStatus = Static<typeof DynoStatus>;
+export type DynoStateName = Static<typeof DynoStateName>;
+export type Endpoint = Static<typeof Endpoint>;
+export type ExitStatus = Static<typeof ExitStatus>;
+export type WireError = Static<typeof WireError>;
+export type Capacity = Static<typeof Capacity>;
+export type AgentIdentity = Static<typeof AgentIdentity>;
+export type Hello = Static<typeof Hello>;
+export type Event = Static<typeof Event>;
+export type CapacityReport = Static<typeof CapacityReport>;
+export type Result = Static<typeof Result>;
+export type ErrorMessage = Static<typeof ErrorMessage>;
+export type Welcome = Static<typeof Welcome>;
+export type Ack = Static<typeof Ack>;
+export type StartDyno = Static<typeof StartDyno>;
+export type StopDyno = Static<typeof StopDyno>;
+export type AgentMessage = Hello | Event | CapacityReport | Result | ErrorMessage;
+export type CoordinatorMessage = Welcome | Ack | StartDyno | StopDyno | ErrorMessage;
+export type Command = StartDyno | StopDyno;
+
+export type Decoded<M> =
+  | { ok: true; message: M }
+  | { ok: false; error: { code: ErrorCode; message: string; ref?: string } };
+
+type Table = Record<string, TypeCheck<TSchema>>;
+
+function compileTable(messages: Record<string, TSchema>): Table {
+  const table: Table = Object.create(null);
+  for (const [type, schema] of Object.entries(messages)) table[type] = TypeCompiler.Compile(schema);
+  return table;
+}
+
+function makeDecoder<M>(table: Table): (raw: string | Buffer) => Decoded<M> {
+  return (raw) => {
+    const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length;
+    if (size > MAX_FRAME_BYTES) {
+      return { ok: false, error: { code: 'PROTOCOL_SCHEMA_VIOLATION', message: `frame of ${size} bytes exceeds ${MAX_FRAME_BYTES}` } };
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+    } catch {
+      return { ok: false, error: { code: 'PROTOCOL_INVALID_JSON', message: 'frame is not valid JSON' } };
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      return { ok: false, error: { code: 'PROTOCOL_SCHEMA_VIOLATION', message: 'a message must be a JSON object' } };
+    }
+    const { type, id } = value as { type?: unknown; id?: unknown };
+    const ref = typeof id === 'string' && id.length <= 128 ? id : undefined;
+    const check = typeof type === 'string' ? table[type] : undefined;
+    if (!check) {
+      const shown = typeof type === 'string' ? JSON.stringify(type.slice(0, 64)) : 'missing';
+      return { ok: false, error: { code: 'PROTOCOL_UNKNOWN_TYPE', message: `unknown message type ${shown}`, ...(ref ? { ref } : {}) } };
+    }
+    if (!check.Check(value)) {
+      const first = check.Errors(value).First();
+      const where = first ? `${first.path || '/'}: ${first.message}` : 'invalid';
+      return { ok: false, error: { code: 'PROTOCOL_SCHEMA_VIOLATION', message: `${type as string} ${where}`, ref: ref ?? (type as string) } };
+    }
+    return { ok: true, message: value as M };
+  };
+}
+
+/** Decodes a frame the coordinator received from an agent. */
+export const decodeAgentMessage = makeDecoder<AgentMessage>(compileTable(AGENT_MESSAGES));
+/** Decodes a frame the agent received from the coordinator. */
+export const decodeCoordinatorMessage = makeDecoder<CoordinatorMessage>(compileTable(COORDINATOR_MESSAGES));
+
+/** The JSON Schema of every message, for coordinators written in other languages. */
+export function protocolJsonSchema(): Record<string, unknown> {
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: `slipway agent protocol v${PROTOCOL_VERSION}`,
+    agentToCoordinator: AGENT_MESSAGES,
+    coordinatorToAgent: COORDINATOR_MESSAGES,
+  };
+}
