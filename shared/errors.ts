@@ -20,6 +20,10 @@ export const ERROR_CODES = {
   DYNO_NOT_FOUND: { retryable: false, summary: 'No dyno with this id runs on the host.' },
   DYNO_START_FAILED: { retryable: true, summary: 'The runtime failed to start the dyno.' },
   NO_FREE_PORT: { retryable: true, summary: 'The host has no free port left in its dyno port range.' },
+  DYNO_CRASHED: { retryable: true, summary: 'The dyno process exited without being asked to stop.' },
+  DYNO_BOOT_TIMEOUT: { retryable: true, summary: "Heroku's R10: a web dyno did not accept connections on $PORT within the boot timeout." },
+  DYNO_STOP_TIMEOUT: { retryable: false, summary: "Heroku's R12: the dyno did not exit within the grace period after SIGTERM and was killed." },
+  DYNO_OOM_KILLED: { retryable: true, summary: "The kernel OOM-killed a process of the dyno (cgroup OOM counter), Heroku's R15." },
   STACK_NOT_FOUND: { retryable: false, summary: 'The requested stack is not installed on the host.' },
   // Slugs.
   SLUG_FETCH_FAILED: { retryable: true, summary: 'The slug could not be downloaded.' },

@@ -1,0 +1,18 @@
+// The dispatcher's table: one small handler per inbound message type (welcome is part of
+// the session's handshake and handled there).
+import type { DynoManager } from '../../dynos/manager.js';
+import type { EventOutbox } from '../outbox.js';
+import { CommandResults } from '../command-results.js';
+import type { HandlerTable } from './types.js';
+import { startDynoHandler } from './start-dyno.js';
+import { stopDynoHandler } from './stop-dyno.js';
+
+export function buildHandlers(deps: { manager: DynoManager; outbox: EventOutbox }): HandlerTable {
+  const results = new CommandResults();
+  return {
+    ack: (msg) => deps.outbox.ack(msg.seq),
+    start_dyno: startDynoHandler(deps.manager, results),
+    stop_dyno: stopDynoHandler(deps.manager, results),
+    error: (msg, ctx) => ctx.log.warn({ code: msg.code, ref: msg.ref }, `coordinator reported an error: ${msg.message}`),
+  };
+}

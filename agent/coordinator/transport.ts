@@ -1,0 +1,24 @@
+// Transport: dials the coordinator's WebSocket. The agent only ever dials out; nothing is
+// listened for from the network. The bearer token rides on the upgrade request.
+import { WebSocket } from 'ws';
+import { MAX_FRAME_BYTES } from '../../shared/protocol.js';
+
+/** TCP + TLS + upgrade on a sane network take well under a second; 10 s is a dead link. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export interface DialOptions {
+  url: string;
+  token: string;
+  /** PEM CA bundle the coordinator's certificate must chain to (wss). */
+  ca?: string | undefined;
+}
+
+export function dial(o: DialOptions): WebSocket {
+  return new WebSocket(o.url, {
+    headers: { authorization: `Bearer ${o.token}` },
+    handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    maxPayload: MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+    ...(o.ca ? { ca: o.ca } : {}),
+  });
+}

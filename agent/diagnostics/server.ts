@@ -1,0 +1,61 @@
+// The operator's diagnostics endpoint: loopback only, bearer token on everything but
+// /healthz. It reads the agent through the small read-only AgentView, so it cannot change
+// anything, and tests can feed it a fake. Env and commands are never shown (they are
+// secrets); DynoStatus carries neither.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { AgentIdentity, Capacity, DynoStatus } from '../../shared/protocol.js';
+import type { LinkStatus } from '../coordinator/session.js';
+import type { Logger } from '../lib/log.js';
+
+export interface AgentView {
+  identity(): AgentIdentity;
+  dynos(): DynoStatus[];
+  capacity(): Promise<Capacity>;
+  link(): LinkStatus;
+  dynoLog(id: string, lines: number): Promise<string[] | undefined>;
+}
+
+/** Lines of a dyno's log the endpoint returns at most (Heroku keeps 1,500). */
+export const MAX_LOG_LINES = 1_500;
+
+export function tokenMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+export function createDiagnosticsServer(view: AgentView, token: string, log: Logger): Server {
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://diagnostics');
+    if (req.method !== 'GET') return json(res, 405, { error: { code: 'PROTOCOL_UNKNOWN_TYPE', message: 'GET only' } });
+    if (url.pathname === '/healthz') return json(res, 200, { ok: true, link: view.link().state });
+    if (!tokenMatches(req.headers.authorization, token)) {
+      return json(res, 401, { error: { code: 'AUTH_INVALID_TOKEN', message: 'missing or wrong bearer token' } });
+    }
+    if (url.pathname === '/v1/dynos') return json(res, 200, view.dynos());
+    if (url.pathname === '/v1/status') {
+      return json(res, 200, { agent: view.identity(), capacity: await view.capacity(), link: view.link(), dynos: view.dynos().length });
+    }
+    const m = /^\/v1\/dynos\/([a-z0-9-]{1,63})\/logs$/.exec(url.pathname);
+    if (m) {
+      const n = Math.min(MAX_LOG_LINES, Math.max(1, Number(url.searchParams.get('lines') ?? 100) || 100));
+      const lines = await view.dynoLog(m[1]!, n);
+      return lines ? json(res, 200, { lines }) : json(res, 404, { error: { code: 'DYNO_NOT_FOUND', message: 'no such dyno' } });
+    }
+    json(res, 404, { error: { code: 'DYNO_NOT_FOUND', message: `no route ${url.pathname}` } });
+  };
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      log.error({ err }, 'diagnostics request failed');
+      if (!res.headersSent) json(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
+    });
+  });
+  server.requestTimeout = 10_000;
+  return server;
+}

@@ -1,0 +1,227 @@
+// One dyno's owner. This object is the ONLY writer of the dyno's state: every transition
+// goes through `transition()`, which checks the table below and reports the change (to the
+// coordinator's outbox and as a `slipway[web.1]` system log line). Everything else reads
+// `status()`.
+//
+//   starting -> up | crashed | stopping
+//   up       -> crashed | stopping
+//   crashed  -> stopping | down      (crash restarts come with the supervision issue)
+//   stopping -> down
+//   down     -> (terminal)
+import { join } from 'node:path';
+import type { DynoSpec, DynoStateName, DynoStatus, Endpoint, ExitStatus, WireError } from '../../shared/protocol.js';
+import { SlipwayError, asSlipwayError } from '../../shared/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { DynoExit, DynoHandle, RuntimeDriver } from '../runtime/driver.js';
+import type { StackStore } from '../stacks/stacks.js';
+import type { PortAllocator } from './ports.js';
+import { dynoArgs, dynoEnv, isWebDyno } from './entrypoint.js';
+import { waitForPort } from './readiness.js';
+
+export const TRANSITIONS: Readonly<Record<DynoStateName, readonly DynoStateName[]>> = {
+  starting: ['up', 'crashed', 'stopping'],
+  up: ['crashed', 'stopping'],
+  crashed: ['stopping', 'down'],
+  stopping: ['down'],
+  down: [],
+};
+
+export interface SlugProvider {
+  ensure(ref: { url: string; sha256: string }): Promise<{ path: string }>;
+}
+
+export interface DynoSettings {
+  dynosDir: string;
+  /** Address the dyno's endpoint is reachable at (reported to the coordinator, probed for readiness). */
+  address: string;
+  dynoUser: { uid: number; gid: number };
+  bootTimeoutMs: number;
+  nofile: number;
+}
+
+export interface DynoDeps {
+  driver: RuntimeDriver;
+  slugs: SlugProvider;
+  stacks: StackStore;
+  ports: PortAllocator;
+  settings: DynoSettings;
+  log: Logger;
+  /** Called synchronously on every transition, in order. */
+  onTransition: (from: DynoStateName | null, status: DynoStatus) => void;
+}
+
+export class Dyno {
+  private state: DynoStateName = 'starting';
+  private since = new Date();
+  private endpoint: Endpoint | undefined;
+  private exit: ExitStatus | undefined;
+  private reason: WireError | undefined;
+  private handle: DynoHandle | undefined;
+  private port: number | undefined;
+  private stopRequested = false;
+  private readonly abort = new AbortController();
+  private containerStart: Promise<DynoHandle> | undefined;
+  private cleaned: Promise<void> | undefined;
+  private readonly log: Logger;
+
+  constructor(readonly spec: DynoSpec, private readonly deps: DynoDeps) {
+    this.log = deps.log.child({ dynoId: spec.id, dyno: spec.name, app: spec.app });
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  get current(): DynoStateName {
+    return this.state;
+  }
+
+  get memoryBytes(): number {
+    return this.spec.size.memoryMb * 1024 * 1024;
+  }
+
+  status(): DynoStatus {
+    const s: DynoStatus = {
+      id: this.spec.id, app: this.spec.app, type: this.spec.type, name: this.spec.name, state: this.state,
+      memoryMb: this.spec.size.memoryMb, since: this.since.toISOString(),
+    };
+    if (this.spec.release !== undefined) s.release = this.spec.release;
+    if (this.endpoint) s.endpoint = this.endpoint;
+    if (this.exit) s.exit = this.exit;
+    if (this.reason) s.reason = this.reason;
+    return s;
+  }
+
+  /** Reports `starting` and launches in the background; failures end in `crashed`. */
+  begin(): void {
+    this.deps.onTransition(null, this.status());
+    void this.launch().catch((err: unknown) => this.failLaunch(err));
+  }
+
+  private async launch(): Promise<void> {
+    const { settings } = this.deps;
+    const slug = await this.deps.slugs.ensure(this.spec.slug);
+    if (this.stopRequested) return;
+    const stack = this.deps.stacks.resolve(this.spec.stack);
+    const web = isWebDyno(this.spec);
+    if (web) {
+      const port = await this.deps.ports.reserve();
+      if (this.stopRequested) return this.deps.ports.release(port);
+      this.port = port;
+    }
+    this.containerStart = this.deps.driver.start({
+      dynoId: this.spec.id,
+      dir: join(settings.dynosDir, this.spec.id),
+      stackDir: stack.dir,
+      slugDir: slug.path,
+      args: dynoArgs(this.spec.command, stack.shell),
+      env: dynoEnv(this.spec, this.port),
+      cwd: '/app',
+      user: settings.dynoUser,
+      hostname: this.spec.id.slice(0, 63),
+      limits: {
+        memoryBytes: this.memoryBytes,
+        cpuShares: this.spec.size.cpuShares,
+        pidsLimit: this.spec.size.pidsLimit,
+        nofile: settings.nofile,
+      },
+    });
+    this.handle = await this.containerStart;
+    this.log.info({ containerId: this.handle.containerId, pid: this.handle.pid, port: this.port }, 'dyno container started');
+    void this.deps.driver.wait(this.handle).then((exit) => this.onExit(exit));
+    if (this.stopRequested) return;
+    if (!web || this.port === undefined) {
+      this.transition('up');
+      return;
+    }
+    const ready = await waitForPort(settings.address, this.port, settings.bootTimeoutMs, this.abort.signal);
+    if (ready === 'ready' && this.state === 'starting') {
+      this.endpoint = { host: settings.address, port: this.port };
+      this.transition('up');
+    } else if (ready === 'timeout' && this.state === 'starting') {
+      // Heroku's R10: killed and reported crashed. onExit does the reporting.
+      this.reason = new SlipwayError('DYNO_BOOT_TIMEOUT', `Error R10 (Boot timeout) -> Web process failed to bind to $PORT within ${Math.round(settings.bootTimeoutMs / 1000)} seconds of launch`).toWire();
+      this.log.warn({ bootTimeoutMs: settings.bootTimeoutMs }, 'boot timeout (R10), killing dyno');
+      await this.deps.driver.signal(this.handle, 'SIGKILL');
+    }
+  }
+
+  private async failLaunch(err: unknown): Promise<void> {
+    const e = asSlipwayError(err);
+    this.log.error({ err: e, code: e.code }, 'dyno failed to start');
+    if (this.stopRequested) return;
+    this.reason = e.code === 'INTERNAL' ? new SlipwayError('DYNO_START_FAILED', e.message).toWire() : e.toWire();
+    this.abort.abort();
+    await this.cleanup();
+    if (this.state === 'starting') this.transition('crashed');
+  }
+
+  private async onExit(exit: DynoExit): Promise<void> {
+    this.abort.abort();
+    if (this.stopRequested) return; // stop() reports the exit
+    this.exit = { code: exit.code, signal: exit.signal };
+    if (exit.oomKilled) {
+      this.reason = new SlipwayError('DYNO_OOM_KILLED', 'Error R15 (Memory quota vastly exceeded): the kernel OOM-killed a process of the dyno').toWire();
+    } else if (!this.reason) {
+      this.reason = new SlipwayError('DYNO_CRASHED', `Process exited with status ${exit.code ?? 'unknown'}`).toWire();
+    }
+    this.log.warn({ exit: this.exit, reason: this.reason.code }, 'dyno exited');
+    await this.cleanup();
+    if (this.state === 'starting' || this.state === 'up') this.transition('crashed');
+  }
+
+  /** Heroku's stop: report stopping (routers drop the route), SIGTERM all, grace, SIGKILL (R12), down. */
+  async stop(graceMs: number): Promise<void> {
+    if (this.state === 'down' || this.state === 'stopping') return;
+    this.stopRequested = true;
+    this.abort.abort();
+    if (this.state === 'crashed') {
+      await this.cleanup();
+      this.transition('down');
+      return;
+    }
+    this.endpoint = undefined;
+    this.transition('stopping');
+    // A container start in flight finishes first (bounded by the driver's own timeouts) and
+    // is then stopped; a slug download in flight is left to finish (other dynos may share it)
+    // and launch() returns without starting anything once it sees stopRequested.
+    if (this.handle === undefined && this.containerStart) await this.containerStart.catch(() => undefined);
+    if (this.handle) {
+      try {
+        const { forced, exit } = await this.deps.driver.stop(this.handle, graceMs);
+        this.exit = { code: exit.code, signal: exit.signal };
+        if (forced) {
+          this.reason = new SlipwayError('DYNO_STOP_TIMEOUT', `Error R12 (Exit timeout) -> At least one process failed to exit within ${Math.round(graceMs / 1000)} seconds of SIGTERM`).toWire();
+        }
+      } catch (err) {
+        this.log.error({ err }, 'stopping dyno failed; destroying it');
+      }
+    }
+    await this.cleanup();
+    this.transition('down');
+  }
+
+  /** Removes the container, mounts, dir and port. Runs once. */
+  private cleanup(): Promise<void> {
+    this.cleaned ??= (async () => {
+      if (this.handle) {
+        await this.deps.driver.destroy(this.handle).catch((err: unknown) => this.log.error({ err }, 'destroying dyno container failed'));
+      }
+      if (this.port !== undefined) this.deps.ports.release(this.port);
+    })();
+    return this.cleaned;
+  }
+
+  private transition(to: DynoStateName): void {
+    const from = this.state;
+    if (!TRANSITIONS[from].includes(to)) {
+      this.log.error({ from, to }, 'refused illegal dyno state transition');
+      return;
+    }
+    this.state = to;
+    this.since = new Date();
+    if (to !== 'up') this.endpoint = to === 'starting' ? this.endpoint : undefined;
+    this.log.info({ from, to, source: `slipway[${this.spec.name}]` }, `State changed from ${from} to ${to}`);
+    this.deps.onTransition(from, this.status());
+  }
+}

@@ -1,0 +1,89 @@
+// Holds the dynos of this host: admission, start and stop by id, and the list the hello and
+// diagnostics read. Each Dyno owns its own state; the manager only creates, finds and forgets
+// them, and forwards their transitions to whoever listens (the coordinator session).
+import { isDeepStrictEqual } from 'node:util';
+import type { DynoSpec, DynoStateName, DynoStatus } from '../../shared/protocol.js';
+import { SlipwayError } from '../../shared/errors.js';
+import type { Logger } from '../lib/log.js';
+import { Dyno, type DynoDeps } from './dyno.js';
+
+export type TransitionListener = (from: DynoStateName | null, status: DynoStatus) => void;
+
+export interface DynoManagerOptions extends Omit<DynoDeps, 'onTransition' | 'log'> {
+  log: Logger;
+  /** Host memory the dynos may commit in total (allocatable = total - reserve). */
+  allocatableBytes: () => number;
+  stopGraceMs: number;
+}
+
+export class DynoManager {
+  private readonly dynos = new Map<string, Dyno>();
+  private readonly listeners: TransitionListener[] = [];
+  private draining = false;
+
+  constructor(private readonly opts: DynoManagerOptions) {}
+
+  onTransition(listener: TransitionListener): void {
+    this.listeners.push(listener);
+  }
+
+  get accepting(): boolean {
+    return !this.draining;
+  }
+
+  /** Sum of memory quotas of the dynos that hold resources (everything not down). */
+  committedBytes(): number {
+    let sum = 0;
+    for (const d of this.dynos.values()) if (d.current !== 'down' && d.current !== 'crashed') sum += d.memoryBytes;
+    return sum;
+  }
+
+  list(): DynoStatus[] {
+    return [...this.dynos.values()].map((d) => d.status());
+  }
+
+  get(id: string): DynoStatus | undefined {
+    return this.dynos.get(id)?.status();
+  }
+
+  /**
+   * Admits and launches a dyno; returns its `starting` status at once. The same spec twice
+   * is answered with the existing dyno (a command retried under a new id stays harmless).
+   */
+  start(spec: DynoSpec): DynoStatus {
+    const existing = this.dynos.get(spec.id);
+    if (existing) {
+      if (isDeepStrictEqual(existing.spec, spec)) return existing.status();
+      throw new SlipwayError('DYNO_ALREADY_EXISTS', `dyno ${spec.id} already exists with a different spec`);
+    }
+    if (this.draining) throw new SlipwayError('HOST_DRAINING', 'host is draining');
+    const need = spec.size.memoryMb * 1024 * 1024;
+    const free = this.opts.allocatableBytes() - this.committedBytes();
+    if (need > free) {
+      throw new SlipwayError('INSUFFICIENT_CAPACITY', `dyno needs ${spec.size.memoryMb} MB, host has ${Math.max(0, Math.floor(free / 1048576))} MB free of its allocatable memory`);
+    }
+    const dyno = new Dyno(spec, { ...this.opts, log: this.opts.log, onTransition: (from, status) => this.forward(from, status) });
+    this.dynos.set(spec.id, dyno);
+    dyno.begin();
+    return dyno.status();
+  }
+
+  /** Begins a graceful stop; resolves with the status right after `stopping` was reported. */
+  stop(id: string, graceMs = this.opts.stopGraceMs): { status: DynoStatus; done: Promise<void> } {
+    const dyno = this.dynos.get(id);
+    if (!dyno) throw new SlipwayError('DYNO_NOT_FOUND', `no dyno ${id} on this host`);
+    const done = dyno.stop(graceMs);
+    return { status: dyno.status(), done };
+  }
+
+  /** Stops every dyno (used by the demo teardown and tests); resolves when all are down. */
+  async stopAll(graceMs = this.opts.stopGraceMs): Promise<void> {
+    await Promise.all([...this.dynos.keys()].map((id) => this.stop(id, graceMs).done));
+  }
+
+  private forward(from: DynoStateName | null, status: DynoStatus): void {
+    // A dyno that is down is forgotten once reported; its id may be reused by a new start.
+    if (status.state === 'down') this.dynos.delete(status.id);
+    for (const l of this.listeners) l(from, status);
+  }
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// slipway-agent: parses arguments, installs signal handlers and calls startAgent().
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { resolveConfig, DEFAULTS, type FileConfig } from './config.js';
+import { createRootLogger } from './lib/log.js';
+import { startAgent, AGENT_VERSION } from './start.js';
+import { RuncDriver } from './runtime/runc/driver.js';
+import { sweepDynos } from './dynos/sweep.js';
+import { asSlipwayError } from '../shared/errors.js';
+
+const USAGE = `Usage: slipway-agent <command> [options]
+
+Commands:
+  serve      Run the agent: dial the coordinator, run its dynos, serve diagnostics.
+  cleanup    Remove every dyno container, mount and directory under the state dir.
+  version    Print the version.
+
+Options for serve (flags override the config file):
+  --config FILE               JSON config (default ${'/etc/slipway/agent.json'} if present)
+  --coordinator URL           ws:// or wss:// URL of the coordinator's agent endpoint
+  --token-file FILE           bearer token for the coordinator (or env SLIPWAY_AGENT_TOKEN)
+  --ca-file FILE              PEM CA bundle for a wss:// coordinator
+  --agent-id ID               default: the hostname
+  --address ADDR              address dyno endpoints are reachable at (default: first non-loopback IPv4)
+  --state-dir DIR             default ${DEFAULTS.stateDir}
+  --cgroup-parent PATH        default ${DEFAULTS.cgroupParent}
+  --reserved-memory-mb N      memory kept back from dynos (default ${DEFAULTS.reservedMemoryMb})
+  --port-range MIN-MAX        host ports for web dynos (default ${DEFAULTS.portRange.join('-')})
+  --boot-timeout-ms N         R10 boot timeout (default ${DEFAULTS.bootTimeoutMs})
+  --stop-grace-ms N           SIGTERM-to-SIGKILL grace (default ${DEFAULTS.stopGraceMs})
+  --diagnostics-listen H:P    loopback address of the diagnostics endpoint (default ${DEFAULTS.diagnosticsListen})
+  --stop-dynos-on-exit        stop every dyno (with grace) when the agent is asked to exit
+  -h, --help                  this text
+
+Options for cleanup:
+  --state-dir DIR             default ${DEFAULTS.stateDir}
+`;
+
+function intFlag(v: string | undefined): number | undefined {
+  return v === undefined ? undefined : Number(v);
+}
+
+async function serve(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string' }, coordinator: { type: 'string' }, 'token-file': { type: 'string' }, 'ca-file': { type: 'string' },
+      'agent-id': { type: 'string' }, address: { type: 'string' }, 'state-dir': { type: 'string' }, 'cgroup-parent': { type: 'string' },
+      'reserved-memory-mb': { type: 'string' }, 'port-range': { type: 'string' }, 'boot-timeout-ms': { type: 'string' },
+      'stop-grace-ms': { type: 'string' }, 'diagnostics-listen': { type: 'string' }, 'stop-dynos-on-exit': { type: 'boolean' },
+    },
+  });
+  const flags: Record<string, unknown> = {
+    coordinatorUrl: values.coordinator, tokenFile: values['token-file'], caFile: values['ca-file'], agentId: values['agent-id'],
+    address: values.address, stateDir: values['state-dir'], cgroupParent: values['cgroup-parent'],
+    reservedMemoryMb: intFlag(values['reserved-memory-mb']), bootTimeoutMs: intFlag(values['boot-timeout-ms']),
+    stopGraceMs: intFlag(values['stop-grace-ms']), diagnosticsListen: values['diagnostics-listen'],
+    portRange: values['port-range']?.split('-').map(Number),
+  };
+  for (const k of Object.keys(flags)) if (flags[k] === undefined) delete flags[k];
+  const config = resolveConfig(values.config, flags as FileConfig);
+  const log = createRootLogger({ level: config.logLevel, name: 'slipway-agent' });
+  const agent = await startAgent(config, log);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, stopDynos: values['stop-dynos-on-exit'] === true }, 'agent shutting down');
+    agent.close({ stopDynos: values['stop-dynos-on-exit'] === true }).then(
+      () => process.exit(0),
+      (err: unknown) => { log.error({ err }, 'shutdown failed'); process.exit(1); },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function cleanup(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' }, 'cgroup-parent': { type: 'string' } } });
+  const log = createRootLogger({ name: 'slipway-agent' });
+  const stateDir = values['state-dir'] ?? DEFAULTS.stateDir;
+  const driver = new RuncDriver({ cgroupParent: values['cgroup-parent'] ?? DEFAULTS.cgroupParent, log });
+  const removed = await sweepDynos(join(stateDir, 'dynos'), driver, log);
+  process.stdout.write(JSON.stringify({ removed }) + '\n');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (!command || command === '-h' || command === '--help' || rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  switch (command) {
+    case 'serve': return serve(rest);
+    case 'cleanup': return cleanup(rest);
+    case 'version': process.stdout.write(`slipway-agent ${AGENT_VERSION}\n`); return;
+    default:
+      process.stderr.write(`CONFIG_INVALID: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      process.exit(2);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const e = asSlipwayError(err);
+  process.stderr.write(`${e.code}: ${e.message}\n`);
+  process.exit(e.code === 'CONFIG_INVALID' ? 2 : 1);
+});

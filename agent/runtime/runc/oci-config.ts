@@ -1,0 +1,66 @@
+// Builds the OCI runtime config (config.json) for one dyno. Pure: the same spec gives the
+// same config, which test/unit/runtime/oci-config.test.ts checks field by field.
+//
+// Starting point is `runc spec` 1.1's default (masked and read-only /proc paths, the mounts
+// below), tightened for dynos: a non-root user, no new privileges, the memory, swap, CPU and
+// pids limits from the dyno size, and a read-only /sys. The stack is a read-only overlay lower
+// layer, so the rootfs itself may stay writable (the upper dir is the dyno's ephemeral disk).
+// The network namespace is shared with the host for now: a dyno listens on its $PORT on the
+// host's address. Per-dyno network namespaces come with the isolation issue.
+import type { ContainerSpec } from '../driver.js';
+
+export const DEFAULT_CAPABILITIES = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+
+export const MASKED_PATHS = [
+  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
+];
+
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+export function buildOciConfig(spec: ContainerSpec, options: { cgroupsPath: string }): Record<string, unknown> {
+  const { limits } = spec;
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: spec.user.uid, gid: spec.user.gid, additionalGids: [spec.user.gid] },
+      args: spec.args,
+      env: spec.env,
+      cwd: spec.cwd,
+      capabilities: {
+        bounding: DEFAULT_CAPABILITIES,
+        effective: DEFAULT_CAPABILITIES,
+        permitted: DEFAULT_CAPABILITIES,
+        inheritable: [],
+        ambient: [],
+      },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: limits.nofile, soft: limits.nofile }],
+      noNewPrivileges: true,
+      oomScoreAdj: 500,
+    },
+    root: { path: 'rootfs', readonly: false },
+    hostname: spec.hostname,
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    ],
+    linux: {
+      cgroupsPath: options.cgroupsPath,
+      resources: {
+        devices: [{ allow: false, access: 'rwm' }],
+        // swap = memory: the memory+swap ceiling equals the quota, so no swap is used.
+        memory: { limit: limits.memoryBytes, swap: limits.memoryBytes },
+        cpu: { shares: limits.cpuShares },
+        pids: { limit: limits.pidsLimit },
+      },
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+}

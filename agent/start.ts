@@ -1,0 +1,124 @@
+// Wires the agent's components in a visible order and starts them. Dependencies are passed
+// through constructors; nothing here is a module-level singleton.
+import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { PROTOCOL_VERSION, type AgentIdentity, type Capacity, type Hello } from '../shared/protocol.js';
+import type { AgentConfig } from './config.js';
+import type { Logger } from './lib/log.js';
+import { SlugStore } from './slugs/store.js';
+import { StackStore } from './stacks/stacks.js';
+import { RuncDriver } from './runtime/runc/driver.js';
+import { PortAllocator } from './dynos/ports.js';
+import { DynoManager } from './dynos/manager.js';
+import { sweepDynos } from './dynos/sweep.js';
+import { tailLog } from './dynos/log-tail.js';
+import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity.js';
+import { EventOutbox } from './coordinator/outbox.js';
+import { CoordinatorSession } from './coordinator/session.js';
+import { buildHandlers } from './coordinator/handlers/index.js';
+import { createDiagnosticsServer } from './diagnostics/server.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface RunningAgent {
+  manager: DynoManager;
+  session: CoordinatorSession;
+  diagnosticsUrl: string;
+  diagnosticsToken: string;
+  /** Closes the link and the diagnostics server. Dynos keep running unless stopDynos is set. */
+  close(options?: { stopDynos?: boolean }): Promise<void>;
+}
+
+async function diagnosticsToken(file: string): Promise<string> {
+  try {
+    const t = (await readFile(file, 'utf8')).trim();
+    if (t) return t;
+  } catch { /* created below */ }
+  const t = randomBytes(24).toString('base64url');
+  await writeFile(file, t + '\n', { mode: 0o600 });
+  await chmod(file, 0o600);
+  return t;
+}
+
+export async function startAgent(config: AgentConfig, log: Logger): Promise<RunningAgent> {
+  const dirs = { slugs: join(config.stateDir, 'slugs'), stacks: join(config.stateDir, 'stacks'), dynos: join(config.stateDir, 'dynos'), agent: join(config.stateDir, 'agent') };
+  await Promise.all(Object.values(dirs).map((d) => mkdir(d, { recursive: true, mode: 0o711 })));
+
+  // 1. Host: memory totals fix allocatable for the life of the process.
+  const memory = await readHostMemory();
+  const reservedBytes = config.reservedMemoryMb * 1024 * 1024;
+  const allocatable = allocatableBytes(memory.totalBytes, reservedBytes);
+
+  // 2. Stores and runtime. Leftovers of an earlier run are removed (no re-adoption yet).
+  const slugs = new SlugStore({ dir: dirs.slugs, owner: config.dynoUser, log: log.child({ component: 'slugs' }) });
+  await slugs.init();
+  const stacks = new StackStore(dirs.stacks);
+  const driver = new RuncDriver({ cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }) });
+  await sweepDynos(dirs.dynos, driver, log.child({ component: 'sweep' }));
+
+  // 3. Dynos.
+  const manager = new DynoManager({
+    driver, slugs, stacks,
+    ports: new PortAllocator(config.portRange[0], config.portRange[1]),
+    settings: { dynosDir: dirs.dynos, address: config.address, dynoUser: config.dynoUser, bootTimeoutMs: config.bootTimeoutMs, nofile: config.nofile },
+    log: log.child({ component: 'dynos' }),
+    allocatableBytes: () => allocatable,
+    stopGraceMs: config.stopGraceMs,
+  });
+
+  // 4. Coordinator link: transitions go to the outbox, then out if the link is ready.
+  const identity: AgentIdentity = { id: config.agentId, hostname: hostname(), address: config.address, version: AGENT_VERSION, runtime: driver.name };
+  const capacity = async (): Promise<Capacity> => buildCapacity({
+    memory: await readHostMemory(), reservedBytes, committedBytes: manager.committedBytes(),
+    dynoCount: manager.list().length, slugCache: slugs.stats(), accepting: manager.accepting,
+  });
+  const hello = async (): Promise<Hello> => ({ type: 'hello', protocol: PROTOCOL_VERSION, agent: identity, capacity: await capacity(), dynos: manager.list() });
+  const outbox = new EventOutbox();
+  const sessionLog = log.child({ component: 'coordinator' });
+  const session = new CoordinatorSession({
+    url: config.coordinatorUrl, token: config.token, ca: config.ca, log: sessionLog, hello, capacity, outbox,
+    handlers: buildHandlers({ manager, outbox }),
+  });
+  manager.onTransition((from, status) => session.sendEvent(outbox.push(from, status)));
+
+  // 5. Diagnostics on loopback.
+  const token = await diagnosticsToken(config.diagnosticsTokenFile);
+  const diagnostics = createDiagnosticsServer({
+    identity: () => identity,
+    dynos: () => manager.list(),
+    capacity,
+    link: () => session.status(),
+    dynoLog: async (id, n) => {
+      const d = manager.get(id);
+      return d ? tailLog(join(dirs.dynos, id, 'log'), d.name, n) : undefined;
+    },
+  }, token, log.child({ component: 'diagnostics' }));
+  const [host, port] = splitHostPort(config.diagnosticsListen);
+  await new Promise<void>((resolve, reject) => {
+    diagnostics.once('error', reject);
+    diagnostics.listen(port, host, () => resolve());
+  });
+  const bound = diagnostics.address() as AddressInfo;
+  const diagnosticsUrl = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+
+  session.start();
+  log.info({ agentId: config.agentId, address: config.address, diagnosticsUrl, allocatableBytes: allocatable, stateDir: config.stateDir }, 'agent started');
+
+  return {
+    manager, session, diagnosticsUrl, diagnosticsToken: token,
+    async close(options = {}) {
+      if (options.stopDynos) await manager.stopAll();
+      await session.close();
+      await new Promise<void>((resolve) => diagnostics.close(() => resolve()));
+      diagnostics.closeAllConnections();
+    },
+  };
+}
+
+export function splitHostPort(s: string): [string, number] {
+  const i = s.lastIndexOf(':');
+  return [s.slice(0, i).replace(/^\[|\]$/g, ''), Number(s.slice(i + 1))];
+}

@@ -1,0 +1,65 @@
+// The command line of slipway-coordinator: usage text and flags -> CoordinatorConfig. Kept
+// apart from main.ts so tests can parse arguments without starting a process.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { SlipwayError } from '../shared/errors.js';
+import {
+  DEFAULT_LISTEN, DEFAULT_ROUTER_LISTEN, DEFAULT_SIZES, DEFAULT_STACK, DEFAULT_TIMING,
+  parseListenAddress, readSizesFile, readTokenFile, validateStackName, type CoordinatorConfig,
+} from './config.js';
+
+export const USAGE = `Usage: slipway-coordinator serve [options]
+
+Runs the coordinator: the agents' WebSocket and the API on --listen, the dev router on
+--router-listen.
+
+Options:
+  --listen HOST:PORT         API and agent WebSocket (default ${DEFAULT_LISTEN}; port 0 picks one)
+  --router-listen HOST:PORT  dev HTTP router, Host: <app>.localhost (default ${DEFAULT_ROUTER_LISTEN})
+  --token-file PATH          file holding the bearer token agents must present
+                             (else env SLIPWAY_COORDINATOR_TOKEN; one of them is required)
+  --default-stack NAME       stack of formations that name none (default ${DEFAULT_STACK})
+  --sizes-file PATH          JSON object of size name -> {name, memoryMb, cpuShares, pidsLimit}
+                             replacing the built-in Heroku-like table
+  --coordinator-id ID        id sent to agents in welcome (default: hostname + random)
+  --help                     print this and exit
+
+Exit status: 0 after SIGINT/SIGTERM, 2 on invalid configuration, 1 on any other failure.
+`;
+
+const OPTIONS = {
+  'listen': { type: 'string' },
+  'router-listen': { type: 'string' },
+  'token-file': { type: 'string' },
+  'default-stack': { type: 'string' },
+  'sizes-file': { type: 'string' },
+  'coordinator-id': { type: 'string' },
+  'help': { type: 'boolean' },
+} as const;
+
+/** Reads the configuration from flags and environment; throws CONFIG_INVALID. */
+export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): CoordinatorConfig | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new SlipwayError('CONFIG_INVALID', (err as Error).message, { cause: err });
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return 'help';
+  if (positionals.length !== 1 || positionals[0] !== 'serve') {
+    throw new SlipwayError('CONFIG_INVALID', `expected the subcommand "serve", got ${JSON.stringify(positionals.join(' '))} (see --help)`);
+  }
+  const token = values['token-file'] !== undefined ? readTokenFile(values['token-file']) : (env.SLIPWAY_COORDINATOR_TOKEN ?? '').trim();
+  if (token === '') throw new SlipwayError('CONFIG_INVALID', 'no agent token: pass --token-file PATH or set SLIPWAY_COORDINATOR_TOKEN');
+  return {
+    listen: parseListenAddress(values.listen ?? DEFAULT_LISTEN, '--listen'),
+    routerListen: parseListenAddress(values['router-listen'] ?? DEFAULT_ROUTER_LISTEN, '--router-listen'),
+    token,
+    coordinatorId: values['coordinator-id'] ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
+    defaultStack: validateStackName(values['default-stack'] ?? DEFAULT_STACK, '--default-stack'),
+    sizes: values['sizes-file'] !== undefined ? readSizesFile(values['sizes-file']) : DEFAULT_SIZES,
+    timing: { ...DEFAULT_TIMING },
+  };
+}

@@ -1,0 +1,77 @@
+// The body of `PUT /apps/:app/formation/:type`, its schema and its resolution into a
+// FormationRequest (size name -> limits, defaults filled in). Field schemas are reused from
+// shared/protocol.ts so the API accepts exactly what start_dyno can carry.
+import { createHash } from 'node:crypto';
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { SlipwayError } from '../shared/errors.js';
+import { AppName, DynoSpec, ProcessType, SlugRef, StackName, type DynoSize } from '../shared/protocol.js';
+import { resolveSize } from '../shared/sizes.js';
+
+/** Upper bound on one process type's quantity: a guard against a typo starting a fleet
+ * (Heroku's own default limit per process type is in the low hundreds). Dyno names allow up
+ * to 6 digits, so raising it is a one-line change. */
+export const MAX_QUANTITY = 1000;
+
+export const FormationBody = Type.Object({
+  quantity: Type.Integer({ minimum: 0, maximum: MAX_QUANTITY }),
+  size: Type.String({ minLength: 1, maxLength: 32, description: 'A size name of the coordinator table: standard-1x, performance-m, ...' }),
+  command: DynoSpec.properties.command,
+  slug: SlugRef,
+  env: Type.Optional(DynoSpec.properties.env),
+  stack: Type.Optional(StackName),
+  release: Type.Optional(Type.String({ maxLength: 64 })),
+}, { additionalProperties: false });
+export type FormationBody = Static<typeof FormationBody>;
+
+export interface FormationRequest {
+  app: string;
+  type: string;
+  quantity: number;
+  size: DynoSize;
+  command: string;
+  slug: { url: string; sha256: string };
+  env: Record<string, string>;
+  stack: string;
+  release?: string;
+}
+
+const checkBody = TypeCompiler.Compile(FormationBody);
+const checkApp = TypeCompiler.Compile(AppName);
+const checkType = TypeCompiler.Compile(ProcessType);
+
+export interface FormationDefaults {
+  sizes: Readonly<Record<string, DynoSize>>;
+  defaultStack: string;
+}
+
+/** Validates and resolves a formation request; throws SlipwayError with the code to answer. */
+export function parseFormationRequest(app: string, type: string, body: unknown, defaults: FormationDefaults): FormationRequest {
+  if (!checkApp.Check(app)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `app name ${JSON.stringify(app)} is invalid (lowercase letters, digits, dashes; 2-30 characters)`);
+  if (!checkType.Check(type)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `process type ${JSON.stringify(type)} is invalid`);
+  if (!checkBody.Check(body)) {
+    const first = checkBody.Errors(body).First();
+    throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `formation body ${first ? `${first.path || '/'}: ${first.message}` : 'is invalid'}`);
+  }
+  const size = resolveSize(body.size, defaults.sizes);
+  if (!size) {
+    // No code names an unknown size; CONFIG_INVALID is the nearest (the formation is the
+    // app's configuration). See the coordinator's report for the code it would rather have.
+    throw new SlipwayError('CONFIG_INVALID', `unknown dyno size ${JSON.stringify(body.size)}; known sizes: ${Object.keys(defaults.sizes).join(', ')}`);
+  }
+  const request: FormationRequest = {
+    app, type, quantity: body.quantity, size, command: body.command,
+    slug: { url: body.slug.url, sha256: body.slug.sha256 }, env: body.env ?? {}, stack: body.stack ?? defaults.defaultStack,
+  };
+  if (body.release !== undefined) request.release = body.release;
+  return request;
+}
+
+/** Fingerprint of what every dyno of a formation runs. A dyno whose fingerprint differs is
+ * replaced. The slug counts by its SHA-256 only: a fresh presigned URL for the same slug is
+ * not a new release. Env keys are sorted so their order does not matter. */
+export function formationSpecKey(r: FormationRequest): string {
+  const env = Object.keys(r.env).sort().map((k) => [k, r.env[k]]);
+  const canonical = JSON.stringify([r.size, r.command, r.slug.sha256, env, r.stack, r.release ?? null]);
+  return createHash('sha256').update(canonical).digest('hex');
+}

@@ -1,0 +1,81 @@
+// The coordinator's HTTP API (same listener as the agents' WebSocket):
+//   PUT /apps/:app/formation/:type   scale or change one process type
+//   GET /apps/:app/formation         the app's formations (no env, no slug URL)
+//   GET /dynos  GET /agents  GET /routes  GET /healthz
+// Unauthenticated, like a dev tool: it listens on loopback by default. Anything that puts it
+// on a network needs a token in front of it (see the coordinator's report).
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Logger } from '../agent/lib/log.js';
+import { asSlipwayError } from '../shared/errors.js';
+import type { LinkStats } from './agent-handlers.js';
+import type { AgentRegistry } from './agent-registry.js';
+import type { DynoTable } from './dyno-table.js';
+import { parseFormationRequest, type FormationDefaults } from './formation-body.js';
+import type { FormationService } from './formation-service.js';
+import { readJsonBody, sendError, sendJson, sendSlipwayError } from './http-json.js';
+import type { RouteTable } from './route-table.js';
+
+export interface HttpApiDeps {
+  registry: AgentRegistry;
+  dynos: DynoTable;
+  routes: RouteTable;
+  formations: FormationService;
+  stats: LinkStats;
+  defaults: FormationDefaults;
+  log: Logger;
+}
+
+const FORMATION_TYPE_PATH = /^\/apps\/([^/]+)\/formation\/([^/]+)$/;
+const FORMATION_PATH = /^\/apps\/([^/]+)\/formation$/;
+
+export function createApiHandler(deps: HttpApiDeps): RequestListener {
+  return (req, res) => {
+    route(deps, req, res).catch((err: unknown) => {
+      const e = asSlipwayError(err);
+      if (e.code === 'INTERNAL') deps.log.error({ err, method: req.method, url: req.url }, 'API request failed');
+      if (!res.headersSent) sendSlipwayError(res, e);
+      else res.destroy();
+    });
+  };
+}
+
+async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
+  const method = req.method ?? 'GET';
+  let m: RegExpExecArray | null;
+  if ((m = FORMATION_TYPE_PATH.exec(path))) {
+    if (method !== 'PUT') return notAllowed(res, method, path, 'PUT');
+    const request = parseFormationRequest(decode(m[1]), decode(m[2]), await readJsonBody(req), deps.defaults);
+    return sendJson(res, 200, await deps.formations.apply(request));
+  }
+  if ((m = FORMATION_PATH.exec(path))) {
+    if (method !== 'GET') return notAllowed(res, method, path, 'GET');
+    return sendJson(res, 200, deps.formations.views(decode(m[1])));
+  }
+  const view = READ_ONLY[path];
+  if (view) {
+    if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET');
+    return sendJson(res, 200, view(deps));
+  }
+  sendError(res, 404, 'PROTOCOL_UNKNOWN_TYPE', `no API endpoint ${method} ${path}`);
+}
+
+const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
+  '/dynos': (d) => d.dynos.views(),
+  '/agents': (d) => d.registry.views(),
+  '/routes': (d) => d.routes.snapshot(),
+  '/healthz': (d) => ({ ok: true, agentsConnected: d.registry.connectedCount(), links: d.stats }),
+};
+
+function notAllowed(res: ServerResponse, method: string, path: string, allowed: string): void {
+  res.setHeader('allow', allowed);
+  sendError(res, 405, 'PROTOCOL_UNKNOWN_TYPE', `${method} is not supported on ${path}`);
+}
+
+function decode(segment: string | undefined): string {
+  try {
+    return decodeURIComponent(segment ?? '');
+  } catch {
+    return segment ?? '';
+  }
+}

@@ -1,0 +1,105 @@
+// The route table: app -> the dynos the router may send requests to. Fed only from dyno
+// states (DynoTable calls applyDynoState on every state it records), read by the dev router
+// and GET /routes.
+//
+// Invariant: a dyno has a route exactly while its last known state is 'up' with an endpoint.
+// 'up' is reported only once the dyno's port accepts TCP connections (the agent's contract),
+// and 'stopping' is reported before SIGTERM, so the router never picks a dyno that is
+// booting or shutting down. 'starting' also drops a route: a dyno restarting after a crash
+// passes through it, and it has no endpoint then.
+//
+// When an agent's link drops, its routes stay: the dynos keep running while the link is
+// down (DESIGN.md), and dropping them would turn a coordinator-side network blip into an
+// outage of every app on that host. The agent's hello on reconnect carries the truth and
+// corrects the table either way.
+import type { DynoStateName, Endpoint } from '../shared/protocol.js';
+
+export interface Route {
+  dynoId: string;
+  name: string;
+  host: string;
+  port: number;
+}
+
+export interface RoutableDyno {
+  id: string;
+  app: string;
+  name: string;
+  state: DynoStateName;
+  endpoint?: Endpoint;
+}
+
+/** Hosts that mean "every interface of the dyno's host": the agent's address is used instead. */
+const UNSPECIFIED_HOSTS = new Set(['', '0.0.0.0', '::', '[::]']);
+
+export class RouteTable {
+  private readonly byApp = new Map<string, Map<string, Route>>();
+  /** Round-robin position per app; survives route changes (it is taken modulo the count). */
+  private readonly cursor = new Map<string, number>();
+
+  /** Adds, updates or removes the dyno's route from its state. `agentAddress` replaces an
+   * unspecified endpoint host. Returns whether the table changed. */
+  applyDynoState(dyno: RoutableDyno, agentAddress?: string): boolean {
+    if (dyno.state === 'up' && dyno.endpoint) {
+      const host = UNSPECIFIED_HOSTS.has(dyno.endpoint.host) && agentAddress ? agentAddress : dyno.endpoint.host;
+      const route: Route = { dynoId: dyno.id, name: dyno.name, host, port: dyno.endpoint.port };
+      let routes = this.byApp.get(dyno.app);
+      if (!routes) this.byApp.set(dyno.app, (routes = new Map()));
+      const old = routes.get(dyno.id);
+      routes.set(dyno.id, route);
+      return !old || old.host !== route.host || old.port !== route.port || old.name !== route.name;
+    }
+    return this.remove(dyno.app, dyno.id);
+  }
+
+  remove(app: string, dynoId: string): boolean {
+    const routes = this.byApp.get(app);
+    if (!routes?.delete(dynoId)) return false;
+    if (routes.size === 0) {
+      this.byApp.delete(app);
+      this.cursor.delete(app);
+    }
+    return true;
+  }
+
+  /** The app's routes in a stable order (dyno name, then id). */
+  routesFor(app: string): Route[] {
+    const routes = this.byApp.get(app);
+    if (!routes) return [];
+    return [...routes.values()].sort(byNameThenId);
+  }
+
+  /** The next route of the app in round-robin order, or undefined when it has none. */
+  next(app: string): Route | undefined {
+    const routes = this.routesFor(app);
+    if (routes.length === 0) return undefined;
+    const at = this.cursor.get(app) ?? 0;
+    this.cursor.set(app, (at + 1) % routes.length);
+    return routes[at % routes.length];
+  }
+
+  hasRoutes(app: string): boolean {
+    return (this.byApp.get(app)?.size ?? 0) > 0;
+  }
+
+  /** GET /routes: { [app]: Route[] }, apps in name order. */
+  snapshot(): Record<string, Route[]> {
+    const out: Record<string, Route[]> = {};
+    for (const app of [...this.byApp.keys()].sort()) out[app] = this.routesFor(app);
+    return out;
+  }
+}
+
+function byNameThenId(a: Route, b: Route): number {
+  const [ta, ia] = splitName(a.name);
+  const [tb, ib] = splitName(b.name);
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  if (ia !== ib) return ia - ib;
+  return a.dynoId < b.dynoId ? -1 : a.dynoId > b.dynoId ? 1 : 0;
+}
+
+/** `web.12` -> ['web', 12], so web.2 sorts before web.10. */
+function splitName(name: string): [string, number] {
+  const dot = name.lastIndexOf('.');
+  return [name.slice(0, dot), Number(name.slice(dot + 1))];
+}

@@ -1,0 +1,107 @@
+// Start-up of the coordinator: builds the components in dependency order, starts the two
+// listeners, and returns their URLs with one close() that undoes everything.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../agent/lib/log.js';
+import { AGENT_WS_PATH } from '../shared/protocol.js';
+import { AgentCommander } from './agent-commander.js';
+import { createAgentHandlers, newLinkStats } from './agent-handlers.js';
+import { AgentHub } from './agent-hub.js';
+import { AgentRegistry } from './agent-registry.js';
+import { CommandTracker } from './command-tracker.js';
+import { formatUrl, type CoordinatorConfig, type ListenAddress } from './config.js';
+import { DevRouter } from './dev-router.js';
+import { DynoTable } from './dyno-table.js';
+import { FormationService } from './formation-service.js';
+import { createApiHandler } from './http-api.js';
+import { RouteTable } from './route-table.js';
+import { SlipwayError } from '../shared/errors.js';
+
+export interface RunningCoordinator {
+  apiUrl: string;
+  routerUrl: string;
+  /** ws:// URL agents dial (path AGENT_WS_PATH). */
+  agentUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startCoordinator(config: CoordinatorConfig, log: Logger): Promise<RunningCoordinator> {
+  // 1. State: routes, agents, dynos (the dyno table writes the routes).
+  const routes = new RouteTable();
+  const registry = new AgentRegistry();
+  const dynos = new DynoTable(routes, (agentId) => registry.address(agentId));
+
+  // 2. Commands to agents, and the formations that issue them.
+  const commands = new CommandTracker(config.timing.commandTimeoutMs);
+  const commander = new AgentCommander(registry, commands);
+  const formations = new FormationService({ dynos, registry, commander, log: log.child({ component: 'formation' }) });
+
+  // 3. The agents' link: one handler per message type, the hub that owns the sessions.
+  const stats = newLinkStats();
+  const handlers = createAgentHandlers({
+    coordinatorId: config.coordinatorId, registry, dynos, commands, stats,
+    log: log.child({ component: 'agent-link' }),
+    onAgentReady: (agentId) => formations.reconcileAgent(agentId),
+  });
+  const hub = new AgentHub({
+    token: config.token, handlers, registry, commands, stats, pingIntervalMs: config.timing.pingIntervalMs,
+    log: log.child({ component: 'agent-hub' }),
+  });
+
+  // 4. Listeners: the API (with the agents' WebSocket on it) and the dev router.
+  const defaults = { sizes: config.sizes, defaultStack: config.defaultStack };
+  const apiServer = createServer(createApiHandler({ registry, dynos, routes, formations, stats, defaults, log: log.child({ component: 'api' }) }));
+  hub.attach(apiServer);
+  const router = new DevRouter({
+    routes, knowsApp: (app) => formations.knowsApp(app) || dynos.hasApp(app),
+    upstreamTimeoutMs: config.timing.upstreamTimeoutMs, log: log.child({ component: 'router' }),
+  });
+  const routerServer = createServer(router.handle);
+
+  const api = await listen(apiServer, config.listen, '--listen');
+  let routerAddress: ListenAddress;
+  try {
+    routerAddress = await listen(routerServer, config.routerListen, '--router-listen');
+  } catch (err) {
+    await closeServer(apiServer);
+    throw err;
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    apiUrl: formatUrl('http', api),
+    routerUrl: formatUrl('http', routerAddress),
+    agentUrl: formatUrl('ws', api, AGENT_WS_PATH),
+    close() {
+      closing ??= (async () => {
+        await hub.close();
+        commands.failAll(new SlipwayError('PROTOCOL_NOT_READY', 'the coordinator is shutting down'));
+        router.close();
+        await Promise.all([closeServer(apiServer), closeServer(routerServer)]);
+      })();
+      return closing;
+    },
+  };
+}
+
+function listen(server: Server, address: ListenAddress, flag: string): Promise<ListenAddress> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(new SlipwayError('CONFIG_INVALID', `${flag} ${address.host}:${address.port}: ${err.message}`, { cause: err }));
+    server.once('error', onError);
+    server.listen(address.port, address.host, () => {
+      server.off('error', onError);
+      const bound = server.address() as AddressInfo;
+      resolve({ host: address.host, port: bound.port });
+    });
+  });
+}
+
+/** Stops accepting, then ends idle and active HTTP connections so close() does not hang on
+ * keep-alive clients. */
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

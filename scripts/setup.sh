@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what slipway needs on a fresh Debian 12 host, idempotently: Debian packages,
+# npm dependencies, the TypeScript build and the busybox test stack.
+# Usage: scripts/setup.sh [--stack-dir DIR]   (run as root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STACK_DIR=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stack-dir) STACK_DIR="$2"; shift 2 ;;
+    *) echo "setup.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup.sh: must run as root (containers, mounts and cgroups need it)" >&2
+  exit 1
+fi
+
+# Debian packages: the container runtime, its monitor, the stack's userland, tools.
+PKGS="runc conmon busybox-static iproute2 curl ca-certificates"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# npm dependencies, only when the lock file changed since the last install.
+stamp=node_modules/.slipway-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+echo "setup: building (tsc)"
+npx tsc -p tsconfig.json
+
+if [ -n "$STACK_DIR" ]; then
+  scripts/build-busybox-stack.sh "$STACK_DIR"
+fi

@@ -1,0 +1,115 @@
+// The whole path, with real processes: the reference coordinator and one agent (built
+// executables), a real HTTP server serving a slug, runc dynos on overlay mounts. Scale web
+// to 2, reach both dynos through the router, scale to 0, and prove nothing is left.
+import t from 'tap';
+import { readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { busyboxStack, cgroupChildren, eventually, mountsUnder, processesMentioning, removeCgroupParent, runcContainers, tempDir, uniqueName } from '../../helpers/host.js';
+import { spawnBin, type Spawned } from '../../helpers/processes.js';
+import { makeSlug, serveSlugs } from '../../helpers/slugs.js';
+import { execFileSync } from 'node:child_process';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+
+function http(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers: { 'content-type': 'application/json', ...headers }, timeout: 10_000 }, (res) => {
+      let data = '';
+      res.on('data', (c: Buffer) => { data += c.toString('utf8'); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data, headers: res.headers }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout ${method} ${url}`)));
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+const getJson = async (url: string, headers: Record<string, string> = {}) => JSON.parse((await http('GET', url, undefined, headers)).body);
+
+t.test('a web app from slug to routable and back to nothing', async (t) => {
+  const dir = await tempDir(t, 'slipway-e2e-');
+  const stateDir = join(dir, 'state');
+  const app = uniqueName('e2e');
+  const cgroupParent = `/${uniqueName('slipway-test-')}`;
+  const token = uniqueName('token-');
+  const tokenFile = join(dir, 'token');
+  await writeFile(tokenFile, token + '\n', { mode: 0o600 });
+  cpSync(busyboxStack(), join(stateDir, 'stacks', 'busybox'), { recursive: true, verbatimSymlinks: true });
+
+  const slug = await makeSlug(dir, {
+    '.profile.d/page.sh': 'mkdir -p /app/public && echo "Hello from $DYNO ($GREETING)" > /app/public/index.html\n',
+    'Procfile': 'web: httpd -f -p $PORT -h /app/public\n',
+  });
+  const slugs = await serveSlugs({ 'app.tgz': slug.bytes });
+  t.teardown(() => slugs.close());
+
+  const procs: Spawned[] = [];
+  t.teardown(async () => {
+    for (const p of procs.reverse()) await p.stop();
+    // Safety net if an assertion failed midway: remove whatever the agent left.
+    execFileSync(process.execPath, [join(import.meta.dirname, '../../../dist/agent/main.js'), 'cleanup', '--state-dir', stateDir], { stdio: 'ignore' });
+    removeCgroupParent(cgroupParent);
+  });
+
+  const coordinator = spawnBin('coordinator', ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0'], { SLIPWAY_COORDINATOR_TOKEN: token });
+  procs.push(coordinator);
+  const listening = await coordinator.waitFor('coordinator listening');
+  const apiUrl = listening.apiUrl as string;
+  const routerUrl = listening.routerUrl as string;
+
+  const agent = spawnBin('agent', [
+    'serve', '--coordinator', listening.agentUrl as string, '--token-file', tokenFile, '--state-dir', stateDir,
+    '--address', '127.0.0.1', '--cgroup-parent', cgroupParent, '--diagnostics-listen', '127.0.0.1:0',
+    '--port-range', '31000-31999', '--reserved-memory-mb', '512', '--stop-grace-ms', '3000', '--agent-id', `agent-${app}`,
+  ]);
+  procs.push(agent);
+  const started = await agent.waitFor('agent started');
+  await eventually('the agent to connect', async () => (await getJson(`${apiUrl}/agents`)).find((a: any) => a.id === `agent-${app}` && a.connected));
+
+  const formation = (quantity: number) => ({ quantity, size: 'standard-1x', command: 'httpd -f -p $PORT -h /app/public', env: { GREETING: 'config var seen' }, slug: { url: slugs.url('app.tgz'), sha256: slug.sha256 } });
+  const put = await http('PUT', `${apiUrl}/apps/${app}/formation/web`, formation(2));
+  t.equal(put.status, 200, `formation accepted: ${put.body}`);
+
+  const routes = await eventually('two routes', async () => {
+    const r = (await getJson(`${apiUrl}/routes`))[app];
+    return r && r.length === 2 ? r : undefined;
+  }, 60_000);
+  t.equal(routes.length, 2, 'both dynos are routable');
+  t.equal(slugs.requests.get('app.tgz'), 1, 'the slug was downloaded once for two dynos');
+
+  const seen = new Set<string>();
+  for (let i = 0; i < 8; i++) {
+    const res = await http('GET', `${routerUrl}/`, undefined, { host: `${app}.localhost` });
+    t.equal(res.status, 200);
+    const m = /^Hello from (web\.\d) \(config var seen\)$/m.exec(res.body);
+    t.ok(m, `the response came from a dyno: ${res.body.trim()}`);
+    if (m) seen.add(m[1]!);
+  }
+  t.same([...seen].sort(), ['web.1', 'web.2'], 'requests reached both dynos (their DYNO values differ)');
+
+  // The operator's view through the diagnostics endpoint, with and without the token.
+  const diagUrl = started.diagnosticsUrl as string;
+  const diagToken = (await readFile(join(stateDir, 'agent', 'diagnostics.token'), 'utf8')).trim();
+  t.equal((await http('GET', `${diagUrl}/v1/dynos`)).status, 401, 'diagnostics refuse a request without the token');
+  const diagDynos = await getJson(`${diagUrl}/v1/dynos`, { authorization: `Bearer ${diagToken}` });
+  t.same(diagDynos.map((d: any) => `${d.name}:${d.state}`).sort(), ['web.1:up', 'web.2:up']);
+  t.notMatch(JSON.stringify(diagDynos), /config var seen/, 'config vars never appear in diagnostics');
+  t.same(runcContainers('slipway-').filter((c) => c.includes(app)).length, 2, 'two runc containers run');
+
+  t.equal((await http('PUT', `${apiUrl}/apps/${app}/formation/web`, formation(0))).status, 200);
+  await eventually('routes to empty', async () => ((await getJson(`${apiUrl}/routes`))[app] ?? []).length === 0, 20_000);
+  await eventually('both dynos down', async () => {
+    const dynos = (await getJson(`${apiUrl}/dynos`)).filter((d: any) => d.app === app);
+    return dynos.every((d: any) => d.state === 'down') || undefined;
+  }, 30_000);
+  const gone = await http('GET', `${routerUrl}/`, undefined, { host: `${app}.localhost` });
+  t.equal(gone.status, 503, 'the router has no dyno left for the app');
+  const states = agent.lines.filter((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('State changed')).map((l) => `${l.source}: ${l.msg}`);
+  t.ok(states.includes('slipway[web.1]: State changed from starting to up'), 'the agent logged the transitions Heroku style');
+  t.ok(states.includes('slipway[web.2]: State changed from stopping to down'));
+
+  // Nothing of the test remains, before any teardown safety net runs.
+  t.same(runcContainers('slipway-').filter((c) => c.includes(app)), [], 'no container');
+  t.same(mountsUnder(dir), [], 'no mount');
+  t.same(cgroupChildren(cgroupParent), [], 'no cgroup');
+  t.same(processesMentioning(join(stateDir, 'dynos')), [], 'no conmon or dyno process');
+});
