@@ -5,7 +5,7 @@
 import type { RawData, WebSocket } from 'ws';
 import type { Logger } from '../agent/lib/log.js';
 import { asSlipwayError } from '../shared/errors.js';
-import { decodeAgentMessage, type AgentMessage, type CoordinatorMessage } from '../shared/protocol.js';
+import { decodeAgentMessage, type AgentMessage, type CoordinatorMessage, type Decoded } from '../shared/protocol.js';
 import type { AgentHandlerTable, LinkStats, SessionContext } from './agent-handlers.js';
 
 /** A link that missed this many pongs in a row is dead: with a 15 s ping period an agent
@@ -29,7 +29,7 @@ export class AgentSession implements SessionContext {
     readonly serial: number,
     private readonly deps: AgentSessionDeps,
   ) {
-    socket.on('message', (data) => this.onFrame(data));
+    socket.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     socket.on('pong', () => {
       this.missedPongs = 0;
     });
@@ -71,9 +71,12 @@ export class AgentSession implements SessionContext {
     this.socket.ping();
   }
 
-  private onFrame(data: RawData): void {
+  private onFrame(data: RawData, isBinary: boolean): void {
     const raw = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-    const decoded = decodeAgentMessage(raw);
+    // One message per text frame (shared/protocol.ts); the agent refuses binary frames alike.
+    const decoded: Decoded<AgentMessage> = isBinary
+      ? { ok: false, error: { code: 'PROTOCOL_SCHEMA_VIOLATION', message: 'binary frames are not part of the protocol' } }
+      : decodeAgentMessage(raw);
     if (!decoded.ok) {
       const { code, message, ref } = decoded.error;
       this.deps.stats.invalidFrames[code] = (this.deps.stats.invalidFrames[code] ?? 0) + 1;

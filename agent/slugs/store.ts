@@ -36,6 +36,7 @@ export interface SlugStoreOptions {
   dir: string;
   /** Every extracted file, directory and symlink is owned by this uid/gid (the dyno user). */
   owner: { uid: number; gid: number };
+  /** The component's logger: the caller passes `root.child({ component: 'slugs' })` (start.ts does). */
   log: Logger;
   /** Defaults to one HttpSlugSource (http:, https:). */
   sources?: SlugSource[];
@@ -77,7 +78,7 @@ export class SlugStore {
   constructor(opts: SlugStoreOptions) {
     this.dir = path.resolve(opts.dir);
     this.owner = opts.owner;
-    this.log = opts.log.child({ component: 'slugs' });
+    this.log = opts.log;
     this.sources = opts.sources ?? [new HttpSlugSource({ log: this.log })];
     this.fetchTimeoutMs = opts.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
   }

@@ -14,7 +14,7 @@ const goodSha = sha256(good);
 const big = tgz([{ path: 'app/', type: 'Directory' }, { path: 'app/blob', body: randomBytes(400_000) }]);
 const bigSha = sha256(big);
 
-async function fixtureWithGood(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function fixtureWithGood(t: { teardown(fn: () => unknown): void }) {
   const srv = await startServer(t, { '/good.tgz': { body: good } });
   const fx = await storeFixture(t);
   await fx.store.ensure({ url: `${srv.base}/good.tgz`, sha256: goodSha });

@@ -29,11 +29,13 @@ t.test('a good slug is fetched, extracted under <sha>/app with the agent-chosen 
     const st = lstatSync(path.join(app, rel));
     t.same({ rel, uid: st.uid, gid: st.gid }, { rel, ...OWNER }, `owner of app/${rel}`);
   }
+  // The process umask applies on top of the policy's mask (0o022 here and under systemd).
+  const umask = process.umask();
   const mode = (rel: string): number => lstatSync(path.join(app, rel)).mode & 0o7777;
-  t.equal(mode('bin/web'), 0o755, 'setuid dropped');
-  t.equal(mode(''), 0o755, 'setgid and group write dropped on app/');
-  t.equal(mode('.profile.d/env.sh'), 0o644, 'group/other write dropped');
-  t.equal(lstatSync(entry.path).uid, 0, 'the <sha> dir itself stays the agent\'s');
+  t.equal(mode('bin/web'), 0o755 & ~umask, 'setuid dropped');
+  t.equal(mode(''), 0o755 & ~umask, 'setgid and group write dropped on app/');
+  t.equal(mode('.profile.d/env.sh'), 0o644 & ~umask, 'group/other write dropped');
+  t.equal(lstatSync(entry.path).uid, process.getuid?.(), 'the <sha> dir itself stays the agent\'s');
   t.equal(srv.count('/good.tgz'), 1);
 });
 
@@ -153,4 +155,16 @@ t.test('a custom source serves its own scheme', async (t) => {
   t.equal(entry.files, GOOD_FILES);
   t.same(seen, ['mem://bucket/good.tgz']);
   await t.rejects(store.ensure({ url: 'https://example.invalid/x.tgz', sha256: 'f'.repeat(64) }), { code: 'SLUG_UNSUPPORTED_SOURCE' });
+});
+
+t.test('concurrent callers share one failed download; the next ensure() tries again', async (t) => {
+  const srv = await startServer(t, { '/good.tgz': { status: 503 } });
+  const fx = await storeFixture(t);
+  const url = `${srv.base}/good.tgz`;
+  const results = await Promise.allSettled(Array.from({ length: 5 }, () => fx.store.ensure({ url, sha256: goodSha })));
+  t.ok(results.every((r) => r.status === 'rejected' && (r.reason as SlipwayError).code === 'SLUG_FETCH_FAILED'));
+  t.equal(srv.count('/good.tgz'), 1);
+  srv.routes.set('/good.tgz', { body: good });
+  t.equal((await fx.store.ensure({ url, sha256: goodSha })).cached, false);
+  t.equal(srv.count('/good.tgz'), 2);
 });

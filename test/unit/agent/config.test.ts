@@ -1,0 +1,44 @@
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig, DEFAULTS } from '../../../agent/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'slipway-config-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const tokenFile = join(dir, 'token');
+writeFileSync(tokenFile, 'sekret\n');
+
+t.test('flags override the file; defaults fill the rest; the token is read from its file', async (t) => {
+  const file = join(dir, 'agent.json');
+  writeFileSync(file, JSON.stringify({ coordinatorUrl: 'wss://coord.example/v1/agent', tokenFile, stateDir: '/srv/slipway', reservedMemoryMb: 2048 }));
+  const c = resolveConfig(file, { reservedMemoryMb: 512 }, {});
+  t.equal(c.coordinatorUrl, 'wss://coord.example/v1/agent');
+  t.equal(c.token, 'sekret');
+  t.equal(c.stateDir, '/srv/slipway');
+  t.equal(c.reservedMemoryMb, 512, 'flag wins');
+  t.equal(c.bootTimeoutMs, DEFAULTS.bootTimeoutMs);
+  t.equal(c.diagnosticsTokenFile, '/srv/slipway/agent/diagnostics.token');
+});
+
+t.test('a bad config file is CONFIG_INVALID naming the field', async (t) => {
+  const file = join(dir, 'bad.json');
+  writeFileSync(file, JSON.stringify({ coordinatorUrl: 'ws://x', tokenFile, reservedMemoryMb: -5 }));
+  t.throws(() => resolveConfig(file, {}, {}), { code: 'CONFIG_INVALID', message: /reservedMemoryMb/ });
+  writeFileSync(file, JSON.stringify({ coordinatorUrl: 'ws://x', tokenFile, unknownKnob: 1 }));
+  t.throws(() => resolveConfig(file, {}, {}), { code: 'CONFIG_INVALID' });
+  writeFileSync(file, '{ not json');
+  t.throws(() => resolveConfig(file, {}, {}), { code: 'CONFIG_INVALID', message: /bad\.json/ });
+});
+
+t.test('diagnostics may only listen on loopback', async (t) => {
+  t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, diagnosticsListen: '0.0.0.0:7701' }, {}), { code: 'CONFIG_INVALID' });
+  t.equal(resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, diagnosticsListen: '127.0.0.1:0' }, {}).diagnosticsListen, '127.0.0.1:0');
+});
+
+t.test('missing coordinator or token are refused up front', async (t) => {
+  t.throws(() => resolveConfig(undefined, { tokenFile }, {}), { code: 'CONFIG_INVALID', message: /coordinator/ });
+  t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x' }, {}), { code: 'CONFIG_INVALID', message: /token/ });
+  t.equal(resolveConfig(undefined, { coordinatorUrl: 'ws://x' }, { SLIPWAY_AGENT_TOKEN: 'envtok' }).token, 'envtok');
+  t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile: join(dir, 'missing') }, {}), { code: 'CONFIG_INVALID' });
+});

@@ -1,0 +1,202 @@
+// The dyno owner's state machine with a fake runtime driver: the driver is the only fake
+// (runc is exercised in test/integration); the readiness probe uses a real TCP listener.
+import t from 'tap';
+import { createServer, type Server } from 'node:net';
+import { Dyno, TRANSITIONS } from '../../../agent/dynos/dyno.js';
+import { PortAllocator } from '../../../agent/dynos/ports.js';
+import type { ContainerSpec, DynoExit, DynoHandle, RuntimeDriver } from '../../../agent/runtime/driver.js';
+import type { DynoSpec, DynoStateName, DynoStatus } from '../../../shared/protocol.js';
+import { SlipwayError } from '../../../shared/errors.js';
+import { quietLogger } from '../../helpers/host.js';
+
+class FakeDriver implements RuntimeDriver {
+  readonly name = 'fake';
+  started: ContainerSpec[] = [];
+  destroyed: string[] = [];
+  signals: string[] = [];
+  listen = true;
+  ignoreTerm = false;
+  servers: Server[] = [];
+  private exits = new Map<string, (e: DynoExit) => void>();
+  private waits = new Map<string, Promise<DynoExit>>();
+
+  async start(spec: ContainerSpec): Promise<DynoHandle> {
+    this.started.push(spec);
+    const id = spec.dynoId;
+    this.waits.set(id, new Promise((resolve) => this.exits.set(id, resolve)));
+    const port = spec.env.find((e) => e.startsWith('PORT='))?.slice(5);
+    if (port && this.listen) {
+      const srv = createServer((s) => s.destroy());
+      await new Promise<void>((r) => srv.listen(Number(port), '127.0.0.1', r));
+      this.servers.push(srv);
+    }
+    return { driver: 'fake', containerId: id, dir: spec.dir };
+  }
+  exit(id: string, e: DynoExit) { this.exits.get(id)?.(e); }
+  wait(h: DynoHandle) { return this.waits.get(h.containerId)!; }
+  async signal(h: DynoHandle, sig: 'SIGTERM' | 'SIGKILL') {
+    this.signals.push(sig);
+    if (sig === 'SIGKILL') this.exit(h.containerId, { code: 137, signal: 'SIGKILL', oomKilled: false });
+    else if (!this.ignoreTerm) this.exit(h.containerId, { code: 143, signal: 'SIGTERM', oomKilled: false });
+  }
+  async stop(h: DynoHandle, graceMs: number) {
+    await this.signal(h, 'SIGTERM');
+    const inGrace = await Promise.race([this.wait(h), new Promise<undefined>((r) => setTimeout(() => r(undefined), graceMs))]);
+    if (inGrace) return { forced: false, exit: inGrace };
+    await this.signal(h, 'SIGKILL');
+    return { forced: true, exit: await this.wait(h) };
+  }
+  async destroy(h: DynoHandle) { this.destroyed.push(h.containerId); }
+  async inspect() { return { status: 'running' as const }; }
+  close() { for (const s of this.servers) s.close(); }
+}
+
+function spec(over: Partial<DynoSpec> = {}): DynoSpec {
+  return {
+    id: 'app1-web-1-abc', app: 'app1', type: 'web', name: 'web.1', command: 'run', env: { SECRET: 's3cr3t' },
+    size: { name: 'standard-1x', memoryMb: 512, cpuShares: 1024, pidsLimit: 256 },
+    slug: { url: 'http://127.0.0.1/x.tgz', sha256: 'a'.repeat(64) }, stack: 'busybox', ...over,
+  };
+}
+
+let nextPort = 32000 + Math.floor(Math.random() * 2000);
+
+function setup(t: { teardown(fn: () => unknown): void }, opts: { bootTimeoutMs?: number; slugError?: Error } = {}) {
+  const driver = new FakeDriver();
+  t.teardown(() => driver.close());
+  const ports = new PortAllocator(nextPort, nextPort + 9, '127.0.0.1');
+  nextPort += 10;
+  const events: { from: DynoStateName | null; status: DynoStatus }[] = [];
+  const deps = {
+    driver, ports,
+    slugs: { ensure: async () => { if (opts.slugError) throw opts.slugError; return { path: '/slugs/x' }; } },
+    stacks: { resolve: () => ({ dir: '/stacks/busybox', shell: '/bin/sh' }) } as any,
+    settings: { dynosDir: '/dynos', address: '127.0.0.1', dynoUser: { uid: 64000, gid: 64000 }, bootTimeoutMs: opts.bootTimeoutMs ?? 5_000, nofile: 10000 },
+    log: quietLogger(),
+    onTransition: (from: DynoStateName | null, status: DynoStatus): void => { events.push({ from, status }); },
+  };
+  const states = () => events.map((e) => e.status.state);
+  const until = async (state: DynoStateName) => {
+    const end = Date.now() + 10_000;
+    while (!states().includes(state)) {
+      if (Date.now() > end) throw new Error(`never reached ${state}: ${states().join(',')}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return events.find((e) => e.status.state === state)!.status;
+  };
+  return { driver, ports, events, states, until, deps };
+}
+
+t.test('the transition table has no way back from down', async (t) => {
+  t.same(TRANSITIONS.down, []);
+  t.notOk(TRANSITIONS.up.includes('starting'));
+});
+
+t.test('a web dyno is up only once its port accepts connections, with its endpoint', async (t) => {
+  const s = setup(t);
+  const d = new Dyno(spec(), s.deps);
+  d.begin();
+  const up = await s.until('up');
+  t.same(s.states(), ['starting', 'up']);
+  t.equal(s.events[0]!.from, null);
+  t.equal(up.endpoint?.host, '127.0.0.1');
+  t.ok(s.driver.started[0]!.env.includes(`PORT=${up.endpoint?.port}`), 'the endpoint port is the dyno PORT');
+  t.notMatch(JSON.stringify(s.events), /s3cr3t/, 'config vars never appear in status or events');
+});
+
+t.test('a worker dyno is up once running, without PORT or endpoint', async (t) => {
+  const s = setup(t);
+  const d = new Dyno(spec({ type: 'worker', name: 'worker.1', id: 'app1-worker-1-abc' }), s.deps);
+  d.begin();
+  const up = await s.until('up');
+  t.equal(up.endpoint, undefined);
+  t.notOk(s.driver.started[0]!.env.some((e) => e.startsWith('PORT=')));
+});
+
+t.test('an unexpected exit is a crash with the exit status; resources are freed', async (t) => {
+  const s = setup(t);
+  const d = new Dyno(spec(), s.deps);
+  d.begin();
+  await s.until('up');
+  s.driver.exit('app1-web-1-abc', { code: 1, signal: null, oomKilled: false });
+  const crashed = await s.until('crashed');
+  t.same(crashed.exit, { code: 1, signal: null });
+  t.match(crashed.reason, { code: 'DYNO_CRASHED' });
+  t.equal(crashed.endpoint, undefined, 'a crashed dyno has no endpoint');
+  t.same(s.driver.destroyed, ['app1-web-1-abc']);
+  t.equal(s.ports.inUse, 0, 'the port went back to the pool');
+  await d.stop(1000);
+  t.same(s.states(), ['starting', 'up', 'crashed', 'down'], 'stopping a crashed dyno just forgets it');
+});
+
+t.test('an OOM kill is reported as R15 from the driver, not from the exit code', async (t) => {
+  const s = setup(t);
+  const d = new Dyno(spec(), s.deps);
+  d.begin();
+  await s.until('up');
+  s.driver.exit('app1-web-1-abc', { code: 137, signal: 'SIGKILL', oomKilled: true });
+  t.match((await s.until('crashed')).reason, { code: 'DYNO_OOM_KILLED', message: /R15/ });
+});
+
+t.test('R10: a web dyno that never binds $PORT is killed and reported crashed', async (t) => {
+  const s = setup(t, { bootTimeoutMs: 300 });
+  s.driver.listen = false;
+  const d = new Dyno(spec(), s.deps);
+  d.begin();
+  const crashed = await s.until('crashed');
+  t.match(crashed.reason, { code: 'DYNO_BOOT_TIMEOUT', message: /R10/ });
+  t.same(s.driver.signals, ['SIGKILL']);
+  t.same(s.states(), ['starting', 'crashed']);
+});
+
+t.test('stop reports stopping before any signal, then down with the exit status', async (t) => {
+  const s = setup(t);
+  const order: string[] = [];
+  s.deps.onTransition = ((orig) => (from: DynoStateName | null, st: DynoStatus) => { order.push(`state:${st.state}`); orig(from, st); })(s.deps.onTransition);
+  const signal = s.driver.signal.bind(s.driver);
+  s.driver.signal = async (h, sig) => { order.push(`signal:${sig}`); return signal(h, sig); };
+  const d = new Dyno(spec(), s.deps);
+  d.begin();
+  await s.until('up');
+  await d.stop(1000);
+  t.same(order, ['state:starting', 'state:up', 'state:stopping', 'signal:SIGTERM', 'state:down']);
+  const down = s.events.at(-1)!.status;
+  t.same(down.exit, { code: 143, signal: 'SIGTERM' });
+  t.equal(down.reason, undefined, 'a graceful stop has no error reason');
+});
+
+t.test('R12: a dyno that ignores SIGTERM is killed after the grace', async (t) => {
+  const s = setup(t);
+  s.driver.ignoreTerm = true;
+  const d = new Dyno(spec(), s.deps);
+  d.begin();
+  await s.until('up');
+  await d.stop(200);
+  const down = s.events.at(-1)!.status;
+  t.equal(down.state, 'down');
+  t.match(down.reason, { code: 'DYNO_STOP_TIMEOUT', message: /R12/ });
+  t.same(s.driver.signals, ['SIGTERM', 'SIGKILL']);
+});
+
+t.test('a slug failure crashes the dyno with the slug error code and starts nothing', async (t) => {
+  const s = setup(t, { slugError: new SlipwayError('SLUG_CHECKSUM_MISMATCH', 'digest differs') });
+  const d = new Dyno(spec(), s.deps);
+  d.begin();
+  const crashed = await s.until('crashed');
+  t.match(crashed.reason, { code: 'SLUG_CHECKSUM_MISMATCH' });
+  t.same(s.driver.started, []);
+});
+
+t.test('stop during launch reports stopping and down, and no container is left running', async (t) => {
+  const s = setup(t);
+  let release!: () => void;
+  s.deps.slugs.ensure = () => new Promise((r) => { release = () => r({ path: '/slugs/x' }); });
+  const d = new Dyno(spec(), s.deps);
+  d.begin();
+  await d.stop(1000);
+  t.same(s.states(), ['starting', 'stopping', 'down']);
+  release();
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(s.driver.started, [], 'launch noticed the stop and started nothing');
+  t.equal(s.ports.inUse, 0);
+});
