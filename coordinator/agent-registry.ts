@@ -81,6 +81,12 @@ export class AgentRegistry {
     return this.agents.get(agentId)?.lastSeq ?? 0;
   }
 
+  /** Follows an agent whose numbering restarted (see the event handler). */
+  resetSeq(agentId: string, seq: number): void {
+    const record = this.agents.get(agentId);
+    if (record) record.lastSeq = Math.max(0, seq);
+  }
+
   advanceSeq(agentId: string, seq: number): void {
     const record = this.agents.get(agentId);
     if (record && seq > record.lastSeq) record.lastSeq = seq;

@@ -6,11 +6,14 @@ import type { RawData, WebSocket } from 'ws';
 import type { Logger } from '../agent/lib/log.js';
 import { asSlipwayError } from '../shared/errors.js';
 import { decodeAgentMessage, type AgentMessage, type CoordinatorMessage, type Decoded } from '../shared/protocol.js';
-import type { AgentHandlerTable, LinkStats, SessionContext } from './agent-handlers.js';
+import { CLOSE_NO_HELLO, type AgentHandlerTable, type LinkStats, type SessionContext } from './agent-handlers.js';
 
 /** A link that missed this many pongs in a row is dead: with a 15 s ping period an agent
  * that vanished without a FIN is noticed within 45 s. */
 export const MAX_MISSED_PONGS = 2;
+/** An authenticated link must say hello within this (the agent sends it right after the
+ * upgrade; its own wait for the welcome is 10 s too). */
+export const HELLO_TIMEOUT_MS = 10_000;
 
 export interface AgentSessionDeps {
   handlers: AgentHandlerTable;
@@ -21,8 +24,10 @@ export interface AgentSessionDeps {
 
 export class AgentSession implements SessionContext {
   agentId: string | undefined;
+  welcomeAckSeq: number | undefined;
   private missedPongs = 0;
   private readonly pingTimer: NodeJS.Timeout;
+  private readonly helloTimer: NodeJS.Timeout;
 
   constructor(
     private readonly socket: WebSocket,
@@ -34,9 +39,16 @@ export class AgentSession implements SessionContext {
       this.missedPongs = 0;
     });
     socket.on('error', (err) => deps.log.warn({ serial, agentId: this.agentId, err }, 'agent link error'));
-    socket.on('close', () => clearInterval(this.pingTimer));
+    socket.on('close', () => {
+      clearInterval(this.pingTimer);
+      clearTimeout(this.helloTimer);
+    });
     this.pingTimer = setInterval(() => this.ping(), deps.pingIntervalMs);
-    this.pingTimer.unref();
+    this.helloTimer = setTimeout(() => {
+      if (this.agentId !== undefined) return;
+      deps.log.warn({ serial }, 'agent link said no hello in time; closing it');
+      socket.close(CLOSE_NO_HELLO, 'no hello');
+    }, HELLO_TIMEOUT_MS);
   }
 
   send(message: CoordinatorMessage): void {

@@ -69,6 +69,7 @@ export class DevRouter {
     });
     upstream.on('error', (err) => {
       clearTimeout(timer);
+      if (res.writableEnded) return; // the router already answered (504)
       if (res.headersSent) return void res.destroy();
       log.warn({ app, dyno: route.name, dynoId: route.dynoId, err: err.message }, 'upstream request failed');
       sendError(res, 502, 'INTERNAL', `dyno ${route.name} failed the request: ${err.message}`, { routerCode: 'H13' });

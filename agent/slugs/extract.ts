@@ -68,7 +68,7 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
         const entry = e as ReadEntry;
         judged.add(entry);
         if (settled) return false;
-        const verdict = { action: 'extract', kind: 'file', relPath: entry.path, mode: entry.mode } as ReturnType<typeof checkEntry>;
+        const verdict = checkEntry(entry);
         if (verdict.action === 'reject') {
           fail(new SlipwayError(verdict.code, `unsafe slug: ${verdict.reason}`));
           return false;

@@ -329,9 +329,22 @@ t.test('a duplicate event seq is acked but applied once; lastSeq and routes surv
   t.equal(Object.keys((await http('GET', `${c.apiUrl}/routes`)).json).length, 1, 'routes stay while the link is down');
 
   const again = await FakeAgent.connect(t, c.agentUrl, 'host-a');
-  t.match(await again.hello(4096), { ackSeq: 1 }, 'welcome carries the last applied seq');
-  t.match((await http('GET', `${c.apiUrl}/dynos`)).json, [{ id: dyno.id, state: 'down', reason: { code: 'DYNO_NOT_FOUND' } }], 'a dyno missing from the hello is down');
+  const fresh: DynoStatus = { ...dyno, id: 'blog-web-2-ghijkl', name: 'web.2', since: since(3) };
+  t.match(await again.hello(4096, [fresh]), { ackSeq: 1 }, 'welcome carries the last applied seq');
+  t.match((await http('GET', `${c.apiUrl}/dynos`)).json, [
+    { id: dyno.id, state: 'down', reason: { code: 'DYNO_NOT_FOUND' } },
+    { id: fresh.id, state: 'starting' },
+  ], 'a dyno missing from the hello is down');
   t.same((await http('GET', `${c.apiUrl}/routes`)).json, {});
+
+  // This agent restarted and numbers its events from 1 again: they must not be taken for
+  // duplicates of the old numbering.
+  again.event({ ...fresh, state: 'up', since: since(4), endpoint: { host: '127.0.0.1', port: 5002 } }, 'starting', 1);
+  await again.waitFor((m) => m.type === 'ack' && m.seq === 1, 'ack 1 on the new link');
+  t.match((await http('GET', `${c.apiUrl}/routes`)).json, { blog: [{ dynoId: fresh.id, port: 5002 }] }, 'the renumbered event was applied');
+  again.event({ ...fresh, state: 'crashed', since: since(5) }, 'up', 1);
+  await again.waitFor((m) => m.type === 'ack' && again.of('ack').length === 2, 'the second ack on the new link');
+  t.match((await http('GET', `${c.apiUrl}/dynos`)).json[1], { id: fresh.id, state: 'up' }, 'duplicates are ignored again');
 });
 
 t.test('a refused dyno goes to the next agent; a formation that fits nowhere changes nothing', async (t) => {
