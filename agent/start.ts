@@ -3,7 +3,7 @@
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { PROTOCOL_VERSION, type AgentIdentity, type Capacity, type Hello } from '../shared/protocol.js';
 import type { AgentConfig } from './config.js';
@@ -75,7 +75,9 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     memory: await readHostMemory(), reservedBytes, committedBytes: manager.committedBytes(),
     dynoCount: manager.list().length, slugCache: slugs.stats(), accepting: manager.accepting,
   });
-  const hello = async (): Promise<Hello> => ({ type: 'hello', protocol: PROTOCOL_VERSION, agent: identity, capacity: await capacity(), dynos: manager.list() });
+  // The outbox numbers events from 1 in every agent process: a fresh epoch tells the coordinator.
+  const seqEpoch = randomUUID();
+  const hello = async (): Promise<Hello> => ({ type: 'hello', protocol: PROTOCOL_VERSION, agent: identity, seqEpoch, capacity: await capacity(), dynos: manager.list() });
   const outbox = new EventOutbox();
   const sessionLog = log.child({ component: 'coordinator' });
   const session = new CoordinatorSession({

@@ -21,11 +21,11 @@ export class AgentCommander implements CommandSender {
   ) {}
 
   /** Sends the command with a fresh id and resolves with the agent's result (ok or not).
-   * Rejects with PROTOCOL_NOT_READY when the agent has no link or it closes first, and
-   * RUNTIME_TIMEOUT when the agent does not answer in time; the command may then have run. */
+   * Rejects with AGENT_UNREACHABLE when the agent has no link or it closes first, and
+   * COMMAND_TIMEOUT when the agent does not answer in time; the command may then have run. */
   sendCommand(agentId: string, command: CommandBody): Promise<Result> {
     const link = this.registry.link(agentId);
-    if (!link) return Promise.reject(new SlipwayError('PROTOCOL_NOT_READY', `agent ${agentId} is not connected`));
+    if (!link) return Promise.reject(new SlipwayError('AGENT_UNREACHABLE', `agent ${agentId} is not connected`));
     const id = `cmd-${randomUUID()}`;
     const answer = this.commands.track(id, agentId, link.serial);
     link.send({ ...command, id } as StartDyno | StopDyno);

@@ -12,8 +12,6 @@ import type { DynoTable } from './dyno-table.js';
 export interface SessionContext extends AgentLink {
   /** Set by the hello handler; undefined until the agent said hello. */
   agentId: string | undefined;
-  /** The ackSeq of the welcome sent on this link, until the first event after it. */
-  welcomeAckSeq: number | undefined;
   send(message: CoordinatorMessage): void;
 }
 
@@ -78,8 +76,8 @@ export function createAgentHandlers(deps: AgentHandlerDeps): AgentHandlerTable {
         reported.add(status.id);
       }
       const missing = dynos.markMissing(agentId, reported);
+      registry.enterSeqEpoch(agentId, m.seqEpoch);
       const ackSeq = registry.lastSeq(agentId);
-      session.welcomeAckSeq = ackSeq;
       session.send({ type: 'welcome', protocol: PROTOCOL_VERSION, coordinatorId: deps.coordinatorId, ackSeq });
       log.info({ agentId, hostname: m.agent.hostname, dynos: m.dynos.length, missing: missing.map((d) => d.id), ackSeq }, 'agent said hello');
       deps.onAgentReady(agentId);
@@ -87,17 +85,6 @@ export function createAgentHandlers(deps: AgentHandlerDeps): AgentHandlerTable {
 
     event(session, m) {
       const agentId = session.agentId as string;
-      const welcomed = session.welcomeAckSeq;
-      session.welcomeAckSeq = undefined;
-      if (welcomed !== undefined && welcomed > 0 && m.seq <= welcomed) {
-        // After a welcome with ackSeq N an agent only sends seqs above N, so the first event
-        // at or below N means its numbering restarted (an agent restart without a persisted
-        // seq). Follow its numbering: treating the new events as duplicates would ignore them
-        // forever. Safe: the hello just applied is newer than anything the agent numbered
-        // before, and stale events are ignored by their `since`.
-        log.warn({ agentId, seq: m.seq, ackSeq: welcomed }, 'agent restarted its event numbering');
-        registry.resetSeq(agentId, m.seq - 1);
-      }
       const last = registry.lastSeq(agentId);
       if (m.seq <= last) {
         // Resent after a reconnect, or sent twice: already applied; ack again, apply never.

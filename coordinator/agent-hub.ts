@@ -77,7 +77,7 @@ export class AgentHub {
       this.sessions.delete(session);
       const agentId = session.agentId;
       const current = agentId !== undefined && this.deps.registry.detach(agentId, session);
-      this.deps.commands.failLink(serial, new SlipwayError('PROTOCOL_NOT_READY', `the link to agent ${agentId ?? '?'} closed before it answered`));
+      this.deps.commands.failLink(serial, new SlipwayError('AGENT_UNREACHABLE', `the link to agent ${agentId ?? '?'} closed before it answered`));
       // Routes stay: dynos keep running while the link is down (see route-table.ts).
       log.info({ serial, agentId, code, reason: reason.toString('utf8'), current }, 'agent link closed');
     });

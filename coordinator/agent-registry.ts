@@ -28,6 +28,8 @@ interface AgentRecord {
   capacity: Capacity;
   link?: AgentLink;
   lastSeq: number;
+  /** The numbering lastSeq belongs to (hello.seqEpoch). */
+  seqEpoch: string | undefined;
   reservations: Map<string, Reservation>;
 }
 
@@ -49,7 +51,7 @@ export class AgentRegistry {
   attach(identity: AgentIdentity, capacity: Capacity, link: AgentLink): AgentLink | undefined {
     const record = this.agents.get(identity.id);
     if (!record) {
-      this.agents.set(identity.id, { identity, capacity, link, lastSeq: 0, reservations: new Map() });
+      this.agents.set(identity.id, { identity, capacity, link, lastSeq: 0, seqEpoch: undefined, reservations: new Map() });
       return undefined;
     }
     const previous = record.link !== undefined && record.link.serial !== link.serial ? record.link : undefined;
@@ -81,10 +83,12 @@ export class AgentRegistry {
     return this.agents.get(agentId)?.lastSeq ?? 0;
   }
 
-  /** Follows an agent whose numbering restarted (see the event handler). */
-  resetSeq(agentId: string, seq: number): void {
+  /** A hello names the agent's event numbering; a new epoch restarts lastSeq at 0. */
+  enterSeqEpoch(agentId: string, epoch: string): void {
     const record = this.agents.get(agentId);
-    if (record) record.lastSeq = Math.max(0, seq);
+    if (!record || record.seqEpoch === epoch) return;
+    record.seqEpoch = epoch;
+    record.lastSeq = 0;
   }
 
   advanceSeq(agentId: string, seq: number): void {

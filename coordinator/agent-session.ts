@@ -24,7 +24,6 @@ export interface AgentSessionDeps {
 
 export class AgentSession implements SessionContext {
   agentId: string | undefined;
-  welcomeAckSeq: number | undefined;
   private missedPongs = 0;
   private readonly pingTimer: NodeJS.Timeout;
   private readonly helloTimer: NodeJS.Timeout;

@@ -24,7 +24,7 @@ export class CommandTracker {
     return new Promise<Result>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new SlipwayError('RUNTIME_TIMEOUT', `agent ${agentId} did not answer command ${id} within ${this.timeoutMs} ms`));
+        reject(new SlipwayError('COMMAND_TIMEOUT', `agent ${agentId} did not answer command ${id} within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       this.pending.set(id, { agentId, linkSerial, resolve, reject, timer });
     });

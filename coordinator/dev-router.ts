@@ -30,13 +30,13 @@ export class DevRouter {
 
   readonly handle: RequestListener = (req, res) => {
     const app = appOfHost(req.headers.host);
-    if (app === undefined) return sendError(res, 404, 'DYNO_NOT_FOUND', 'the router serves Host: <app>.localhost');
+    if (app === undefined) return sendError(res, 404, 'APP_NOT_FOUND', 'the router serves Host: <app>.localhost');
     const route = this.deps.routes.next(app);
     if (!route) {
       if (!this.deps.knowsApp(app) && !this.deps.routes.hasRoutes(app)) {
-        return sendError(res, 404, 'DYNO_NOT_FOUND', `no such app: ${app}`);
+        return sendError(res, 404, 'APP_NOT_FOUND', `no such app: ${app}`);
       }
-      return sendError(res, 503, 'DYNO_NOT_FOUND', `app ${app} has no dyno up to serve the request`, { routerCode: 'H14' });
+      return sendError(res, 503, 'ROUTER_NO_DYNOS', `app ${app} has no dyno up to serve the request`, { routerCode: 'H14' });
     }
     this.proxy(app, route, req, res);
   };
@@ -53,7 +53,7 @@ export class DevRouter {
     });
     // H12: the dyno must start its answer within the bound; after that the body streams freely.
     const timer = setTimeout(() => {
-      if (!res.headersSent) sendError(res, 504, 'RUNTIME_TIMEOUT', `dyno ${route.name} did not answer within ${upstreamTimeoutMs} ms`, { routerCode: 'H12' });
+      if (!res.headersSent) sendError(res, 504, 'ROUTER_UPSTREAM_TIMEOUT', `dyno ${route.name} did not answer within ${upstreamTimeoutMs} ms`, { routerCode: 'H12' });
       upstream.destroy();
     }, upstreamTimeoutMs);
     upstream.on('response', (up) => {
@@ -72,7 +72,7 @@ export class DevRouter {
       if (res.writableEnded) return; // the router already answered (504)
       if (res.headersSent) return void res.destroy();
       log.warn({ app, dyno: route.name, dynoId: route.dynoId, err: err.message }, 'upstream request failed');
-      sendError(res, 502, 'INTERNAL', `dyno ${route.name} failed the request: ${err.message}`, { routerCode: 'H13' });
+      sendError(res, 502, 'ROUTER_UPSTREAM_FAILED', `dyno ${route.name} failed the request: ${err.message}`, { routerCode: 'H13' });
     });
     // A client that goes away takes its upstream request with it.
     res.on('close', () => {

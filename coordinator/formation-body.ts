@@ -55,9 +55,7 @@ export function parseFormationRequest(app: string, type: string, body: unknown, 
   }
   const size = resolveSize(body.size, defaults.sizes);
   if (!size) {
-    // No code names an unknown size; CONFIG_INVALID is the nearest (the formation is the
-    // app's configuration). See the coordinator's report for the code it would rather have.
-    throw new SlipwayError('CONFIG_INVALID', `unknown dyno size ${JSON.stringify(body.size)}; known sizes: ${Object.keys(defaults.sizes).join(', ')}`);
+    throw new SlipwayError('SIZE_UNKNOWN', `unknown dyno size ${JSON.stringify(body.size)}; known sizes: ${Object.keys(defaults.sizes).join(', ')}`);
   }
   const request: FormationRequest = {
     app, type, quantity: body.quantity, size, command: body.command,

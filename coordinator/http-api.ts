@@ -57,7 +57,7 @@ async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespons
     if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET');
     return sendJson(res, 200, view(deps));
   }
-  sendError(res, 404, 'PROTOCOL_UNKNOWN_TYPE', `no API endpoint ${method} ${path}`);
+  sendError(res, 404, 'API_NOT_FOUND', `no API endpoint ${method} ${path}`);
 }
 
 const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
@@ -69,7 +69,7 @@ const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
 
 function notAllowed(res: ServerResponse, method: string, path: string, allowed: string): void {
   res.setHeader('allow', allowed);
-  sendError(res, 405, 'PROTOCOL_UNKNOWN_TYPE', `${method} is not supported on ${path}`);
+  sendError(res, 405, 'API_NOT_FOUND', `${method} is not supported on ${path}`);
 }
 
 function decode(segment: string | undefined): string {

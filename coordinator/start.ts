@@ -75,7 +75,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     close() {
       closing ??= (async () => {
         await hub.close();
-        commands.failAll(new SlipwayError('PROTOCOL_NOT_READY', 'the coordinator is shutting down'));
+        commands.failAll(new SlipwayError('AGENT_UNREACHABLE', 'the coordinator is shutting down'));
         router.close();
         await Promise.all([closeServer(apiServer), closeServer(routerServer)]);
       })();

@@ -38,6 +38,15 @@ export const ERROR_CODES = {
   // Runtime.
   RUNTIME_TIMEOUT: { retryable: true, summary: 'A call into the container runtime did not finish within its bound.' },
   RUNTIME_FAILED: { retryable: true, summary: 'A call into the container runtime failed.' },
+  // Reference coordinator: API, agents and the dev router (Heroku's router codes in brackets).
+  SIZE_UNKNOWN: { retryable: false, summary: 'The formation names a dyno size the coordinator does not know.' },
+  API_NOT_FOUND: { retryable: false, summary: 'No API endpoint for this method and path.' },
+  APP_NOT_FOUND: { retryable: false, summary: 'The router knows no app for this Host header.' },
+  ROUTER_NO_DYNOS: { retryable: true, summary: 'The app has no dyno up to serve the request (H14).' },
+  ROUTER_UPSTREAM_FAILED: { retryable: true, summary: 'The dyno closed or refused the proxied request (H13).' },
+  ROUTER_UPSTREAM_TIMEOUT: { retryable: true, summary: 'The dyno did not answer within 30 s (H12).' },
+  AGENT_UNREACHABLE: { retryable: true, summary: 'The agent has no live link to the coordinator, or it closed before answering.' },
+  COMMAND_TIMEOUT: { retryable: true, summary: 'The agent did not answer a command in time; the command may have run.' },
   // Configuration and internal.
   CONFIG_INVALID: { retryable: false, summary: 'The configuration file or flags are invalid.' },
   INTERNAL: { retryable: true, summary: 'An unexpected failure inside slipway; see its logs.' },

@@ -125,6 +125,10 @@ export const Hello = Type.Object({
   type: Type.Literal('hello'),
   protocol: Type.Integer({ minimum: 1 }),
   agent: AgentIdentity,
+  seqEpoch: Type.String({
+    pattern: '^[A-Za-z0-9-]{8,64}$',
+    description: "Names the agent's event numbering. A new value means seq started again at 1 (an agent restart without a persisted journal): the coordinator forgets the old numbering and welcomes with ackSeq 0.",
+  }),
   capacity: Capacity,
   dynos: Type.Array(DynoStatus, { maxItems: 4096 }),
 }, { ...strict, description: 'First frame after every (re)connect: the complete current state of the host.' });

@@ -113,10 +113,14 @@ class FakeAgent {
     return this.received.filter((m) => m.type === type) as Extract<CoordinatorMessage, { type: T }>[];
   }
 
+  /** The agent's event numbering; a test that simulates an agent restart sets a new one. */
+  seqEpoch = 'epoch-0001';
+
   hello(freeMb: number, dynos: DynoStatus[] = []): Promise<Welcome> {
     this.send({
       type: 'hello', protocol: 1,
       agent: { id: this.id, hostname: `${this.id}.internal`, address: '127.0.0.1', version: '0.1.0', runtime: 'fake' },
+      seqEpoch: this.seqEpoch,
       capacity: {
         memory: { totalBytes: (freeMb + 1024) * MIB, reservedBytes: 1024 * MIB, allocatableBytes: freeMb * MIB, committedBytes: 0, usedBytes: 0 },
         cpu: { cores: 2, load1: 0 }, dynoCount: dynos.length, slugCache: { entries: 0, bytes: 0 }, accepting: true,
@@ -246,7 +250,7 @@ t.test('a formation of 2 is placed, routed round-robin through the router, and s
   await until(async () => ((await http('GET', `${c.apiUrl}/dynos`)).json.length === 0 ? true : undefined), 'dynos gone');
   const none = await routerGet(c, 'shop');
   t.equal(none.status, 503, 'the app exists but nothing is up');
-  t.match(none.json, { error: { routerCode: 'H14' } });
+  t.match(none.json, { error: { code: 'ROUTER_NO_DYNOS', routerCode: 'H14' } });
   t.equal((await routerGet(c, 'nosuchapp')).status, 404);
 });
 
@@ -337,13 +341,17 @@ t.test('a duplicate event seq is acked but applied once; lastSeq and routes surv
   ], 'a dyno missing from the hello is down');
   t.same((await http('GET', `${c.apiUrl}/routes`)).json, {});
 
-  // This agent restarted and numbers its events from 1 again: they must not be taken for
-  // duplicates of the old numbering.
-  again.event({ ...fresh, state: 'up', since: since(4), endpoint: { host: '127.0.0.1', port: 5002 } }, 'starting', 1);
-  await again.waitFor((m) => m.type === 'ack' && m.seq === 1, 'ack 1 on the new link');
+  // This agent restarted and numbers its events from 1 again under a new epoch: they must
+  // not be taken for duplicates of the old numbering.
+  await again.close();
+  const restarted = await FakeAgent.connect(t, c.agentUrl, 'host-a');
+  restarted.seqEpoch = 'epoch-0002';
+  t.match(await restarted.hello(4096, [fresh]), { ackSeq: 0 }, 'a new epoch is welcomed with ackSeq 0');
+  restarted.event({ ...fresh, state: 'up', since: since(4), endpoint: { host: '127.0.0.1', port: 5002 } }, 'starting', 1);
+  await restarted.waitFor((m) => m.type === 'ack' && m.seq === 1, 'ack 1 on the new link');
   t.match((await http('GET', `${c.apiUrl}/routes`)).json, { blog: [{ dynoId: fresh.id, port: 5002 }] }, 'the renumbered event was applied');
-  again.event({ ...fresh, state: 'crashed', since: since(5) }, 'up', 1);
-  await again.waitFor((m) => m.type === 'ack' && again.of('ack').length === 2, 'the second ack on the new link');
+  restarted.event({ ...fresh, state: 'crashed', since: since(5) }, 'up', 1);
+  await restarted.waitFor((m) => m.type === 'ack' && restarted.of('ack').length === 2, 'the second ack on the new link');
   t.match((await http('GET', `${c.apiUrl}/dynos`)).json[1], { id: fresh.id, state: 'up' }, 'duplicates are ignored again');
 });
 
@@ -373,14 +381,14 @@ t.test('the API refuses bad requests with codes', async (t) => {
   const c = await startTestCoordinator(t);
   const unknownSize = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1, { size: 'huge' }) });
   t.equal(unknownSize.status, 422);
-  t.match(unknownSize.json, { error: { code: 'CONFIG_INVALID', message: /huge/ } });
+  t.match(unknownSize.json, { error: { code: 'SIZE_UNKNOWN', message: /huge/ } });
   const badJson = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: '{"quantity":' });
   t.match(badJson, { status: 400, json: { error: { code: 'PROTOCOL_INVALID_JSON' } } });
   const badBody = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: { quantity: 1 } });
   t.match(badBody, { status: 422, json: { error: { code: 'PROTOCOL_SCHEMA_VIOLATION' } } });
   const noAgents = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1) });
   t.match(noAgents, { status: 503, json: { error: { code: 'INSUFFICIENT_CAPACITY' } } });
-  t.match(await http('GET', `${c.apiUrl}/nope`), { status: 404, json: { error: { code: String } } });
+  t.match(await http('GET', `${c.apiUrl}/nope`), { status: 404, json: { error: { code: 'API_NOT_FOUND' } } });
   t.match(await http('DELETE', `${c.apiUrl}/dynos`), { status: 405 });
   t.match(await http('GET', `${c.apiUrl}/healthz`), { status: 200, json: { ok: true } });
 });

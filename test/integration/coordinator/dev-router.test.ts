@@ -69,8 +69,8 @@ t.test('requests go round-robin, stream both ways, and name the dyno', async (t)
 
 t.test('unknown app 404, app without routes 503 (H14)', async (t) => {
   const { send } = await startRouter(t, ['quiet']);
-  t.match(await send('nosuch'), { status: 404, json: { error: { code: 'DYNO_NOT_FOUND' } } });
-  t.match(await send('quiet'), { status: 503, json: { error: { routerCode: 'H14' } } });
+  t.match(await send('nosuch'), { status: 404, json: { error: { code: 'APP_NOT_FOUND' } } });
+  t.match(await send('quiet'), { status: 503, json: { error: { code: 'ROUTER_NO_DYNOS', routerCode: 'H14' } } });
 });
 
 t.test('an upstream that refuses the connection gets 502 (H13)', async (t) => {
@@ -78,14 +78,14 @@ t.test('an upstream that refuses the connection gets 502 (H13)', async (t) => {
   const { server, port } = await listen(t, (_req, res) => res.end());
   await new Promise<void>((resolve) => server.close(() => resolve()));
   routes.applyDynoState(up('shop-web-1', 'web.1', port));
-  t.match(await send('shop'), { status: 502, json: { error: { routerCode: 'H13' } } });
+  t.match(await send('shop'), { status: 502, json: { error: { code: 'ROUTER_UPSTREAM_FAILED', routerCode: 'H13' } } });
 });
 
 t.test('an upstream that does not answer in time gets 504 (H12)', async (t) => {
   const { routes, send } = await startRouter(t, ['shop'], 150);
   const { port } = await listen(t, () => { /* never answers */ });
   routes.applyDynoState(up('shop-web-1', 'web.1', port));
-  t.match(await send('shop'), { status: 504, json: { error: { code: 'RUNTIME_TIMEOUT', routerCode: 'H12' } } });
+  t.match(await send('shop'), { status: 504, json: { error: { code: 'ROUTER_UPSTREAM_TIMEOUT', routerCode: 'H12' } } });
 });
 
 t.test('the app is the first label under .localhost', async (t) => {

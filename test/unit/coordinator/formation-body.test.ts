@@ -14,7 +14,7 @@ t.test('a valid body resolves its size and gets the default stack and an empty e
 });
 
 t.test('an unknown size is refused with a code naming the known sizes', async (t) => {
-  t.throws(() => parseFormationRequest('shop', 'web', { ...body, size: 'huge' }, defaults), { code: 'CONFIG_INVALID', message: /standard-1x/ });
+  t.throws(() => parseFormationRequest('shop', 'web', { ...body, size: 'huge' }, defaults), { code: 'SIZE_UNKNOWN', message: /standard-1x/ });
 });
 
 t.test('schema violations name the field', async (t) => {
