@@ -1,7 +1,7 @@
 // Reads a container's cgroup files. slipway supports both hierarchies: this machine kind
 // runs cgroup v1 (hybrid), current EC2 images run v2. Paths are the OCI cgroupsPath as runc
 // creates them with its cgroupfs driver.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -33,8 +33,15 @@ export async function readOomKills(cgroupPath: string, version: CgroupVersion, r
   }
 }
 
-/** Every directory a cgroupsPath occupies, for cleanup checks: v1 one per controller. */
+/**
+ * Every directory a cgroupsPath occupies, for cleanup and leftover checks. On v1 runc creates
+ * the path in every mounted hierarchy, including named ones (name=systemd) and the empty v2
+ * mount of a hybrid host (`unified`), so all of them are listed; symlinked aliases such as
+ * `cpu,cpuacct` are skipped.
+ */
 export function cgroupDirs(cgroupPath: string, version: CgroupVersion, root = '/sys/fs/cgroup'): string[] {
   if (version === 2) return [join(root, cgroupPath)];
-  return ['memory', 'pids', 'cpu', 'cpuacct', 'cpuset', 'devices', 'freezer', 'blkio'].map((c) => join(root, c, cgroupPath));
+  return readdirSync(root, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => join(root, e.name, cgroupPath));
 }

@@ -23,3 +23,15 @@ t.test('an absent oom_kill line counts 0; oom (not oom_kill) is not confused wit
   t.equal(parseOomKills('oom_kill_disable 0\nunder_oom 0\n'), 0);
   t.equal(parseOomKills('oom 5\noom_kill 0\n'), 0);
 });
+
+t.test('v1 cleanup covers every mounted hierarchy, named ones included', async (t) => {
+  const { mkdtempSync, mkdirSync, symlinkSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { cgroupDirs } = await import('../../../agent/host/cgroups.js');
+  const root = mkdtempSync(join(tmpdir(), 'slipway-cg-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  for (const h of ['memory', 'cpu', 'systemd', 'unified']) mkdirSync(join(root, h));
+  symlinkSync('cpu', join(root, 'cpu,cpuacct'));
+  t.same(cgroupDirs('/slipway/x', 1, root).sort(), ['cpu', 'memory', 'systemd', 'unified'].map((h) => join(root, h, 'slipway/x')));
+  t.same(cgroupDirs('/slipway/x', 2, root), [join(root, 'slipway/x')]);
+});

@@ -50,3 +50,19 @@ t.test('timestamps must be RFC 3339', async (t) => {
   status.since = new Date().toISOString();
   t.equal(decodeAgentMessage(JSON.stringify(ev)).ok, true);
 });
+
+t.test('the emitted JSON Schema covers every message type of both directions', async (t) => {
+  const { protocolJsonSchema } = await import('../../../shared/protocol.js');
+  const doc = JSON.parse(JSON.stringify(protocolJsonSchema())) as Record<string, Record<string, { required?: string[] }>>;
+  t.same(Object.keys(doc.agentToCoordinator!).sort(), ['capacity', 'error', 'event', 'hello', 'result']);
+  t.same(Object.keys(doc.coordinatorToAgent!).sort(), ['ack', 'error', 'start_dyno', 'stop_dyno', 'welcome']);
+  t.ok(doc.agentToCoordinator!.hello!.required!.includes('seqEpoch'));
+  t.ok(doc.coordinatorToAgent!.start_dyno!.required!.includes('dyno'));
+});
+
+t.test('docs/protocol.md names every message type', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { AGENT_MESSAGES, COORDINATOR_MESSAGES } = await import('../../../shared/protocol.js');
+  const doc = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
+  for (const type of [...Object.keys(AGENT_MESSAGES), ...Object.keys(COORDINATOR_MESSAGES)]) t.match(doc, `| \`${type}\` |`, type);
+});
