@@ -61,6 +61,9 @@ async function serve(argv: string[]): Promise<void> {
   for (const k of Object.keys(flags)) if (flags[k] === undefined) delete flags[k];
   const config = resolveConfig(values.config, flags as FileConfig);
   const log = createRootLogger({ level: config.logLevel, name: 'slipway-agent' });
+  // A bug in one code path must not take the host's dynos down with the agent: this version
+  // removes leftover dynos when it starts again. Log loudly and keep serving instead.
+  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection (bug): agent keeps running'));
   const agent = await startAgent(config, log);
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -12,7 +12,10 @@ npx tsc -p tsconfig.test.json --noEmit
 log=$(mktemp /tmp/slipway-tap.XXXXXX)
 trap 'rm -f "$log"' EXIT
 set +e
-npx tap "$@" 2>&1 | tee "$log"
+# A subset of the suite cannot meet the whole suite's coverage thresholds (.taprc).
+extra=()
+[ $# -gt 0 ] && extra=(--allow-incomplete-coverage)
+npx tap "${extra[@]}" "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 # tap's closing summary looks like `# { total: 12, pass: 11, fail: 1 }`.

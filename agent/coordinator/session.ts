@@ -116,7 +116,15 @@ export class CoordinatorSession {
 
   private async handshake(ws: WebSocket): Promise<void> {
     this.state = 'handshaking';
-    this.send(await this.o.hello(), ws);
+    try {
+      this.send(await this.o.hello(), ws);
+    } catch (err) {
+      // Without a hello the coordinator cannot reconcile; close and redial with backoff.
+      this.lastError = `could not build the hello: ${(err as Error).message}`;
+      this.o.log.error({ err }, 'could not build the hello; redialling');
+      ws.terminate();
+      return;
+    }
     const t = setTimeout(() => {
       if (this.ws === ws && this.state === 'handshaking') {
         this.lastError = 'no welcome from the coordinator';
