@@ -27,6 +27,13 @@ const FileConfig = Type.Object({
   diagnosticsListen: Type.Optional(Type.String({ pattern: '^(127\\.[0-9.]+|localhost|\\[::1\\]):[0-9]{1,5}$' })),
   diagnosticsTokenFile: Type.Optional(Type.String({ minLength: 1 })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)))),
+  slugCacheBudgetMb: Type.Optional(Type.Integer({ minimum: 1 })),
+  slugCacheFloorMb: Type.Optional(Type.Integer({ minimum: 0 })),
+  s3: Type.Optional(Type.Object({
+    region: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    endpoint: Type.Optional(Type.String({ pattern: '^https?://' })),
+    forcePathStyle: Type.Optional(Type.Boolean()),
+  }, { additionalProperties: false })),
 }, { additionalProperties: false });
 export type FileConfig = Static<typeof FileConfig>;
 const checkFileConfig = TypeCompiler.Compile(FileConfig);
@@ -50,6 +57,16 @@ export interface AgentConfig {
   diagnosticsListen: string;
   diagnosticsTokenFile: string;
   logLevel: string;
+  slugs: SlugSettings;
+}
+
+/** What the slug store needs; shared by `serve` and the `slug` CLI. */
+export interface SlugSettings {
+  dir: string;
+  owner: { uid: number; gid: number };
+  budgetBytes: number;
+  floorBytes: number;
+  s3: { region?: string; endpoint?: string; forcePathStyle?: boolean };
 }
 
 export const DEFAULTS = {
@@ -62,6 +79,8 @@ export const DEFAULTS = {
   stopGraceMs: 30_000, // Heroku's SIGTERM-to-SIGKILL grace
   nofile: 10_000, // Heroku's open-file limit per dyno
   diagnosticsListen: '127.0.0.1:7701',
+  slugCacheBudgetMb: 20 * 1024,
+  slugCacheFloorMb: 2 * 1024,
 };
 
 /** First non-internal IPv4 address: where dyno ports are reachable from the router. */
@@ -90,8 +109,8 @@ function readSecret(file: string, what: string): string {
   }
 }
 
-/** Merges file and flag values (flags win) and resolves secrets. */
-export function resolveConfig(configPath: string | undefined, flags: FileConfig, env = process.env): AgentConfig {
+/** The config file (explicit, or the default path when it exists) merged with flags (flags win). */
+export function loadFileConfig(configPath: string | undefined, flags: FileConfig = {}): FileConfig {
   let file: FileConfig = {};
   const path = configPath ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined);
   if (path) {
@@ -103,7 +122,23 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     }
     file = validateFileConfig(parsed, path);
   }
-  const c = validateFileConfig({ ...file, ...flags }, 'flags');
+  return validateFileConfig({ ...file, ...flags }, 'flags');
+}
+
+export function slugSettings(c: FileConfig): SlugSettings {
+  const mb = 1024 * 1024;
+  return {
+    dir: join(c.stateDir ?? DEFAULTS.stateDir, 'slugs'),
+    owner: c.dynoUser ?? DEFAULTS.dynoUser,
+    budgetBytes: (c.slugCacheBudgetMb ?? DEFAULTS.slugCacheBudgetMb) * mb,
+    floorBytes: (c.slugCacheFloorMb ?? DEFAULTS.slugCacheFloorMb) * mb,
+    s3: c.s3 ?? {},
+  };
+}
+
+/** Merges file and flag values (flags win) and resolves secrets. */
+export function resolveConfig(configPath: string | undefined, flags: FileConfig, env = process.env): AgentConfig {
+  const c = loadFileConfig(configPath, flags);
   const stateDir = c.stateDir ?? DEFAULTS.stateDir;
   const coordinatorUrl = c.coordinatorUrl ?? env.SLIPWAY_COORDINATOR_URL;
   if (!coordinatorUrl) throw new SlipwayError('CONFIG_INVALID', 'no coordinator URL (--coordinator or coordinatorUrl)');
@@ -128,5 +163,6 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     diagnosticsListen: c.diagnosticsListen ?? DEFAULTS.diagnosticsListen,
     diagnosticsTokenFile: c.diagnosticsTokenFile ?? join(stateDir, 'agent', 'diagnostics.token'),
     logLevel: c.logLevel ?? env.SLIPWAY_LOG_LEVEL ?? 'info',
+    slugs: slugSettings(c),
   };
 }

@@ -8,12 +8,14 @@ import { startAgent, AGENT_VERSION } from './start.js';
 import { RuncDriver } from './runtime/runc/driver.js';
 import { sweepDynos } from './dynos/sweep.js';
 import { asSlipwayError } from '../shared/errors.js';
+import { slugCommand, SLUG_USAGE } from './cli/slug.js';
 
 const USAGE = `Usage: slipway-agent <command> [options]
 
 Commands:
   serve      Run the agent: dial the coordinator, run its dynos, serve diagnostics.
   cleanup    Remove every dyno container, mount and directory under the state dir.
+  slug       Fetch, list and garbage-collect the slug cache (slipway-agent slug --help).
   version    Print the version.
 
 Options for serve (flags override the config file):
@@ -90,6 +92,13 @@ async function cleanup(argv: string[]): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  if (command === 'slug') {
+    if (rest.length === 0 || rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(SLUG_USAGE);
+      return;
+    }
+    return slugCommand(rest);
+  }
   if (!command || command === '-h' || command === '--help' || rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(USAGE);
     return;

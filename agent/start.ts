@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { PROTOCOL_VERSION, type AgentIdentity, type Capacity, type Hello } from '../shared/protocol.js';
 import type { AgentConfig } from './config.js';
 import type { Logger } from './lib/log.js';
-import { SlugStore } from './slugs/store.js';
+import { createSlugStore } from './slugs/factory.js';
 import { StackStore } from './stacks/stacks.js';
 import { RuncDriver } from './runtime/runc/driver.js';
 import { PortAllocator } from './dynos/ports.js';
@@ -53,7 +53,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const allocatable = allocatableBytes(memory.totalBytes, reservedBytes);
 
   // 2. Stores and runtime. Leftovers of an earlier run are removed (no re-adoption yet).
-  const slugs = new SlugStore({ dir: dirs.slugs, owner: config.dynoUser, log: log.child({ component: 'slugs' }) });
+  const slugs = createSlugStore(config.slugs, log.child({ component: 'slugs' }));
   await slugs.init();
   const stacks = new StackStore(dirs.stacks);
   const driver = new RuncDriver({ cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }) });
@@ -73,7 +73,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const identity: AgentIdentity = { id: config.agentId, hostname: hostname(), address: config.address, version: AGENT_VERSION, runtime: driver.name };
   const capacity = async (): Promise<Capacity> => buildCapacity({
     memory: await readHostMemory(), reservedBytes, committedBytes: manager.committedBytes(),
-    dynoCount: manager.list().length, slugCache: slugs.stats(), accepting: manager.accepting,
+    dynoCount: manager.list().length, slugCache: await slugs.usage(), accepting: manager.accepting,
   });
   // The outbox numbers events from 1 in every agent process: a fresh epoch tells the coordinator.
   const seqEpoch = randomUUID();
@@ -82,9 +82,12 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const sessionLog = log.child({ component: 'coordinator' });
   const session = new CoordinatorSession({
     url: config.coordinatorUrl, token: config.token, ca: config.ca, log: sessionLog, hello, capacity, outbox,
-    handlers: buildHandlers({ manager, outbox }),
+    handlers: buildHandlers({ manager, outbox, slugs }),
   });
-  manager.onTransition((from, status) => session.sendEvent(outbox.push(from, status)));
+  manager.onTransition((from, status) => {
+    session.sendEvent(outbox.push(from, status));
+    session.reportCapacitySoon();
+  });
 
   // 5. Diagnostics on loopback.
   const token = await diagnosticsToken(config.diagnosticsTokenFile);
@@ -93,6 +96,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     dynos: () => manager.list(),
     capacity,
     link: () => session.status(),
+    slugs: () => slugs.usage(),
     dynoLog: async (id, n) => {
       const d = manager.get(id);
       return d ? tailLog(join(dirs.dynos, id, 'log'), d.name, n) : undefined;

@@ -34,7 +34,8 @@ export const ERROR_CODES = {
   SLUG_CORRUPT: { retryable: false, summary: 'The slug is not a readable gzipped tar.' },
   SLUG_UNSAFE_PATH: { retryable: false, summary: 'A slug entry would land outside the slug root.' },
   SLUG_UNSAFE_ENTRY: { retryable: false, summary: 'A slug entry has a forbidden type (link out of the root, device, FIFO, ...).' },
-  SLUG_TOO_LARGE: { retryable: false, summary: 'The slug breaks a size, entry-count or depth budget.' },
+  SLUG_TOO_LARGE: { retryable: false, summary: 'The slug breaks a budget: compressed or unpacked bytes, expansion ratio, entry count, depth or name length.' },
+  SLUG_DISK_FULL: { retryable: true, summary: 'The slug cache cannot fit the slug above its free-space floor, even after evicting unused slugs.' },
   // Runtime.
   RUNTIME_TIMEOUT: { retryable: true, summary: 'A call into the container runtime did not finish within its bound.' },
   RUNTIME_FAILED: { retryable: true, summary: 'A call into the container runtime failed.' },
@@ -62,12 +63,15 @@ export function isErrorCode(s: string): s is ErrorCode {
 export class SlipwayError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
+  /** When the other side said when to come back (HTTP Retry-After, S3 SlowDown), in ms. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryable?: boolean; retryAfterMs?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SlipwayError';
     this.code = code;
     this.retryable = options.retryable ?? ERROR_CODES[code].retryable;
+    this.retryAfterMs = options.retryAfterMs;
   }
 
   toWire(): { code: ErrorCode; message: string; retryable: boolean } {

@@ -108,7 +108,16 @@ export const Capacity = Type.Object({
   }, strict),
   cpu: Type.Object({ cores: Type.Integer({ minimum: 0 }), load1: Type.Number({ minimum: 0 }) }, strict),
   dynoCount: Type.Integer({ minimum: 0 }),
-  slugCache: Type.Object({ entries: Type.Integer({ minimum: 0 }), bytes: Type.Integer({ minimum: 0 }) }, strict),
+  slugCache: Type.Object({
+    entries: Type.Integer({ minimum: 0 }),
+    bytes: Type.Integer({ minimum: 0, description: 'Unpacked bytes of the cached slugs.' }),
+    budgetBytes: Type.Integer({ minimum: 0 }),
+    freeBytes: Type.Integer({ minimum: 0, description: "Free bytes of the cache's file system." }),
+    slugs: Type.Array(Type.Object({ sha256: Sha256, bytes: Type.Integer({ minimum: 0 }) }, strict), {
+      maxItems: 1000,
+      description: 'Cached slugs, most recently used first: a coordinator may prefer hosts that have a slug.',
+    }),
+  }, strict),
   accepting: Type.Boolean({ description: 'False while the host is draining.' }),
 }, strict);
 
@@ -148,7 +157,13 @@ export const Event = Type.Object({
 
 export const CapacityReport = Type.Object({ type: Type.Literal('capacity'), capacity: Capacity }, { ...strict, description: 'Periodic; latest wins, not sequenced.' });
 
-export const ResultOk = Type.Object({ type: Type.Literal('result'), id: CommandId, ok: Type.Literal(true), dyno: Type.Optional(DynoStatus) }, strict);
+export const ResultOk = Type.Object({
+  type: Type.Literal('result'),
+  id: CommandId,
+  ok: Type.Literal(true),
+  dyno: Type.Optional(DynoStatus),
+  slug: Type.Optional(Type.Object({ sha256: Sha256, cached: Type.Boolean({ description: 'False: the download runs in the background.' }) }, strict)),
+}, strict);
 export const ResultErr = Type.Object({ type: Type.Literal('result'), id: CommandId, ok: Type.Literal(false), error: WireError }, strict);
 export const Result = Type.Union([ResultOk, ResultErr]);
 
@@ -177,9 +192,15 @@ export const StopDyno = Type.Object({
   graceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
 }, strict);
 
+export const PrefetchSlug = Type.Object({
+  type: Type.Literal('prefetch_slug'),
+  id: CommandId,
+  slug: SlugRef,
+}, { ...strict, description: 'Warm the slug cache before dynos of a release are placed here (answered at once; the download runs in the background).' });
+
 /** Every message type, per direction. The decoder's table is built from these. */
 export const AGENT_MESSAGES = { hello: Hello, event: Event, capacity: CapacityReport, result: Result, error: ErrorMessage } as const;
-export const COORDINATOR_MESSAGES = { welcome: Welcome, ack: Ack, start_dyno: StartDyno, stop_dyno: StopDyno, error: ErrorMessage } as const;
+export const COORDINATOR_MESSAGES = { welcome: Welcome, ack: Ack, start_dyno: StartDyno, stop_dyno: StopDyno, prefetch_slug: PrefetchSlug, error: ErrorMessage } as const;
 
 export type DynoSpec = Static<typeof DynoSpec>;
 export type DynoSize = Static<typeof DynoSize>;
@@ -199,9 +220,10 @@ export type Welcome = Static<typeof Welcome>;
 export type Ack = Static<typeof Ack>;
 export type StartDyno = Static<typeof StartDyno>;
 export type StopDyno = Static<typeof StopDyno>;
+export type PrefetchSlug = Static<typeof PrefetchSlug>;
 export type AgentMessage = Hello | Event | CapacityReport | Result | ErrorMessage;
-export type CoordinatorMessage = Welcome | Ack | StartDyno | StopDyno | ErrorMessage;
-export type Command = StartDyno | StopDyno;
+export type CoordinatorMessage = Welcome | Ack | StartDyno | StopDyno | PrefetchSlug | ErrorMessage;
+export type Command = StartDyno | StopDyno | PrefetchSlug;
 
 export type Decoded<M> =
   | { ok: true; message: M }

@@ -16,6 +16,9 @@ export const WELCOME_TIMEOUT_MS = 10_000;
 export const PING_INTERVAL_MS = 15_000;
 /** Capacity is reported periodically (latest wins) besides being part of every hello. */
 export const CAPACITY_INTERVAL_MS = 10_000;
+/** After a dyno changes state (committed memory, slug cache) a report follows within this,
+ * coalescing a burst of changes into one message. */
+export const CAPACITY_DEBOUNCE_MS = 500;
 
 export interface SessionOptions extends DialOptions {
   log: Logger;
@@ -48,6 +51,7 @@ export class CoordinatorSession {
   private reconnects = 0;
   private lastError: string | null = null;
   private invalid = 0;
+  private capacitySoon: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: SessionOptions) {
     this.backoff = new Backoff(o.reconnectInitialMs);
@@ -60,6 +64,19 @@ export class CoordinatorSession {
   /** Sends an event now if the link is ready; it stays in the outbox until acked either way. */
   sendEvent(ev: AgentMessage): void {
     if (this.state === 'ready') this.send(ev);
+  }
+
+  /** Sends a capacity report shortly (coalesced), e.g. after a dyno changed state. */
+  reportCapacitySoon(): void {
+    if (this.state !== 'ready' || this.capacitySoon) return;
+    this.capacitySoon = setTimeout(() => {
+      this.capacitySoon = undefined;
+      this.sendCapacity();
+    }, CAPACITY_DEBOUNCE_MS);
+  }
+
+  private sendCapacity(): void {
+    void this.o.capacity().then((capacity) => this.send({ type: 'capacity', capacity }), (err: unknown) => this.o.log.warn({ err }, 'capacity read failed'));
   }
 
   status(): LinkStatus {
@@ -159,6 +176,7 @@ export class CoordinatorSession {
       case 'ack': return this.o.handlers.ack(msg, ctx);
       case 'start_dyno': return this.o.handlers.start_dyno(msg, ctx);
       case 'stop_dyno': return this.o.handlers.stop_dyno(msg, ctx);
+      case 'prefetch_slug': return this.o.handlers.prefetch_slug(msg, ctx);
       case 'error': return this.o.handlers.error(msg, ctx);
     }
   }
@@ -170,9 +188,7 @@ export class CoordinatorSession {
     const pending = this.o.outbox.unacked();
     this.o.log.info({ ackSeq, resend: pending.length }, 'coordinator link ready');
     for (const ev of pending) this.send(ev);
-    const cap = setInterval(() => {
-      void this.o.capacity().then((capacity) => this.send({ type: 'capacity', capacity }), (err: unknown) => this.o.log.warn({ err }, 'capacity read failed'));
-    }, CAPACITY_INTERVAL_MS);
+    const cap = setInterval(() => this.sendCapacity(), CAPACITY_INTERVAL_MS);
     this.timers.push(cap);
   }
 
@@ -197,5 +213,7 @@ export class CoordinatorSession {
   private clearTimers(): void {
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
+    clearTimeout(this.capacitySoon);
+    this.capacitySoon = undefined;
   }
 }

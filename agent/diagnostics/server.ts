@@ -7,6 +7,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { AgentIdentity, Capacity, DynoStatus } from '../../shared/protocol.js';
 import type { LinkStatus } from '../coordinator/session.js';
 import type { Logger } from '../lib/log.js';
+import type { CacheUsage } from '../slugs/store.js';
 
 export interface AgentView {
   identity(): AgentIdentity;
@@ -14,6 +15,7 @@ export interface AgentView {
   capacity(): Promise<Capacity>;
   link(): LinkStatus;
   dynoLog(id: string, lines: number): Promise<string[] | undefined>;
+  slugs(): Promise<CacheUsage>;
 }
 
 /** Lines of a dyno's log the endpoint returns at most (Heroku keeps 1,500). */
@@ -39,6 +41,7 @@ export function createDiagnosticsServer(view: AgentView, token: string, log: Log
       return json(res, 401, { error: { code: 'AUTH_INVALID_TOKEN', message: 'missing or wrong bearer token' } });
     }
     if (url.pathname === '/v1/dynos') return json(res, 200, view.dynos());
+    if (url.pathname === '/v1/slugs') return json(res, 200, await view.slugs());
     if (url.pathname === '/v1/status') {
       return json(res, 200, { agent: view.identity(), capacity: await view.capacity(), link: view.link(), dynos: view.dynos().length });
     }

@@ -27,7 +27,9 @@ export const TRANSITIONS: Readonly<Record<DynoStateName, readonly DynoStateName[
 };
 
 export interface SlugProvider {
-  ensure(ref: { url: string; sha256: string }): Promise<{ path: string }>;
+  /** Pins the slug for `pin` (the dyno id) until unpin(): it cannot be evicted meanwhile. */
+  ensure(ref: { url: string; sha256: string }, options: { pin: string }): Promise<{ path: string }>;
+  unpin(sha256: string, owner: string): void;
 }
 
 export interface DynoSettings {
@@ -59,6 +61,7 @@ export class Dyno {
   private handle: DynoHandle | undefined;
   private port: number | undefined;
   private stopRequested = false;
+  private slugPinned = false;
   private readonly abort = new AbortController();
   private containerStart: Promise<DynoHandle> | undefined;
   private cleaned: Promise<void> | undefined;
@@ -100,8 +103,9 @@ export class Dyno {
 
   private async launch(): Promise<void> {
     const { settings } = this.deps;
-    const slug = await this.deps.slugs.ensure(this.spec.slug);
-    if (this.stopRequested) return;
+    const slug = await this.deps.slugs.ensure(this.spec.slug, { pin: this.spec.id });
+    this.slugPinned = true;
+    if (this.stopRequested) return this.releaseSlug();
     const stack = this.deps.stacks.resolve(this.spec.stack);
     const web = isWebDyno(this.spec);
     if (web) {
@@ -208,8 +212,14 @@ export class Dyno {
         await this.deps.driver.destroy(this.handle).catch((err: unknown) => this.log.error({ err }, 'destroying dyno container failed'));
       }
       if (this.port !== undefined) this.deps.ports.release(this.port);
+      this.releaseSlug();
     })();
     return this.cleaned;
+  }
+
+  private releaseSlug(): void {
+    if (this.slugPinned) this.deps.slugs.unpin(this.spec.slug.sha256, this.spec.id);
+    this.slugPinned = false;
   }
 
   private transition(to: DynoStateName): void {

@@ -5,6 +5,10 @@
 import { cpus, loadavg } from 'node:os';
 import si from 'systeminformation';
 import type { Capacity } from '../../shared/protocol.js';
+import type { CacheUsage } from '../slugs/store.js';
+
+/** The capacity report lists at most this many cached slugs (the protocol's bound). */
+export const MAX_REPORTED_SLUGS = 1000;
 
 export interface HostMemory { totalBytes: number; usedBytes: number }
 
@@ -23,7 +27,7 @@ export function buildCapacity(input: {
   reservedBytes: number;
   committedBytes: number;
   dynoCount: number;
-  slugCache: { entries: number; bytes: number };
+  slugCache: CacheUsage;
   accepting: boolean;
 }): Capacity {
   return {
@@ -36,7 +40,13 @@ export function buildCapacity(input: {
     },
     cpu: { cores: cpus().length, load1: Math.round((loadavg()[0] ?? 0) * 100) / 100 },
     dynoCount: input.dynoCount,
-    slugCache: input.slugCache,
+    slugCache: {
+      entries: input.slugCache.entries,
+      bytes: input.slugCache.bytes,
+      budgetBytes: input.slugCache.budgetBytes,
+      freeBytes: input.slugCache.freeBytes,
+      slugs: input.slugCache.slugs.slice(0, MAX_REPORTED_SLUGS).map((s) => ({ sha256: s.sha256, bytes: s.bytes })),
+    },
     accepting: input.accepting,
   };
 }

@@ -14,6 +14,7 @@ import { Unpack, type ReadEntry } from 'tar';
 import { SlipwayError } from '../../shared/errors.js';
 import type { Logger } from '../lib/log.js';
 import { checkEntry, DEFAULT_DIR_MODE, DEFAULT_FILE_MODE, SLUG_ROOT } from './entry-policy.js';
+import { DEFAULT_SLUG_LIMITS, SlugBudget, type SlugLimits } from './budget.js';
 import { classifyTarError, sourceFailure } from './failures.js';
 
 export interface ExtractOptions {
@@ -21,8 +22,11 @@ export interface ExtractOptions {
   /** Must exist and be empty; created by the caller inside the store dir. */
   stagingDir: string;
   owner: { uid: number; gid: number };
-  expectedSha256: string;
+  /** Undefined when the caller does not know the digest yet (`slug fetch` without --sha256):
+   * the computed one is returned and the caller files the slug under it. */
+  expectedSha256: string | undefined;
   log: Logger;
+  limits?: SlugLimits;
 }
 
 export interface ExtractResult {
@@ -44,6 +48,7 @@ export interface ExtractResult {
 export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
   const { source, stagingDir, owner, expectedSha256, log } = opts;
   const hash = createHash('sha256');
+  const budget = new SlugBudget(opts.limits ?? DEFAULT_SLUG_LIMITS);
   let compressedBytes = 0;
   let bytes = 0;
   let files = 0;
@@ -74,6 +79,11 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
           return false;
         }
         if (verdict.action === 'skip') return false;
+        const over = budget.onEntry(verdict.relPath, verdict.kind === 'file' ? entry.size : 0);
+        if (over) {
+          fail(over);
+          return false;
+        }
         // setuid/setgid/sticky and group/other write are dropped here, before tar sees the mode.
         entry.mode = verdict.mode;
         if (verdict.kind === 'file') {
@@ -103,6 +113,8 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
       if (settled) return;
       compressedBytes += chunk.length;
       hash.update(chunk);
+      const over = budget.onCompressed(chunk.length);
+      if (over) return fail(over);
       if (!unpack.write(chunk)) source.pause();
     });
     source.on('end', () => {
@@ -114,9 +126,12 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
     source.on('close', () => {
       if (digest === undefined) fail(sourceFailure(new Error('the slug stream closed before its end')));
     });
+    // The source may have failed or closed before these listeners were attached.
+    if (source.errored) fail(sourceFailure(source.errored));
+    else if (source.destroyed && !source.readableEnded) fail(sourceFailure(new Error('the slug stream closed before its end')));
 
     function mismatch(): SlipwayError | undefined {
-      if (digest === undefined || digest === expectedSha256) return undefined;
+      if (digest === undefined || expectedSha256 === undefined || digest === expectedSha256) return undefined;
       return new SlipwayError('SLUG_CHECKSUM_MISMATCH', `slug checksum mismatch: expected sha256 ${expectedSha256}, got ${digest}`);
     }
 

@@ -44,6 +44,9 @@ export function classifyTarError(err: unknown): SlipwayError {
   if (/max decompression ratio|excessively deep/.test(message)) {
     return new SlipwayError('SLUG_TOO_LARGE', `slug exceeds a budget: ${message}`, { cause: err });
   }
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT') {
+    return new SlipwayError('SLUG_DISK_FULL', `the slug cache's file system is full: ${message}`, { cause: err });
+  }
   if (e.tarCode === undefined && typeof e.syscall === 'string') {
     return new SlipwayError('INTERNAL', `writing the slug failed: ${String(e.code)}: ${message}`, { cause: err });
   }

@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { SlipwayError } from '../../shared/errors.js';
 import { redactUrl, type Logger } from '../lib/log.js';
 import { sourceFailure } from './failures.js';
+import { parseRetryAfter } from './retry.js';
 
 /** Where slug bytes come from; one implementation per URL scheme family (s3://, file:// later). */
 export interface SlugSource {
@@ -140,7 +141,14 @@ export class HttpSlugSource implements SlugSource {
         } else if (status === 401 || status === 403) {
           reject(new SlipwayError('SLUG_FORBIDDEN', `slug source refused access to ${shown} (HTTP ${status})`));
         } else {
-          reject(new SlipwayError('SLUG_FETCH_FAILED', `slug download from ${shown} answered HTTP ${status}`));
+          // 5xx, 408 and 429 are transient (retryable; 503/429 may say when to come back);
+          // any other 4xx will answer the same next time.
+          const transient = status >= 500 || status === 408 || status === 429;
+          const retryAfterMs = parseRetryAfter(r.headers['retry-after']);
+          reject(new SlipwayError('SLUG_FETCH_FAILED', `slug download from ${shown} answered HTTP ${status}`, {
+            retryable: transient,
+            ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+          }));
         }
       });
       req.end();

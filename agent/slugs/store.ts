@@ -10,7 +10,14 @@
 // A miss downloads once even when many dynos ask at the same moment (single flight per
 // sha256), streams the bytes through SHA-256 and the extractor in one pass, and renames the
 // staging dir into place only when the digest matched. A bad slug is rejected whole and
-// leaves nothing behind. The store is the only writer of <dir>.
+// leaves nothing behind. Transient failures are retried with backoff (retry.ts) within one
+// total deadline. The store is the only writer of <dir>.
+//
+// Disk: the cache stays under `budgetBytes` and keeps `floorBytes` free on its file system
+// by evicting least-recently-used slugs (eviction.ts). A slug in use is never evicted: pinned
+// by a dyno of this agent, or mounted in any overlay (in-use.ts), which also protects the
+// slugs of running dynos from `slipway-agent slug gc` run beside the agent. The last use of a
+// slug is the mtime of its metadata file, so LRU order survives agent restarts.
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +25,10 @@ import { asSlipwayError, SlipwayError } from '../../shared/errors.js';
 import { redactUrl, type Logger } from '../lib/log.js';
 import { extractSlug, type ExtractResult } from './extract.js';
 import { HttpSlugSource, type SlugSource } from './http-source.js';
+import { DEFAULT_SLUG_LIMITS, type SlugLimits } from './budget.js';
+import { planEviction, type CacheLimits } from './eviction.js';
+import { readMountedSlugs } from './in-use.js';
+import { DEFAULT_RETRY_POLICY, retryDelayMs, type RetryPolicy } from './retry.js';
 
 export type { SlugSource } from './http-source.js';
 export { HttpSlugSource } from './http-source.js';
@@ -40,8 +51,28 @@ export interface SlugStoreOptions {
   log: Logger;
   /** Defaults to one HttpSlugSource (http:, https:). */
   sources?: SlugSource[];
-  /** Deadline of one whole download + extraction, for every source. */
+  /** Deadline of one whole download + extraction (all attempts), for every source. */
   fetchTimeoutMs?: number;
+  limits?: SlugLimits;
+  retry?: RetryPolicy;
+  cache?: CacheLimits;
+  /** Test seam: how retries wait. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** Disk limits of the cache. 20 GiB holds ~40 of Heroku's largest slugs unpacked, far more of
+ * typical ones; 2 GiB free keeps dynos' upper dirs and logs on the same disk writable. */
+export const DEFAULT_CACHE_LIMITS: CacheLimits = { budgetBytes: 20 * 1024 ** 3, floorBytes: 2 * 1024 ** 3 };
+/** Room asked for before writing a slug whose compressed size is known: unpacked slugs are
+ * typically 2-4x their compressed size. Unknown sizes ask for nothing beyond the floor. */
+export const EXPANSION_ESTIMATE = 4;
+
+export interface CacheUsage {
+  entries: number;
+  bytes: number;
+  budgetBytes: number;
+  freeBytes: number;
+  slugs: { sha256: string; bytes: number; lastUsed: string; inUse: boolean }[];
 }
 
 /** Total deadline of one slug download (brief: 15 min; a 500 MB slug, Heroku's cap, at ~5 Mbit/s). */
@@ -74,6 +105,14 @@ export class SlugStore {
   private readonly inflight = new Map<string, Promise<SlugEntry & { cached: boolean }>>();
   /** Committed entries, for stats(); filled by init() and every successful ensure(). */
   private readonly index = new Map<string, SlugEntry>();
+  /** Last use per committed slug (ms); persisted as the metadata file's mtime. */
+  private readonly lastUsed = new Map<string, number>();
+  /** sha256 -> owners (dyno ids) that use it. */
+  private readonly pins = new Map<string, Set<string>>();
+  private readonly limits: SlugLimits;
+  private readonly retry: RetryPolicy;
+  private readonly cacheLimits: CacheLimits;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
 
   constructor(opts: SlugStoreOptions) {
     this.dir = path.resolve(opts.dir);
@@ -81,6 +120,14 @@ export class SlugStore {
     this.log = opts.log;
     this.sources = opts.sources ?? [new HttpSlugSource({ log: this.log })];
     this.fetchTimeoutMs = opts.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
+    this.limits = opts.limits ?? DEFAULT_SLUG_LIMITS;
+    this.retry = opts.retry ?? DEFAULT_RETRY_POLICY;
+    this.cacheLimits = opts.cache ?? DEFAULT_CACHE_LIMITS;
+    this.sleep = opts.sleep ?? abortableSleep;
+  }
+
+  get directory(): string {
+    return this.dir;
   }
 
   /** mkdir -p the store; remove what an earlier run left half-written; load the index. */
@@ -101,21 +148,94 @@ export class SlugStore {
       }
     }
     this.index.clear();
-    for (const entry of await this.list()) this.index.set(entry.sha256, entry);
+    for (const entry of await this.list()) {
+      this.index.set(entry.sha256, entry);
+      const st = await fsp.stat(this.metaPath(entry.sha256)).catch(() => undefined);
+      this.lastUsed.set(entry.sha256, st?.mtimeMs ?? 0);
+    }
   }
 
-  /** The extracted slug, downloading it first on a miss. Throws SlipwayError (SLUG_*). */
-  ensure(ref: { url: string; sha256: string }): Promise<SlugEntry & { cached: boolean }> {
+  /**
+   * The extracted slug, downloading it first on a miss. Throws SlipwayError (SLUG_*).
+   * `pin` names the user (a dyno id) that holds the slug until unpin(): it is pinned before
+   * the promise resolves, so no eviction can slip in between. Without a sha256 (the CLI's
+   * `slug fetch URL`) the slug is downloaded and filed under the digest it turns out to have.
+   */
+  async ensure(ref: { url: string; sha256?: string | undefined }, options: { pin?: string } = {}): Promise<SlugEntry & { cached: boolean }> {
     const sha = ref.sha256;
-    if (!SHA256_RE.test(sha)) {
-      return Promise.reject(new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', 'slug sha256 must be 64 lowercase hex digits'));
+    if (sha !== undefined && !SHA256_RE.test(sha)) {
+      throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', 'slug sha256 must be 64 lowercase hex digits');
     }
-    let flight = this.inflight.get(sha);
+    const key = sha ?? `url:${ref.url}`;
+    let flight = this.inflight.get(key);
     if (!flight) {
-      flight = this.resolve(ref.url, sha).finally(() => this.inflight.delete(sha));
-      this.inflight.set(sha, flight);
+      flight = this.resolve(ref.url, sha).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, flight);
     }
-    return flight;
+    const entry = await flight;
+    this.touch(entry.sha256);
+    if (options.pin !== undefined) this.pin(entry.sha256, options.pin);
+    return entry;
+  }
+
+  pin(sha256: string, owner: string): void {
+    let owners = this.pins.get(sha256);
+    if (!owners) this.pins.set(sha256, (owners = new Set()));
+    owners.add(owner);
+  }
+
+  unpin(sha256: string, owner: string): void {
+    const owners = this.pins.get(sha256);
+    owners?.delete(owner);
+    if (owners?.size === 0) this.pins.delete(sha256);
+  }
+
+  /** Cache contents for the capacity report, diagnostics and `slug ls`. */
+  async usage(): Promise<CacheUsage> {
+    const mounted = await readMountedSlugs(this.dir).catch(() => new Set<string>());
+    const slugs = [...this.index.values()]
+      .map((e) => ({ sha256: e.sha256, bytes: e.bytes, lastUsed: new Date(this.lastUsed.get(e.sha256) ?? 0).toISOString(), inUse: this.pins.has(e.sha256) || mounted.has(e.sha256) }))
+      .sort((a, b) => b.lastUsed.localeCompare(a.lastUsed));
+    const { entries, bytes } = this.stats();
+    return { entries, bytes, budgetBytes: this.cacheLimits.budgetBytes, freeBytes: await this.freeBytes(), slugs };
+  }
+
+  /**
+   * Evicts least-recently-used slugs nobody uses until the cache is under its budget and the
+   * file system above its floor, with `needBytes` of room. Returns what it evicted and whether
+   * the room is there.
+   */
+  async gc(needBytes = 0): Promise<{ evicted: string[]; fits: boolean }> {
+    const mounted = await readMountedSlugs(this.dir).catch(() => new Set<string>());
+    const slugs = [...this.index.values()].map((e) => ({
+      sha256: e.sha256, bytes: e.bytes, lastUsedMs: this.lastUsed.get(e.sha256) ?? 0,
+      inUse: this.pins.has(e.sha256) || mounted.has(e.sha256) || this.inflight.has(e.sha256),
+    }));
+    const plan = planEviction(slugs, this.cacheLimits, await this.freeBytes(), needBytes);
+    for (const sha of plan.evict) await this.evict(sha);
+    if (plan.evict.length > 0) this.log.info({ evicted: plan.evict, needBytes, fits: plan.fits }, 'evicted least recently used slugs');
+    return { evicted: plan.evict, fits: plan.fits };
+  }
+
+  /** Drops a committed slug: its metadata first (it stops being an entry), then its tree. */
+  private async evict(sha: string): Promise<void> {
+    this.index.delete(sha);
+    this.lastUsed.delete(sha);
+    await fsp.rm(this.metaPath(sha), { force: true });
+    await this.discard(this.entryPath(sha));
+  }
+
+  private async freeBytes(): Promise<number> {
+    const st = await fsp.statfs(this.dir);
+    return st.bavail * st.bsize;
+  }
+
+  /** Marks a use now; the metadata file's mtime carries it across restarts (best effort). */
+  private touch(sha: string): void {
+    const now = Date.now();
+    this.lastUsed.set(sha, now);
+    const t = new Date(now);
+    fsp.utimes(this.metaPath(sha), t, t).catch(() => undefined);
   }
 
   has(sha256: string): boolean {
@@ -165,20 +285,25 @@ export class SlugStore {
     return { sha256: sha, path: this.entryPath(sha), bytes: meta.bytes, files: meta.files };
   }
 
-  private async resolve(url: string, sha: string): Promise<SlugEntry & { cached: boolean }> {
-    const hit = await this.readEntry(sha);
-    if (hit) {
-      this.index.set(sha, hit);
-      return { ...hit, cached: true };
+  private async resolve(url: string, sha: string | undefined): Promise<SlugEntry & { cached: boolean }> {
+    if (sha !== undefined) {
+      const hit = await this.readEntry(sha);
+      if (hit) {
+        this.index.set(sha, hit);
+        return { ...hit, cached: true };
+      }
+      // A dir without (valid) metadata is a commit that died half-way: nobody uses it.
+      if (existsSync(this.entryPath(sha))) await this.discard(this.entryPath(sha));
     }
-    // A dir without (valid) metadata is a commit that died half-way: nobody uses it.
-    if (existsSync(this.entryPath(sha))) await this.discard(this.entryPath(sha));
-    const entry = await this.download(url, sha);
-    this.index.set(sha, entry);
-    return { ...entry, cached: false };
+    const { entry, cached } = await this.download(url, sha);
+    this.index.set(entry.sha256, entry);
+    // The new slug may have taken the cache over its budget: make room again now, sparing it
+    // (still in flight, so in use) and everything pinned or mounted.
+    if (!cached) await this.gc().catch((err: unknown) => this.log.warn({ err }, 'slug cache gc after a download failed'));
+    return { ...entry, cached };
   }
 
-  private async download(url: string, sha: string): Promise<SlugEntry> {
+  private async download(url: string, sha: string | undefined): Promise<{ entry: SlugEntry; cached: boolean }> {
     const shown = redactUrl(url);
     let parsed: URL;
     try {
@@ -190,37 +315,89 @@ export class SlugStore {
     if (!source) throw new SlipwayError('SLUG_UNSUPPORTED_SOURCE', `slug URL scheme ${parsed.protocol} is not supported`);
 
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const staging = path.join(this.dir, `${STAGING_PREFIX}${sha}-${randomBytes(6).toString('hex')}`);
-    await fsp.mkdir(staging, { mode: 0o755 });
     const started = Date.now();
     const deadline = new AbortController();
     const timer = setTimeout(() => {
       deadline.abort(new SlipwayError('SLUG_FETCH_FAILED', `slug download from ${shown} exceeded its deadline of ${this.fetchTimeoutMs} ms`));
     }, this.fetchTimeoutMs);
-    this.log.info({ sha256: sha, url: shown }, 'slug download started');
+    const log = this.log.child({ sha256: sha, url: shown });
+    log.info('slug download started');
     try {
-      const stream = await source.open(parsed, deadline.signal);
-      deadline.signal.addEventListener('abort', () => stream.destroy(deadline.signal.reason as Error), { once: true });
-      if (deadline.signal.aborted) stream.destroy(deadline.signal.reason as Error);
-      const result = await extractSlug({ source: stream, stagingDir: staging, owner: this.owner, expectedSha256: sha, log: this.log });
-      const entry = await this.commit(staging, sha, result);
-      this.log.info({ sha256: sha, url: shown, bytes: result.bytes, files: result.files, compressedBytes: result.compressedBytes, ms: Date.now() - started }, 'slug ready');
-      return entry;
-    } catch (err) {
-      const failure = asSlipwayError(err);
-      await this.discard(staging).catch((rmErr: unknown) => {
-        this.log.error({ sha256: sha, path: staging, err: rmErr }, 'could not remove a failed slug staging dir');
-      });
-      this.log.warn({ sha256: sha, url: shown, err: failure, ms: Date.now() - started }, 'slug download failed');
-      throw failure;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const done = await this.attempt(parsed, source, sha, deadline.signal);
+          log.info({ sha256: done.entry.sha256, bytes: done.entry.bytes, files: done.entry.files, compressedBytes: done.compressedBytes, attempt, ms: Date.now() - started }, 'slug ready');
+          return done;
+        } catch (err) {
+          const failure = asSlipwayError(deadline.signal.aborted ? deadline.signal.reason : err);
+          const delay = deadline.signal.aborted ? undefined : retryDelayMs(attempt, failure, this.retry);
+          if (delay === undefined) {
+            log.warn({ err: failure, code: failure.code, attempt, ms: Date.now() - started }, 'slug download failed');
+            throw failure;
+          }
+          log.warn({ code: failure.code, err: failure.message, attempt, retryInMs: delay }, 'slug download failed; retrying');
+          await this.sleep(delay, deadline.signal).catch(() => undefined);
+          if (deadline.signal.aborted) throw asSlipwayError(deadline.signal.reason);
+        }
+      }
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** One try: room on disk, a fresh staging dir, stream, verify, commit. Leaves nothing on failure. */
+  private async attempt(url: URL, source: SlugSource, sha: string | undefined, signal: AbortSignal): Promise<{ entry: SlugEntry; cached: boolean; compressedBytes: number }> {
+    await this.ensureRoom(0);
+    const staging = path.join(this.dir, `${STAGING_PREFIX}${sha ?? 'unknown'}-${randomBytes(6).toString('hex')}`);
+    await fsp.mkdir(staging, { mode: 0o755 });
+    try {
+      const stream = await source.open(url, signal);
+      // The room check below is async: an error the stream hits meanwhile must not be an
+      // unhandled 'error' event; extractSlug finds it in stream.errored.
+      stream.on('error', () => undefined);
+      signal.addEventListener('abort', () => stream.destroy(signal.reason as Error), { once: true });
+      if (signal.aborted) stream.destroy(signal.reason as Error);
+      const declared = declaredLength(stream);
+      if (declared !== undefined) {
+        if (declared > this.limits.maxCompressedBytes) {
+          stream.destroy();
+          throw new SlipwayError('SLUG_TOO_LARGE', `slug breaks a budget: ${declared} compressed bytes exceed ${this.limits.maxCompressedBytes}`);
+        }
+        await this.ensureRoom(declared * EXPANSION_ESTIMATE).catch((err: unknown) => {
+          stream.destroy();
+          throw err;
+        });
+      }
+      const result = await extractSlug({ source: stream, stagingDir: staging, owner: this.owner, expectedSha256: sha, log: this.log, limits: this.limits });
+      if (sha === undefined && (await this.readEntry(result.sha256))) {
+        // Fetched by URL and it was already here under its digest: keep the cached copy.
+        await this.discard(staging);
+        return { entry: (await this.readEntry(result.sha256)) as SlugEntry, cached: true, compressedBytes: result.compressedBytes };
+      }
+      return { entry: await this.commit(staging, result.sha256, result), cached: false, compressedBytes: result.compressedBytes };
+    } catch (err) {
+      await this.discard(staging).catch((rmErr: unknown) => {
+        this.log.error({ path: staging, err: rmErr }, 'could not remove a failed slug staging dir');
+      });
+      throw err;
+    }
+  }
+
+  /** Evicts what it must so `needBytes` fit above the floor and under the budget. */
+  private async ensureRoom(needBytes: number): Promise<void> {
+    const { fits } = await this.gc(needBytes);
+    if (!fits) {
+      const free = await this.freeBytes();
+      throw new SlipwayError('SLUG_DISK_FULL', `slug cache needs ${needBytes} bytes but has ${free} free with a floor of ${this.cacheLimits.floorBytes} (budget ${this.cacheLimits.budgetBytes}) after evicting every unused slug`);
     }
   }
 
   /** Staging dir -> <sha256>/ (atomic), then the metadata, written to a temp file and fsynced. */
   private async commit(staging: string, sha: string, result: ExtractResult): Promise<SlugEntry> {
     await fsp.rename(staging, this.entryPath(sha));
+    // Read-only from here on: nothing writes a committed slug (overlayfs never writes its
+    // lower layers; dynos write to their upper dir). Only eviction removes it, as root.
+    await fsp.chmod(this.entryPath(sha), 0o555);
     const meta: SlugMeta = { sha256: sha, bytes: result.bytes, files: result.files, compressedBytes: result.compressedBytes, fetchedAt: new Date().toISOString() };
     const tmp = path.join(this.dir, `${sha}${META_TMP_MARK}${randomBytes(6).toString('hex')}`);
     const fh = await fsp.open(tmp, 'wx', 0o644);
@@ -231,6 +408,7 @@ export class SlugStore {
       await fh.close();
     }
     await fsp.rename(tmp, this.metaPath(sha));
+    this.lastUsed.set(sha, Date.now());
     return { sha256: sha, path: this.entryPath(sha), bytes: result.bytes, files: result.files };
   }
 
@@ -249,4 +427,19 @@ export class SlugStore {
     }
     await fsp.rm(trash, { recursive: true, force: true, maxRetries: 5 });
   }
+}
+
+/** The compressed size the source announced (HTTP Content-Length), if any. */
+function declaredLength(stream: unknown): number | undefined {
+  const headers = (stream as { headers?: Record<string, unknown> }).headers;
+  const raw = headers?.['content-length'] ?? (stream as { slugBytes?: unknown }).slugBytes;
+  const n = typeof raw === 'string' ? Number(raw) : typeof raw === 'number' ? raw : NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
 }

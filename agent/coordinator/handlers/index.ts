@@ -6,13 +6,15 @@ import { CommandResults } from '../command-results.js';
 import type { HandlerTable } from './types.js';
 import { startDynoHandler } from './start-dyno.js';
 import { stopDynoHandler } from './stop-dyno.js';
+import { prefetchSlugHandler, type SlugPrefetcher } from './prefetch-slug.js';
 
-export function buildHandlers(deps: { manager: DynoManager; outbox: EventOutbox }): HandlerTable {
+export function buildHandlers(deps: { manager: DynoManager; outbox: EventOutbox; slugs: SlugPrefetcher }): HandlerTable {
   const results = new CommandResults();
   return {
     ack: (msg) => deps.outbox.ack(msg.seq),
     start_dyno: startDynoHandler(deps.manager, results),
     stop_dyno: stopDynoHandler(deps.manager, results),
+    prefetch_slug: prefetchSlugHandler(deps.slugs, results),
     error: (msg, ctx) => ctx.log.warn({ code: msg.code, ref: msg.ref }, `coordinator reported an error: ${msg.message}`),
   };
 }

@@ -123,7 +123,7 @@ class FakeAgent {
       seqEpoch: this.seqEpoch,
       capacity: {
         memory: { totalBytes: (freeMb + 1024) * MIB, reservedBytes: 1024 * MIB, allocatableBytes: freeMb * MIB, committedBytes: 0, usedBytes: 0 },
-        cpu: { cores: 2, load1: 0 }, dynoCount: dynos.length, slugCache: { entries: 0, bytes: 0 }, accepting: true,
+        cpu: { cores: 2, load1: 0 }, dynoCount: dynos.length, slugCache: { entries: 0, bytes: 0, budgetBytes: 0, freeBytes: 0, slugs: [] }, accepting: true,
       },
       dynos,
     });

@@ -75,6 +75,12 @@ t.test('a web app from slug to routable and back to nothing', async (t) => {
   }, 60_000);
   t.equal(routes.length, 2, 'both dynos are routable');
   t.equal(slugs.requests.get('app.tgz'), 1, 'the slug was downloaded once for two dynos');
+  const reported = await eventually('a capacity report with the slug and both quotas', async () => {
+    const a = (await getJson(`${apiUrl}/agents`)).find((x: any) => x.id === `agent-${app}`);
+    return a?.capacity.memory.committedBytes === 2 * 512 * 1024 * 1024 ? a.capacity : undefined;
+  }, 10_000);
+  t.same(reported.slugCache.slugs.map((s: any) => s.sha256), [slug.sha256], 'the coordinator sees the cached slug');
+  t.ok(reported.slugCache.freeBytes > 0);
 
   const seen = new Set<string>();
   for (let i = 0; i < 8; i++) {

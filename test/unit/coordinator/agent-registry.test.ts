@@ -5,7 +5,7 @@ import { MIB } from '../../../coordinator/placement.js';
 
 const capacity = (committedMb: number, accepting = true): Capacity => ({
   memory: { totalBytes: 8192 * MIB, reservedBytes: 1024 * MIB, allocatableBytes: 4096 * MIB, committedBytes: committedMb * MIB, usedBytes: 0 },
-  cpu: { cores: 4, load1: 0 }, dynoCount: 0, slugCache: { entries: 0, bytes: 0 }, accepting,
+  cpu: { cores: 4, load1: 0 }, dynoCount: 0, slugCache: { entries: 0, bytes: 0, budgetBytes: 0, freeBytes: 0, slugs: [] }, accepting,
 });
 const identity = (id: string) => ({ id, hostname: `${id}.internal`, address: '10.0.0.1', version: '0.1.0', runtime: 'runc' });
 const link = (serial: number): AgentLink & { closed: string[] } => {

@@ -69,7 +69,11 @@ function setup(t: { teardown(fn: () => unknown): void }, opts: { bootTimeoutMs?:
   const events: { from: DynoStateName | null; status: DynoStatus }[] = [];
   const deps = {
     driver, ports,
-    slugs: { ensure: async () => { if (opts.slugError) throw opts.slugError; return { path: '/slugs/x' }; } },
+    slugs: {
+      pins: new Set<string>(),
+      async ensure(_ref: unknown, o: { pin: string }) { if (opts.slugError) throw opts.slugError; this.pins.add(o.pin); return { path: '/slugs/x' }; },
+      unpin(_sha: string, owner: string) { this.pins.delete(owner); },
+    },
     stacks: { resolve: () => ({ dir: '/stacks/busybox', shell: '/bin/sh' }) } as any,
     settings: { dynosDir: '/dynos', address: '127.0.0.1', dynoUser: { uid: 64000, gid: 64000 }, bootTimeoutMs: opts.bootTimeoutMs ?? 5_000, nofile: 10000 },
     log: quietLogger(),
@@ -102,6 +106,7 @@ t.test('a web dyno is up only once its port accepts connections, with its endpoi
   t.equal(up.endpoint?.host, '127.0.0.1');
   t.ok(s.driver.started[0]!.env.includes(`PORT=${up.endpoint?.port}`), 'the endpoint port is the dyno PORT');
   t.notMatch(JSON.stringify(s.events), /s3cr3t/, 'config vars never appear in status or events');
+  t.same([...s.deps.slugs.pins], ['app1-web-1-abc'], 'the running dyno pins its slug');
 });
 
 t.test('a worker dyno is up once running, without PORT or endpoint', async (t) => {
@@ -125,6 +130,7 @@ t.test('an unexpected exit is a crash with the exit status; resources are freed'
   t.equal(crashed.endpoint, undefined, 'a crashed dyno has no endpoint');
   t.same(s.driver.destroyed, ['app1-web-1-abc']);
   t.equal(s.ports.inUse, 0, 'the port went back to the pool');
+  t.same([...s.deps.slugs.pins], [], 'the slug is no longer pinned');
   await d.stop(1000);
   t.same(s.states(), ['starting', 'up', 'crashed', 'down'], 'stopping a crashed dyno just forgets it');
 });
@@ -190,7 +196,7 @@ t.test('a slug failure crashes the dyno with the slug error code and starts noth
 t.test('stop during launch reports stopping and down, and no container is left running', async (t) => {
   const s = setup(t);
   let release!: () => void;
-  s.deps.slugs.ensure = () => new Promise((r) => { release = () => r({ path: '/slugs/x' }); });
+  s.deps.slugs.ensure = (_ref: unknown, o: { pin: string }) => new Promise((r) => { release = () => { s.deps.slugs.pins.add(o.pin); r({ path: '/slugs/x' }); }; });
   const d = new Dyno(spec(), s.deps);
   d.begin();
   await d.stop(1000);
@@ -199,4 +205,5 @@ t.test('stop during launch reports stopping and down, and no container is left r
   await new Promise((r) => setTimeout(r, 50));
   t.same(s.driver.started, [], 'launch noticed the stop and started nothing');
   t.equal(s.ports.inUse, 0);
+  t.same([...s.deps.slugs.pins], [], 'the slug it had fetched was unpinned');
 });

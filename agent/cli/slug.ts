@@ -1,0 +1,59 @@
+// `slipway-agent slug fetch|ls|gc`: the slug cache from an operator's shell. Uses the same
+// store code and the same state dir as the agent; safe beside a running agent (gc never
+// removes a slug a dyno has mounted; see agent/slugs/in-use.ts).
+import { parseArgs } from 'node:util';
+import { loadFileConfig, slugSettings, type FileConfig } from '../config.js';
+import { createRootLogger } from '../lib/log.js';
+import { createSlugStore } from '../slugs/factory.js';
+import { SlipwayError } from '../../shared/errors.js';
+
+export const SLUG_USAGE = `Usage: slipway-agent slug <fetch|ls|gc> [options]
+
+  fetch URL [--sha256 HEX]   fetch a slug (http(s)://, s3://, file://) into the cache; prints
+                             {sha256, path, bytes, files, cached} as one JSON line
+  ls                         one JSON line per cached slug {sha256, bytes, lastUsed, inUse},
+                             then {entries, bytes, budgetBytes, freeBytes}
+  gc                         evict unused slugs over the budget or under the free-space floor;
+                             prints {evicted, fits}
+
+Options: --state-dir DIR, --config FILE (for stateDir, dynoUser, slug cache limits, s3)
+Logs: off; SLIPWAY_LOG_LEVEL=info prints the store's pino logs on stderr.
+On failure: exit 1, stderr starts with the error code (e.g. SLUG_UNSAFE_PATH: ...).
+`;
+
+export async function slugCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { sha256: { type: 'string' }, 'state-dir': { type: 'string' }, config: { type: 'string' } },
+  });
+  const [sub, ...rest] = positionals;
+  const flags: FileConfig = values['state-dir'] ? { stateDir: values['state-dir'] } : {};
+  const settings = slugSettings(loadFileConfig(values.config, flags));
+  // stdout carries the command's JSON and stderr starts with the error code, so the store's
+  // own logs are off unless SLIPWAY_LOG_LEVEL asks for them (then on stderr).
+  const log = createRootLogger({ level: process.env.SLIPWAY_LOG_LEVEL ?? 'silent', destination: process.stderr as never }).child({ component: 'slugs' });
+  const store = createSlugStore(settings, log);
+  await store.init();
+  const print = (v: unknown) => process.stdout.write(JSON.stringify(v) + '\n');
+  switch (sub) {
+    case 'fetch': {
+      const url = rest[0];
+      if (!url) throw new SlipwayError('CONFIG_INVALID', 'slug fetch needs a URL');
+      const e = await store.ensure({ url, sha256: values.sha256?.toLowerCase() });
+      print({ sha256: e.sha256, path: e.path, bytes: e.bytes, files: e.files, cached: e.cached });
+      return;
+    }
+    case 'ls': {
+      const usage = await store.usage();
+      for (const s of usage.slugs) print(s);
+      print({ entries: usage.entries, bytes: usage.bytes, budgetBytes: usage.budgetBytes, freeBytes: usage.freeBytes });
+      return;
+    }
+    case 'gc':
+      print(await store.gc());
+      return;
+    default:
+      throw new SlipwayError('CONFIG_INVALID', `unknown slug command ${JSON.stringify(sub ?? '')}\n${SLUG_USAGE}`);
+  }
+}
