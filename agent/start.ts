@@ -21,6 +21,7 @@ import { CoordinatorSession } from './coordinator/session.js';
 import { buildHandlers } from './coordinator/handlers/index.js';
 import { createDiagnosticsServer } from './diagnostics/server.js';
 
+/** Keep in step with package.json and agent/main.ts. */
 export const AGENT_VERSION = '0.1.0';
 
 export interface RunningAgent {

@@ -19,7 +19,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages: the container runtime, its monitor, the stack's userland, tools.
-PKGS="runc conmon busybox-static iproute2 curl ca-certificates"
+PKGS="runc conmon busybox-static iproute2 curl ca-certificates tar gzip"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -350,6 +350,8 @@ export class SlugStore {
     await this.ensureRoom(0);
     const staging = path.join(this.dir, `${STAGING_PREFIX}${sha ?? 'unknown'}-${randomBytes(6).toString('hex')}`);
     await fsp.mkdir(staging, { mode: 0o755 });
+    // The extractor writes as the dyno user, from inside this dir (the store dir stays 0700).
+    await fsp.chown(staging, this.owner.uid, this.owner.gid);
     try {
       const stream = await source.open(url, signal);
       // The room check below is async: an error the stream hits meanwhile must not be an
@@ -397,6 +399,8 @@ export class SlugStore {
     await fsp.rename(staging, this.entryPath(sha));
     // Read-only from here on: nothing writes a committed slug (overlayfs never writes its
     // lower layers; dynos write to their upper dir). Only eviction removes it, as root.
+    // The slug's root dir goes back to root: the dyno user owns the files, not the entry.
+    await fsp.chown(this.entryPath(sha), 0, 0);
     await fsp.chmod(this.entryPath(sha), 0o555);
     const meta: SlugMeta = { sha256: sha, bytes: result.bytes, files: result.files, compressedBytes: result.compressedBytes, fetchedAt: new Date().toISOString() };
     const tmp = path.join(this.dir, `${sha}${META_TMP_MARK}${randomBytes(6).toString('hex')}`);

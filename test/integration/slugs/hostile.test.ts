@@ -48,7 +48,7 @@ for (const c of cases) {
   });
 }
 
-t.test('a later entry replaces a symlink instead of writing through it', async (t) => {
+t.test('a later entry written through (or over) a symlink rejects the slug', async (t) => {
   const fx = await storeFixture(t);
   const body = tgz([
     { path: './app/real/', type: 'Directory' },
@@ -56,9 +56,11 @@ t.test('a later entry replaces a symlink instead of writing through it', async (
     { path: './app/d/x', body: 'through?' },
   ]);
   const srv = await startServer(t, { '/s.tgz': { body } });
-  const entry = await fx.store.ensure({ url: `${srv.base}/s.tgz`, sha256: sha256(body) });
-  t.notOk(existsSync(path.join(entry.path, 'app', 'real', 'x')), 'nothing written through the link');
-  t.ok(existsSync(path.join(entry.path, 'app', 'd', 'x')));
+  await t.rejects(fx.store.ensure({ url: `${srv.base}/s.tgz`, sha256: sha256(body) }), { code: 'SLUG_UNSAFE_ENTRY', message: /through or over the symlink "app\/d"/ });
+  t.same(fx.storeNames(), [], 'nothing of the slug is left');
+  const replace = tgz([{ path: './app/', type: 'Directory' }, { path: './app/l', type: 'SymbolicLink', linkpath: 'x' }, { path: './app/l', body: 'over' }]);
+  srv.routes.set('/r.tgz', { body: replace });
+  await t.rejects(fx.store.ensure({ url: `${srv.base}/r.tgz`, sha256: sha256(replace) }), { code: 'SLUG_UNSAFE_ENTRY' });
 });
 
 t.test('a file named after the slug root, or a non-directory app, is refused', async (t) => {

@@ -75,3 +75,13 @@ t.test('modes lose setuid, setgid, sticky and group/other write', async (t) => {
   t.equal(safeMode(undefined, 'file'), undefined, 'no mode: the extractor default applies');
   t.match(checkEntry({ path: 'app/bin/web', type: 'File', mode: 0o6755 }), { action: 'extract', mode: 0o755 });
 });
+
+t.test('an entry at or below an earlier symlink is found', async (t) => {
+  const { throughSymlink } = await import('../../../agent/slugs/extract.js');
+  const links = new Set(['app/d', 'app/x/y']);
+  t.equal(throughSymlink('app/d/file', links), 'app/d');
+  t.equal(throughSymlink('app/d', links), 'app/d');
+  t.equal(throughSymlink('app/x/y/z/w', links), 'app/x/y');
+  t.equal(throughSymlink('app/dd/file', links), undefined, 'a sibling with a longer name is not below the link');
+  t.equal(throughSymlink('app/e', new Set()), undefined);
+});

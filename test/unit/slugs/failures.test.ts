@@ -26,7 +26,8 @@ t.test('tar and zlib errors map to slug codes', async (t) => {
 
 t.test('local file system failures are INTERNAL (retryable), not the slug\'s fault', async (t) => {
   const enospc = Object.assign(new Error('no space left on device'), { code: 'ENOSPC', syscall: 'write', tarCode: 'TAR_ENTRY_ERROR' });
-  t.match(classifyTarError(enospc), { code: 'INTERNAL', retryable: true, message: /ENOSPC/ });
+  t.match(classifyTarError(enospc), { code: 'SLUG_DISK_FULL', retryable: true, message: /no space left/ }, 'a full disk has its own code');
+  t.match(classifyTarError(Object.assign(new Error('quota'), { code: 'EDQUOT', syscall: 'write' })), { code: 'SLUG_DISK_FULL' });
   const eacces = Object.assign(new Error('permission denied'), { code: 'EACCES', syscall: 'mkdir' });
   t.match(classifyTarError(eacces), { code: 'INTERNAL' });
   t.match(classifyTarError(Object.assign(new Error('cwd gone'), { name: 'CwdError' })), { code: 'INTERNAL' });
