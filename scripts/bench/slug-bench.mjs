@@ -45,25 +45,30 @@ function buildSlug() {
   return tgz;
 }
 
+/** Samples a child's peak RSS (VmHWM) every 10 ms; stop() returns the highest seen. */
+function peakRss(child) {
+  let hwm = 0;
+  const poll = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (m) hwm = Math.max(hwm, Number(m[1]) * 1024);
+    } catch { /* exited */ }
+  }, 10);
+  return { stop: () => { clearInterval(poll); return hwm; } };
+}
+
 function timed(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-    let hwm = 0;
-    const poll = setInterval(() => {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        if (m) hwm = Math.max(hwm, Number(m[1]) * 1024);
-      } catch { /* exited */ }
-    }, 10);
+    const rss = peakRss(child);
     let out = '', err = '';
     child.stdout.on('data', (b) => { out += b; });
     child.stderr.on('data', (b) => { err += b; });
     child.on('close', (code) => {
-      clearInterval(poll);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       if (code !== 0) reject(new Error(`${cmd} exited ${code}: ${err}`));
-      else resolve({ ms, hwm, out });
+      else resolve({ ms, hwm: rss.stop(), out });
     });
   });
 }
@@ -72,23 +77,18 @@ function timed(cmd, args, opts = {}) {
 function agentFetch(url, sha, dir) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(ROOT, 'scripts/bench/fetch-once.mjs'), url, sha, dir], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let hwm = 0, out = '', t0;
-    const poll = setInterval(() => {
-      try {
-        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        if (m) hwm = Math.max(hwm, Number(m[1]) * 1024);
-      } catch { /* exited */ }
-    }, 10);
+    const rss = peakRss(child);
+    let out = '', t0;
     child.stdout.on('data', (b) => {
       out += b;
       if (t0 === undefined && out.includes('ready\n')) { t0 = process.hrtime.bigint(); child.stdin.write('go\n'); }
     });
     child.on('close', (code) => {
-      clearInterval(poll);
+      const hwm = rss.stop();
       const wall = Number(process.hrtime.bigint() - t0) / 1e6;
       const last = out.trim().split('\n').pop();
       if (code !== 0) reject(new Error(`fetch-once exited ${code}`));
-      else resolve({ ms: wall, hwm, ...JSON.parse(last) , wall });
+      else resolve({ hwm, ...JSON.parse(last), wall });
     });
   });
 }
