@@ -1,12 +1,14 @@
 // The coordinator's HTTP API (same listener as the agents' WebSocket):
 //   PUT /apps/:app/formation/:type   scale or change one process type
 //   GET /apps/:app/formation         the app's formations (no env, no slug URL)
+//   POST /slugs/prefetch             warm agents' slug caches (slug-prefetch.ts)
 //   GET /dynos  GET /agents  GET /routes  GET /healthz
 // Unauthenticated, like a dev tool: it listens on loopback by default. Anything that puts it
 // on a network needs a token in front of it (see the coordinator's report).
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from '../agent/lib/log.js';
 import { asSlipwayError } from '../shared/errors.js';
+import type { CommandSender } from './agent-commander.js';
 import type { LinkStats } from './agent-handlers.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable } from './dyno-table.js';
@@ -14,12 +16,14 @@ import { parseFormationRequest, type FormationDefaults } from './formation-body.
 import type { FormationService } from './formation-service.js';
 import { readJsonBody, sendError, sendJson, sendSlipwayError } from './http-json.js';
 import type { RouteTable } from './route-table.js';
+import { parsePrefetchBody, prefetchSlug } from './slug-prefetch.js';
 
 export interface HttpApiDeps {
   registry: AgentRegistry;
   dynos: DynoTable;
   routes: RouteTable;
   formations: FormationService;
+  commander: CommandSender;
   stats: LinkStats;
   defaults: FormationDefaults;
   log: Logger;
@@ -51,6 +55,11 @@ async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespons
   if ((m = FORMATION_PATH.exec(path))) {
     if (method !== 'GET') return notAllowed(res, method, path, 'GET');
     return sendJson(res, 200, deps.formations.views(decode(m[1])));
+  }
+  if (path === '/slugs/prefetch') {
+    if (method !== 'POST') return notAllowed(res, method, path, 'POST');
+    const body = parsePrefetchBody(await readJsonBody(req));
+    return sendJson(res, 200, { results: await prefetchSlug(deps.registry, deps.commander, body) });
   }
   const view = READ_ONLY[path];
   if (view) {

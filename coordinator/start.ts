@@ -50,7 +50,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
 
   // 4. Listeners: the API (with the agents' WebSocket on it) and the dev router.
   const defaults = { sizes: config.sizes, defaultStack: config.defaultStack };
-  const apiServer = createServer(createApiHandler({ registry, dynos, routes, formations, stats, defaults, log: log.child({ component: 'api' }) }));
+  const apiServer = createServer(createApiHandler({ registry, dynos, routes, formations, commander, stats, defaults, log: log.child({ component: 'api' }) }));
   hub.attach(apiServer);
   const router = new DevRouter({
     routes, knowsApp: (app) => formations.knowsApp(app) || dynos.hasApp(app),

@@ -41,6 +41,8 @@ export async function slugCommand(argv: string[]): Promise<void> {
       const url = rest[0];
       if (!url) throw new SlipwayError('CONFIG_INVALID', 'slug fetch needs a URL');
       const e = await store.ensure({ url, sha256: values.sha256?.toLowerCase() });
+      // Exit only once the slug's data is on disk, so the entry survives a host crash.
+      await store.settled();
       print({ sha256: e.sha256, path: e.path, bytes: e.bytes, files: e.files, cached: e.cached });
       return;
     }

@@ -2,8 +2,9 @@
 //
 //   <dir>/<sha256>/app/...            the extracted slug, an overlayfs lower layer as is
 //                                     (so it holds nothing but app/); read-only once there
-//   <dir>/<sha256>.json               {sha256, bytes, files, ...}: written last, its presence
-//                                     is what makes <sha256>/ a cache entry
+//   <dir>/<sha256>.json               {sha256, bytes, files, bootId, durable, ...}: written
+//                                     last, its presence is what makes <sha256>/ a cache entry;
+//                                     `durable` once the data was flushed (durability.ts)
 //   <dir>/.staging-<sha256>-<random>  a download in progress, or one that died: init() and
 //                                     failed downloads remove these
 //
@@ -28,6 +29,7 @@ import { HttpSlugSource, type SlugSource } from './http-source.js';
 import { DEFAULT_SLUG_LIMITS, type SlugLimits } from './budget.js';
 import { planEviction, type CacheLimits } from './eviction.js';
 import { readMountedSlugs } from './in-use.js';
+import { currentBootId, entrySurvives, flushFileSystem } from './durability.js';
 import { DEFAULT_RETRY_POLICY, retryDelayMs, type RetryPolicy } from './retry.js';
 
 export type { SlugSource } from './http-source.js';
@@ -58,6 +60,9 @@ export interface SlugStoreOptions {
   cache?: CacheLimits;
   /** Test seam: how retries wait. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Test seams: the boot id (durability.ts) and how the file system is flushed. */
+  bootId?: string;
+  flush?: (dir: string) => Promise<void>;
 }
 
 /** Disk limits of the cache. 20 GiB holds ~40 of Heroku's largest slugs unpacked, far more of
@@ -89,6 +94,9 @@ interface SlugMeta {
   files: number;
   compressedBytes: number;
   fetchedAt: string;
+  /** The boot the entry was committed in, and whether its data has been flushed since. */
+  bootId: string;
+  durable: boolean;
 }
 
 function isMissing(err: unknown): boolean {
@@ -113,6 +121,10 @@ export class SlugStore {
   private readonly retry: RetryPolicy;
   private readonly cacheLimits: CacheLimits;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly bootId: string;
+  private readonly flush: (dir: string) => Promise<void>;
+  /** Background flushes of newly committed entries (see durability.ts), by sha256. */
+  private readonly settling = new Map<string, Promise<void>>();
 
   constructor(opts: SlugStoreOptions) {
     this.dir = path.resolve(opts.dir);
@@ -124,6 +136,8 @@ export class SlugStore {
     this.retry = opts.retry ?? DEFAULT_RETRY_POLICY;
     this.cacheLimits = opts.cache ?? DEFAULT_CACHE_LIMITS;
     this.sleep = opts.sleep ?? abortableSleep;
+    this.bootId = opts.bootId ?? currentBootId();
+    this.flush = opts.flush ?? flushFileSystem;
   }
 
   get directory(): string {
@@ -149,10 +163,26 @@ export class SlugStore {
     }
     this.index.clear();
     for (const entry of await this.list()) {
+      const meta = await this.readMeta(entry.sha256);
+      if (meta && !entrySurvives(meta, this.bootId)) {
+        // Committed in an earlier boot and never flushed: the host went down before writeback,
+        // so its files may be empty or short. Download it again rather than run it.
+        this.log.warn({ sha256: entry.sha256, bootId: meta.bootId }, 'discarding a slug committed just before the host went down (its data was never flushed)');
+        await fsp.rm(this.metaPath(entry.sha256), { force: true });
+        await this.discard(entry.path);
+        continue;
+      }
       this.index.set(entry.sha256, entry);
       const st = await fsp.stat(this.metaPath(entry.sha256)).catch(() => undefined);
       this.lastUsed.set(entry.sha256, st?.mtimeMs ?? 0);
+      if (meta && meta.durable !== true) this.settle(entry.sha256);
     }
+  }
+
+  /** Resolves once every committed slug's background flush has finished (or failed). The
+   * CLI waits for it before exiting; tests use it. */
+  async settled(): Promise<void> {
+    while (this.settling.size > 0) await Promise.all(this.settling.values());
   }
 
   /**
@@ -209,7 +239,8 @@ export class SlugStore {
     const mounted = await readMountedSlugs(this.dir).catch(() => new Set<string>());
     const slugs = [...this.index.values()].map((e) => ({
       sha256: e.sha256, bytes: e.bytes, lastUsedMs: this.lastUsed.get(e.sha256) ?? 0,
-      inUse: this.pins.has(e.sha256) || mounted.has(e.sha256) || this.inflight.has(e.sha256),
+      // A slug being flushed is spared too: its metadata is about to be rewritten.
+      inUse: this.pins.has(e.sha256) || mounted.has(e.sha256) || this.inflight.has(e.sha256) || this.settling.has(e.sha256),
     }));
     const plan = planEviction(slugs, this.cacheLimits, await this.freeBytes(), needBytes);
     for (const sha of plan.evict) await this.evict(sha);
@@ -271,18 +302,25 @@ export class SlugStore {
     return path.join(this.dir, sha + META_SUFFIX);
   }
 
+  private async readMeta(sha: string): Promise<Partial<SlugMeta> | undefined> {
+    try {
+      return JSON.parse(await fsp.readFile(this.metaPath(sha), 'utf8')) as Partial<SlugMeta>;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The committed entry for `sha`, or undefined when it is not (completely) in the store. */
   private async readEntry(sha: string): Promise<SlugEntry | undefined> {
-    let meta: SlugMeta;
+    const meta = await this.readMeta(sha);
     try {
-      meta = JSON.parse(await fsp.readFile(this.metaPath(sha), 'utf8')) as SlugMeta;
       const st = await fsp.lstat(this.entryPath(sha));
       if (!st.isDirectory()) return undefined;
     } catch {
       return undefined;
     }
-    if (meta.sha256 !== sha || !Number.isSafeInteger(meta.bytes) || !Number.isSafeInteger(meta.files)) return undefined;
-    return { sha256: sha, path: this.entryPath(sha), bytes: meta.bytes, files: meta.files };
+    if (!meta || meta.sha256 !== sha || !Number.isSafeInteger(meta.bytes) || !Number.isSafeInteger(meta.files)) return undefined;
+    return { sha256: sha, path: this.entryPath(sha), bytes: meta.bytes!, files: meta.files! };
   }
 
   private async resolve(url: string, sha: string | undefined): Promise<SlugEntry & { cached: boolean }> {
@@ -402,18 +440,40 @@ export class SlugStore {
     // The slug's root dir goes back to root: the dyno user owns the files, not the entry.
     await fsp.chown(this.entryPath(sha), 0, 0);
     await fsp.chmod(this.entryPath(sha), 0o555);
-    const meta: SlugMeta = { sha256: sha, bytes: result.bytes, files: result.files, compressedBytes: result.compressedBytes, fetchedAt: new Date().toISOString() };
-    const tmp = path.join(this.dir, `${sha}${META_TMP_MARK}${randomBytes(6).toString('hex')}`);
-    const fh = await fsp.open(tmp, 'wx', 0o644);
-    try {
-      await fh.writeFile(JSON.stringify(meta) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fsp.rename(tmp, this.metaPath(sha));
+    const meta: SlugMeta = {
+      sha256: sha, bytes: result.bytes, files: result.files, compressedBytes: result.compressedBytes,
+      fetchedAt: new Date().toISOString(), bootId: this.bootId, durable: false,
+    };
+    await this.writeMeta(meta);
     this.lastUsed.set(sha, Date.now());
+    this.settle(sha);
     return { sha256: sha, path: this.entryPath(sha), bytes: result.bytes, files: result.files };
+  }
+
+  /** Metadata goes to a temp file and is renamed over the old one: never half written. No
+   * fsync: until the entry is durable, a host crash discards it anyway (durability.ts). */
+  private async writeMeta(meta: SlugMeta): Promise<void> {
+    const tmp = path.join(this.dir, `${meta.sha256}${META_TMP_MARK}${randomBytes(6).toString('hex')}`);
+    await fsp.writeFile(tmp, JSON.stringify(meta) + '\n', { flag: 'wx', mode: 0o644 });
+    await fsp.rename(tmp, this.metaPath(meta.sha256));
+  }
+
+  /** In the background: flush the file system, then mark the entry durable. The entry is
+   * spared by gc meanwhile; a failed flush leaves it non-durable (retried on the next start). */
+  private settle(sha: string): void {
+    if (this.settling.has(sha)) return;
+    const work = (async () => {
+      await this.flush(this.dir);
+      const meta = await this.readMeta(sha);
+      if (!meta || meta.durable === true || !existsSync(this.entryPath(sha))) return;
+      const lastUsed = this.lastUsed.get(sha);
+      await this.writeMeta({ ...(meta as SlugMeta), durable: true });
+      // The metadata file's mtime is the slug's last use (LRU across restarts): keep it.
+      if (lastUsed !== undefined) await fsp.utimes(this.metaPath(sha), new Date(lastUsed), new Date(lastUsed)).catch(() => undefined);
+    })()
+      .catch((err: unknown) => this.log.warn({ sha256: sha, err }, 'could not flush a committed slug; it stays non-durable until the next start'))
+      .finally(() => this.settling.delete(sha));
+    this.settling.set(sha, work);
   }
 
   /**

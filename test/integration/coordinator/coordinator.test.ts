@@ -415,3 +415,34 @@ t.test('an agent that stops answering pings is cut off; one that answers stays',
   t.equal(alive.ws.readyState, WebSocket.OPEN);
   t.match((await http('GET', `${c.apiUrl}/agents`)).json, [{ id: 'host-alive', connected: true }, { id: 'host-silent', connected: false }]);
 });
+
+t.test('POST /slugs/prefetch sends prefetch_slug to every connected agent and reports each answer', async (t) => {
+  const c = await startTestCoordinator(t, { commandTimeoutMs: 500 });
+  const warm = await FakeAgent.connect(t, c.agentUrl, 'agent-warm');
+  const cold = await FakeAgent.connect(t, c.agentUrl, 'agent-cold');
+  const silent = await FakeAgent.connect(t, c.agentUrl, 'agent-silent');
+  for (const a of [warm, cold, silent]) await a.hello(4096);
+  const answer = (agent: FakeAgent, reply: (id: string, sha: string) => unknown) => {
+    void agent.waitFor((m) => m.type === 'prefetch_slug', 'prefetch_slug').then((m) => {
+      const p = m as Extract<CoordinatorMessage, { type: 'prefetch_slug' }>;
+      agent.send(reply(p.id, p.slug.sha256));
+    });
+  };
+  answer(warm, (id, sha) => ({ type: 'result', id, ok: true, slug: { sha256: sha, cached: true } }));
+  answer(cold, (id, sha) => ({ type: 'result', id, ok: true, slug: { sha256: sha, cached: false } }));
+  const slug = { url: 'http://127.0.0.1:1/slug.tgz?X-Amz-Signature=secret', sha256: 'b'.repeat(64) };
+
+  const res = await http('POST', `${c.apiUrl}/slugs/prefetch`, { body: { slug } });
+  t.equal(res.status, 200, res.body);
+  const byAgent = Object.fromEntries((res.json.results as any[]).map((r) => [r.agent, r]));
+  t.same(byAgent['agent-warm'], { agent: 'agent-warm', ok: true, cached: true });
+  t.same(byAgent['agent-cold'], { agent: 'agent-cold', ok: true, cached: false });
+  t.match(byAgent['agent-silent'], { ok: false, error: { code: 'COMMAND_TIMEOUT' } }, 'a silent agent does not hold up the others');
+  t.same(silent.of('prefetch_slug').map((m) => m.slug), [slug], 'each agent got the slug reference as given');
+
+  const named = await http('POST', `${c.apiUrl}/slugs/prefetch`, { body: { slug, agents: ['agent-gone'] } });
+  t.match(named.json.results, [{ agent: 'agent-gone', ok: false, error: { code: 'AGENT_UNREACHABLE' } }], 'an agent that is not connected is named in the answer');
+  t.equal(warm.of('prefetch_slug').length, 1, 'agents not named get nothing');
+  t.match(await http('POST', `${c.apiUrl}/slugs/prefetch`, { body: { slug: { url: slug.url, sha256: 'xyz' } } }), { status: 422, json: { error: { code: 'PROTOCOL_SCHEMA_VIOLATION' } } });
+  t.match(await http('GET', `${c.apiUrl}/slugs/prefetch`), { status: 405 });
+});

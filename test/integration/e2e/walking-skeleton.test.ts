@@ -65,6 +65,25 @@ t.test('a web app from slug to routable and back to nothing', async (t) => {
   const started = await agent.waitFor('agent started');
   await eventually('the agent to connect', async () => (await getJson(`${apiUrl}/agents`)).find((a: any) => a.id === `agent-${app}` && a.connected));
 
+  // Warm the cache before the release is scaled: the coordinator's prefetch reaches the agent,
+  // which answers "not cached" and downloads in the background; its capacity report and its
+  // diagnostics then list the slug, and the dyno starts below need no further download.
+  const diagUrl = started.diagnosticsUrl as string;
+  const diagToken = (await readFile(join(stateDir, 'agent', 'diagnostics.token'), 'utf8')).trim();
+  const prefetch = await http('POST', `${apiUrl}/slugs/prefetch`, { slug: { url: slugs.url('app.tgz'), sha256: slug.sha256 } });
+  t.equal(prefetch.status, 200, prefetch.body);
+  t.same(JSON.parse(prefetch.body).results, [{ agent: `agent-${app}`, ok: true, cached: false }], 'the agent did not have the slug yet');
+  const warmed = await eventually('the prefetched slug in a capacity report', async () => {
+    const a = (await getJson(`${apiUrl}/agents`)).find((x: any) => x.id === `agent-${app}`);
+    return a?.capacity.slugCache.entries === 1 ? a.capacity.slugCache : undefined;
+  }, 30_000);
+  t.same(warmed.slugs.map((s: any) => s.sha256), [slug.sha256], 'the coordinator sees the prefetched slug');
+  const cache = await getJson(`${diagUrl}/v1/slugs`, { authorization: `Bearer ${diagToken}` });
+  t.same(cache.slugs.map((s: any) => [s.sha256, s.inUse]), [[slug.sha256, false]], 'diagnostics list the cached slug, not yet in use');
+  t.ok(cache.slugs[0].bytes > 0 && cache.freeBytes > 0, 'with its size and the free bytes of the cache');
+  const again = await http('POST', `${apiUrl}/slugs/prefetch`, { slug: { url: slugs.url('app.tgz'), sha256: slug.sha256 } });
+  t.same(JSON.parse(again.body).results, [{ agent: `agent-${app}`, ok: true, cached: true }], 'a second prefetch finds it cached');
+
   const formation = (quantity: number) => ({ quantity, size: 'standard-1x', command: 'httpd -f -p $PORT -h /app/public', env: { GREETING: 'config var seen' }, slug: { url: slugs.url('app.tgz'), sha256: slug.sha256 } });
   const put = await http('PUT', `${apiUrl}/apps/${app}/formation/web`, formation(2));
   t.equal(put.status, 200, `formation accepted: ${put.body}`);
@@ -74,7 +93,7 @@ t.test('a web app from slug to routable and back to nothing', async (t) => {
     return r && r.length === 2 ? r : undefined;
   }, 60_000);
   t.equal(routes.length, 2, 'both dynos are routable');
-  t.equal(slugs.requests.get('app.tgz'), 1, 'the slug was downloaded once for two dynos');
+  t.equal(slugs.requests.get('app.tgz'), 1, 'the slug was downloaded once: the prefetch, and no more for two dynos');
   const reported = await eventually('a capacity report with the slug and both quotas', async () => {
     const a = (await getJson(`${apiUrl}/agents`)).find((x: any) => x.id === `agent-${app}`);
     return a?.capacity.memory.committedBytes === 2 * 512 * 1024 * 1024 ? a.capacity : undefined;
@@ -93,12 +112,12 @@ t.test('a web app from slug to routable and back to nothing', async (t) => {
   t.same([...seen].sort(), ['web.1', 'web.2'], 'requests reached both dynos (their DYNO values differ)');
 
   // The operator's view through the diagnostics endpoint, with and without the token.
-  const diagUrl = started.diagnosticsUrl as string;
-  const diagToken = (await readFile(join(stateDir, 'agent', 'diagnostics.token'), 'utf8')).trim();
   t.equal((await http('GET', `${diagUrl}/v1/dynos`)).status, 401, 'diagnostics refuse a request without the token');
   const diagDynos = await getJson(`${diagUrl}/v1/dynos`, { authorization: `Bearer ${diagToken}` });
   t.same(diagDynos.map((d: any) => `${d.name}:${d.state}`).sort(), ['web.1:up', 'web.2:up']);
   t.notMatch(JSON.stringify(diagDynos), /config var seen/, 'config vars never appear in diagnostics');
+  const pinned = await getJson(`${diagUrl}/v1/slugs`, { authorization: `Bearer ${diagToken}` });
+  t.same(pinned.slugs.map((s: any) => [s.sha256, s.inUse]), [[slug.sha256, true]], 'the slug is pinned while dynos run on it');
   t.same(runcContainers('slipway-').filter((c) => c.includes(app)).length, 2, 'two runc containers run');
 
   t.equal((await http('PUT', `${apiUrl}/apps/${app}/formation/web`, formation(0))).status, 200);

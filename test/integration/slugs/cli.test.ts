@@ -2,7 +2,7 @@
 // HTTP server, exit codes and the first word of stderr.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer } from './fixtures/server.js';
@@ -31,6 +31,8 @@ t.test('fetch prints one JSON line; ls lists it; a second fetch is a cache hit',
   t.equal(r.code, 0, r.stderr);
   t.match(r.json, [{ sha256: goodSha, path: path.join(state, 'slugs', goodSha), bytes: Number, files: 4, cached: false }]);
   t.notMatch(r.stderr + r.stdout, /topsecret/, 'the presigned signature is never printed');
+  const meta = JSON.parse(readFileSync(path.join(state, 'slugs', `${goodSha}.json`), 'utf8'));
+  t.match(meta, { durable: true, bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() }, 'the CLI exits once the slug is on disk');
   const again = await slug(state, 'fetch', `${srv.base}/s.tgz`, '--sha256', goodSha);
   t.match(again.json, [{ sha256: goodSha, cached: true }]);
   t.equal(srv.count('/s.tgz'), 1);

@@ -41,7 +41,7 @@ for (const c of cases) {
     const srv = await startServer(t, { '/bad.tgz': { body } });
     await t.rejects(fx.store.ensure({ url: `${srv.base}/bad.tgz`, sha256: sha256(body) }), { code: c.code, retryable: false });
     t.same(fx.storeNames(), [], 'no staging dir, no entry');
-    t.same(fx.tree(), before, 'nothing appeared or vanished outside the store');
+    t.same(fx.tree(), before, 'nothing outside the store changed (names, contents, modes, owners)');
     t.notOk(existsSync(path.join(fx.root, 'escape')));
     t.notOk(existsSync(path.join(fx.sentinel, 'abs')));
     t.equal(fx.store.has(sha256(body)), false);

@@ -168,3 +168,57 @@ t.test('concurrent callers share one failed download; the next ensure() tries ag
   t.equal((await fx.store.ensure({ url, sha256: goodSha })).cached, false);
   t.equal(srv.count('/good.tgz'), 2);
 });
+
+t.test('a committed slug is flushed in the background, then marked durable with its boot id', async (t) => {
+  const srv = await startServer(t, { '/good.tgz': { body: good } });
+  const flushed: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const fx = await storeFixture(t, { bootId: 'boot-a', flush: async (dir) => { flushed.push(dir); await gate; } });
+  const meta = () => JSON.parse(readFileSync(path.join(fx.dir, `${goodSha}.json`), 'utf8'));
+  const e = await fx.store.ensure({ url: `${srv.base}/good.tgz`, sha256: goodSha });
+  t.equal(e.cached, false, 'the slug is usable before its data is flushed');
+  t.match(meta(), { bootId: 'boot-a', durable: false });
+  t.same(await fx.store.gc(Number.MAX_SAFE_INTEGER), { evicted: [], fits: false }, 'a slug being flushed is not evicted');
+  release();
+  await fx.store.settled();
+  t.same(flushed, [fx.dir], 'the store flushed its own file system once');
+  t.match(meta(), { bootId: 'boot-a', durable: true });
+});
+
+t.test('after a host crash, a slug that was never flushed is discarded; after an agent restart it is kept', async (t) => {
+  const srv = await startServer(t, { '/good.tgz': { body: good } });
+  const neverFlushes = async () => { throw new Error('EIO'); };
+  const fx = await storeFixture(t, { bootId: 'boot-a', flush: neverFlushes });
+  await fx.store.ensure({ url: `${srv.base}/good.tgz`, sha256: goodSha });
+  await fx.store.settled();
+  t.match(fx.logText(), /could not flush a committed slug/);
+
+  // The agent restarts in the same boot: the page cache still holds the data; flush again.
+  let flushes = 0;
+  const sameBoot = fx.makeStore({ bootId: 'boot-a', flush: async () => { flushes++; } });
+  await sameBoot.init();
+  await sameBoot.settled();
+  t.equal(sameBoot.has(goodSha), true, 'kept after an agent restart');
+  t.equal(flushes, 1, 'and flushed now');
+  t.match(JSON.parse(readFileSync(path.join(fx.dir, `${goodSha}.json`), 'utf8')), { durable: true });
+
+  // A durable slug survives a reboot.
+  const rebooted = fx.makeStore({ bootId: 'boot-b' });
+  await rebooted.init();
+  t.equal(rebooted.has(goodSha), true, 'a durable slug survives a new boot');
+
+  // A slug that was not durable when the host went down is gone after the reboot, whole.
+  const other = tgz([...GOOD_ENTRIES.filter((x) => x.path !== './app/Procfile'), { path: './app/Procfile', body: 'web: other\n' }]);
+  srv.routes.set('/other.tgz', { body: other });
+  const crashing = fx.makeStore({ bootId: 'boot-b', flush: neverFlushes });
+  await crashing.init();
+  await crashing.ensure({ url: `${srv.base}/other.tgz`, sha256: sha256(other) });
+  await crashing.settled();
+  const afterCrash = fx.makeStore({ bootId: 'boot-c' });
+  await afterCrash.init();
+  t.equal(afterCrash.has(sha256(other)), false, 'the unflushed slug is discarded');
+  t.equal(afterCrash.has(goodSha), true, 'the durable one stays');
+  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`], 'nothing of the discarded slug is left');
+  t.match(fx.logText(), /discarding a slug committed just before the host went down/);
+});
