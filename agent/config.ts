@@ -18,6 +18,8 @@ const FileConfig = Type.Object({
   stateDir: Type.Optional(Type.String({ pattern: '^/' })),
   address: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   cgroupParent: Type.Optional(Type.String({ pattern: '^/[A-Za-z0-9._/-]*$' })),
+  runtime: Type.Optional(Type.Union([Type.Literal('runc'), Type.Literal('lxc'), Type.Literal('docker')])),
+  dockerSocket: Type.Optional(Type.String({ pattern: '^/' })),
   reservedMemoryMb: Type.Optional(Type.Integer({ minimum: 0 })),
   portRange: Type.Optional(Type.Tuple([Type.Integer({ minimum: 1, maximum: 65535 }), Type.Integer({ minimum: 1, maximum: 65535 })])),
   dynoUser: Type.Optional(Type.Object({ uid: Type.Integer({ minimum: 1 }), gid: Type.Integer({ minimum: 1 }) }, { additionalProperties: false })),
@@ -46,6 +48,9 @@ export interface AgentConfig {
   stateDir: string;
   address: string;
   cgroupParent: string;
+  /** The container runtime of this host: runc (default), lxc or docker. */
+  runtime: 'runc' | 'lxc' | 'docker';
+  dockerSocket: string | undefined;
   reservedMemoryMb: number;
   portRange: [number, number];
   /** uid/gid dynos run as: a dedicated id no host account uses (no user namespace yet, so
@@ -72,6 +77,7 @@ export interface SlugSettings {
 export const DEFAULTS = {
   stateDir: '/var/lib/slipway',
   cgroupParent: '/slipway',
+  runtime: 'runc' as const,
   reservedMemoryMb: 1024,
   portRange: [20000, 29999] as [number, number],
   dynoUser: { uid: 64000, gid: 64000 },
@@ -154,6 +160,8 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     stateDir,
     address: c.address ?? defaultAddress(),
     cgroupParent: c.cgroupParent ?? DEFAULTS.cgroupParent,
+    runtime: c.runtime ?? DEFAULTS.runtime,
+    dockerSocket: c.dockerSocket,
     reservedMemoryMb: c.reservedMemoryMb ?? DEFAULTS.reservedMemoryMb,
     portRange,
     dynoUser: c.dynoUser ?? DEFAULTS.dynoUser,

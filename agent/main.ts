@@ -15,6 +15,8 @@ Commands:
   serve      Run the agent: dial the coordinator, run its dynos, serve diagnostics.
   cleanup    Remove every dyno container, mount and directory under the state dir.
   slug       Fetch, list and garbage-collect the slug cache (slipway-agent slug --help).
+  stack      Import and list stacks (slipway-agent stack --help).
+  dyno run   Run a one-off dyno on this host and exit with its exit code (slipway-agent dyno run --help).
   version    Print the version.
 
 Options for serve (flags override the config file):
@@ -26,6 +28,7 @@ Options for serve (flags override the config file):
   --address ADDR              address dyno endpoints are reachable at (default: first non-loopback IPv4)
   --state-dir DIR             default ${DEFAULTS.stateDir}
   --cgroup-parent PATH        default ${DEFAULTS.cgroupParent}
+  --runtime runc|lxc|docker   the container runtime of this host (default ${DEFAULTS.runtime})
   --reserved-memory-mb N      memory kept back from dynos (default ${DEFAULTS.reservedMemoryMb})
   --port-range MIN-MAX        host ports for web dynos (default ${DEFAULTS.portRange.join('-')})
   --boot-timeout-ms N         R10 boot timeout (default ${DEFAULTS.bootTimeoutMs})
@@ -48,13 +51,13 @@ async function serve(argv: string[]): Promise<void> {
     options: {
       config: { type: 'string' }, coordinator: { type: 'string' }, 'token-file': { type: 'string' }, 'ca-file': { type: 'string' },
       'agent-id': { type: 'string' }, address: { type: 'string' }, 'state-dir': { type: 'string' }, 'cgroup-parent': { type: 'string' },
-      'reserved-memory-mb': { type: 'string' }, 'port-range': { type: 'string' }, 'boot-timeout-ms': { type: 'string' },
+      runtime: { type: 'string' }, 'reserved-memory-mb': { type: 'string' }, 'port-range': { type: 'string' }, 'boot-timeout-ms': { type: 'string' },
       'stop-grace-ms': { type: 'string' }, 'diagnostics-listen': { type: 'string' }, 'stop-dynos-on-exit': { type: 'boolean' },
     },
   });
   const flags: Record<string, unknown> = {
     coordinatorUrl: values.coordinator, tokenFile: values['token-file'], caFile: values['ca-file'], agentId: values['agent-id'],
-    address: values.address, stateDir: values['state-dir'], cgroupParent: values['cgroup-parent'],
+    address: values.address, stateDir: values['state-dir'], cgroupParent: values['cgroup-parent'], runtime: values.runtime,
     reservedMemoryMb: intFlag(values['reserved-memory-mb']), bootTimeoutMs: intFlag(values['boot-timeout-ms']),
     stopGraceMs: intFlag(values['stop-grace-ms']), diagnosticsListen: values['diagnostics-listen'],
     portRange: values['port-range']?.split('-').map(Number),
@@ -83,11 +86,13 @@ async function serve(argv: string[]): Promise<void> {
 
 async function cleanup(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' }, 'cgroup-parent': { type: 'string' } } });
-  const [{ createRootLogger }, { RuncDriver }, { sweepDynos }] = await Promise.all([import('./lib/log.js'), import('./runtime/runc/driver.js'), import('./dynos/sweep.js')]);
+  const [{ createRootLogger }, { driverCache }, { sweepDynos }] = await Promise.all([import('./lib/log.js'), import('./runtime/factory.js'), import('./dynos/sweep.js')]);
   const log = createRootLogger({ name: 'slipway-agent' });
   const stateDir = values['state-dir'] ?? DEFAULTS.stateDir;
-  const driver = new RuncDriver({ cgroupParent: values['cgroup-parent'] ?? DEFAULTS.cgroupParent, log });
-  const removed = await sweepDynos(join(stateDir, 'dynos'), driver, log);
+  // Every runtime that may have left a dyno: its handle names it; a dir without one is tried
+  // with the two that need no engine (a Docker container without a handle was never started).
+  const drivers = driverCache({ cgroupParent: values['cgroup-parent'] ?? DEFAULTS.cgroupParent, log });
+  const removed = await sweepDynos(join(stateDir, 'dynos'), drivers, ['runc', 'lxc'], log);
   process.stdout.write(JSON.stringify({ removed }) + '\n');
 }
 
@@ -100,6 +105,25 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     return slugCommand(rest);
+  }
+  if (command === 'stack') {
+    const { stackCommand, STACK_USAGE } = await import('./cli/stack.js');
+    if (rest.length === 0 || rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(STACK_USAGE);
+      return;
+    }
+    return stackCommand(rest);
+  }
+  if (command === 'dyno') {
+    const { dynoRunCommand, DYNO_RUN_USAGE } = await import('./cli/dyno-run.js');
+    const own = rest.indexOf('--') < 0 ? rest : rest.slice(0, rest.indexOf('--'));
+    if (rest[0] !== 'run' || own.includes('--help') || own.includes('-h')) {
+      process.stdout.write(DYNO_RUN_USAGE);
+      if (rest[0] !== 'run' && !own.includes('--help') && !own.includes('-h')) process.exitCode = 2;
+      return;
+    }
+    process.exitCode = await dynoRunCommand(rest.slice(1));
+    return;
   }
   if (!command || command === '-h' || command === '--help' || rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(USAGE);

@@ -10,7 +10,7 @@ import type { AgentConfig } from './config.js';
 import type { Logger } from './lib/log.js';
 import { createSlugStore } from './slugs/factory.js';
 import { StackStore } from './stacks/stacks.js';
-import { RuncDriver } from './runtime/runc/driver.js';
+import { createDriver, driverCache } from './runtime/factory.js';
 import { PortAllocator } from './dynos/ports.js';
 import { DynoManager } from './dynos/manager.js';
 import { sweepDynos } from './dynos/sweep.js';
@@ -57,8 +57,9 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const slugs = createSlugStore(config.slugs, log.child({ component: 'slugs' }));
   await slugs.init();
   const stacks = new StackStore(dirs.stacks);
-  const driver = new RuncDriver({ cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }) });
-  await sweepDynos(dirs.dynos, driver, log.child({ component: 'sweep' }));
+  const driverOptions = { cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }), ...(config.dockerSocket ? { dockerSocket: config.dockerSocket } : {}) };
+  const driver = await createDriver(config.runtime, driverOptions);
+  await sweepDynos(dirs.dynos, driverCache(driverOptions, driver), [driver.name], log.child({ component: 'sweep' }));
 
   // 3. Dynos.
   const manager = new DynoManager({
@@ -100,7 +101,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     slugs: () => slugs.usage(),
     dynoLog: async (id, n) => {
       const d = manager.get(id);
-      return d ? tailLog(join(dirs.dynos, id, 'log'), d.name, n) : undefined;
+      if (!d) return undefined;
+      return tailLog(manager.logSource(id) ?? join(dirs.dynos, id, 'log'), d.name, n);
     },
   }, token, log.child({ component: 'diagnostics' }));
   const [host, port] = splitHostPort(config.diagnosticsListen);

@@ -18,8 +18,9 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Debian packages: the container runtime, its monitor, the stack's userland, tools.
-PKGS="runc conmon busybox-static iproute2 curl ca-certificates tar gzip"
+# Debian packages: the three container runtimes (runc with its monitor conmon, LXC, the
+# Docker engine), the busybox stack's userland, debootstrap for Debian stacks, tools.
+PKGS="runc conmon lxc docker.io debootstrap busybox-static iproute2 curl ca-certificates tar gzip"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -25,6 +25,9 @@ export const ERROR_CODES = {
   DYNO_STOP_TIMEOUT: { retryable: false, summary: "Heroku's R12: the dyno did not exit within the grace period after SIGTERM and was killed." },
   DYNO_OOM_KILLED: { retryable: true, summary: "The kernel OOM-killed a process of the dyno (cgroup OOM counter), Heroku's R15." },
   STACK_NOT_FOUND: { retryable: false, summary: 'The requested stack is not installed on the host.' },
+  STACK_EXISTS: { retryable: false, summary: 'A stack of that name is already installed; import it with --force to replace it.' },
+  STACK_IN_USE: { retryable: true, summary: 'The stack is the root filesystem of running dynos and cannot be replaced now.' },
+  STACK_INVALID: { retryable: false, summary: 'A stack archive or directory is unreadable, unsafe, or lacks /bin/sh.' },
   // Slugs.
   SLUG_FETCH_FAILED: { retryable: true, summary: 'The slug could not be downloaded.' },
   SLUG_NOT_FOUND: { retryable: false, summary: 'The slug source answered that the slug does not exist (404).' },
@@ -39,6 +42,8 @@ export const ERROR_CODES = {
   // Runtime.
   RUNTIME_TIMEOUT: { retryable: true, summary: 'A call into the container runtime did not finish within its bound.' },
   RUNTIME_FAILED: { retryable: true, summary: 'A call into the container runtime failed.' },
+  RUNTIME_UNAVAILABLE: { retryable: true, summary: 'The configured container runtime is not installed or not answering (e.g. the Docker engine is down).' },
+  OCI_CONFIG_INVALID: { retryable: false, summary: 'A generated OCI runtime config failed validation against the runtime-spec schema (a slipway bug); nothing was started.' },
   // Reference coordinator: API, agents and the dev router (Heroku's router codes in brackets).
   SIZE_UNKNOWN: { retryable: false, summary: 'The formation names a dyno size the coordinator does not know.' },
   API_NOT_FOUND: { retryable: false, summary: 'No API endpoint for this method and path.' },

@@ -38,6 +38,7 @@ export const DynoSize = Type.Object({
   name: Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{0,31}$' }),
   memoryMb: Type.Integer({ minimum: 16, maximum: 1048576 }),
   cpuShares: Type.Integer({ minimum: 2, maximum: 262144 }),
+  cpuQuotaPercent: Type.Optional(Type.Integer({ minimum: 1, maximum: 25600, description: 'Hard CPU cap in percent of one core (100 = one core); absent: CPU shares only.' })),
   pidsLimit: Type.Integer({ minimum: 8, maximum: 65536 }),
 }, { ...strict, description: 'A dyno size resolved by the coordinator into the limits the agent enforces.' });
 

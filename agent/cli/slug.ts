@@ -53,6 +53,8 @@ export async function slugCommand(argv: string[]): Promise<void> {
       return;
     }
     case 'gc':
+      // Slugs still being flushed (fetched just before) are spared by gc: finish that first.
+      await store.settled();
       print(await store.gc());
       return;
     default:

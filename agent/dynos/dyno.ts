@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { DynoSpec, DynoStateName, DynoStatus, Endpoint, ExitStatus, WireError } from '../../shared/protocol.js';
 import { SlipwayError, asSlipwayError } from '../../shared/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { DynoExit, DynoHandle, RuntimeDriver } from '../runtime/driver.js';
+import type { DynoExit, DynoHandle, LogSource, RuntimeDriver } from '../runtime/driver.js';
 import type { StackStore } from '../stacks/stacks.js';
 import type { PortAllocator } from './ports.js';
 import { dynoArgs, dynoEnv, isWebDyno } from './entrypoint.js';
@@ -83,6 +83,11 @@ export class Dyno {
     return this.spec.size.memoryMb * 1024 * 1024;
   }
 
+  /** Where the dyno's output is, once its container exists. */
+  logSource(): LogSource | undefined {
+    return this.handle ? this.deps.driver.log(this.handle) : undefined;
+  }
+
   status(): DynoStatus {
     const s: DynoStatus = {
       id: this.spec.id, app: this.spec.app, type: this.spec.type, name: this.spec.name, state: this.state,
@@ -116,6 +121,7 @@ export class Dyno {
     this.containerStart = this.deps.driver.start({
       dynoId: this.spec.id,
       dir: join(settings.dynosDir, this.spec.id),
+      stackName: this.spec.stack,
       stackDir: stack.dir,
       slugDir: slug.path,
       args: dynoArgs(this.spec.command, stack.shell),
@@ -126,6 +132,7 @@ export class Dyno {
       limits: {
         memoryBytes: this.memoryBytes,
         cpuShares: this.spec.size.cpuShares,
+        ...(this.spec.size.cpuQuotaPercent === undefined ? {} : { cpuQuotaPercent: this.spec.size.cpuQuotaPercent }),
         pidsLimit: this.spec.size.pidsLimit,
         nofile: settings.nofile,
       },

@@ -1,20 +1,74 @@
-// Reads the last lines of a dyno's log as conmon writes it (k8s-file format:
-// `TIMESTAMP STREAM F|P text`), rendered Heroku style: `TIMESTAMP app[web.1]: text`.
+// Reads a dyno's log as its runtime's monitor writes it, and renders it Heroku style:
+// `TIMESTAMP app[web.1]: text`. Two formats (driver.ts LogSource):
+// - k8s-file (conmon, for runc and LXC): `TIMESTAMP stdout|stderr F|P text`, P marking a
+//   partial line continued by the next record;
+// - docker-json (Docker's json-file driver): `{"log":"text\n","stream":"stdout","time":"..."}`,
+//   where a record without a trailing newline is a partial line.
 import { open } from 'node:fs/promises';
+import type { LogSource } from '../runtime/driver.js';
 
 /** The tail read is bounded: 1,500 lines of up to ~10 KB would be 15 MB; 1 MiB is plenty. */
 export const TAIL_BYTES = 1024 * 1024;
 
-export function renderK8sLine(line: string, dynoName: string): string | undefined {
-  const m = /^(\S+) (stdout|stderr) [FP] ?(.*)$/.exec(line);
-  if (!m) return undefined;
-  return `${m[1]} app[${dynoName}]: ${m[3]}`;
+export interface LogRecord {
+  time: string;
+  stream: 'stdout' | 'stderr';
+  text: string;
+  /** The line goes on in the next record. */
+  partial: boolean;
 }
 
-export async function tailLog(file: string, dynoName: string, lines: number): Promise<string[]> {
+export function parseLogRecord(line: string, format: LogSource['format']): LogRecord | undefined {
+  if (format === 'k8s-file') {
+    const m = /^(\S+) (stdout|stderr) ([FP]) ?(.*)$/.exec(line);
+    return m ? { time: m[1]!, stream: m[2] as LogRecord['stream'], partial: m[3] === 'P', text: m[4]! } : undefined;
+  }
+  let j: { log?: unknown; stream?: unknown; time?: unknown };
+  try {
+    j = JSON.parse(line) as typeof j;
+  } catch {
+    return undefined;
+  }
+  if (typeof j.log !== 'string' || (j.stream !== 'stdout' && j.stream !== 'stderr') || typeof j.time !== 'string') return undefined;
+  const partial = !j.log.endsWith('\n');
+  return { time: j.time, stream: j.stream, partial, text: partial ? j.log : j.log.slice(0, -1) };
+}
+
+/** Joins partial records into whole lines; a line's time is its first record's. */
+export function joinRecords(records: LogRecord[]): LogRecord[] {
+  const out: LogRecord[] = [];
+  let open: LogRecord | undefined;
+  for (const r of records) {
+    if (open && open.stream === r.stream) {
+      open = { ...open, text: open.text + r.text, partial: r.partial };
+    } else {
+      if (open) out.push({ ...open, partial: false });
+      open = r;
+    }
+    if (!open.partial) {
+      out.push(open);
+      open = undefined;
+    }
+  }
+  if (open) out.push(open);
+  return out;
+}
+
+export function renderLine(r: LogRecord, dynoName: string): string {
+  return `${r.time} app[${dynoName}]: ${r.text}`;
+}
+
+/** Kept for callers that hold one k8s-file line. */
+export function renderK8sLine(line: string, dynoName: string): string | undefined {
+  const r = parseLogRecord(line, 'k8s-file');
+  return r ? renderLine(r, dynoName) : undefined;
+}
+
+export async function tailLog(source: LogSource | string, dynoName: string, lines: number): Promise<string[]> {
+  const { path, format } = typeof source === 'string' ? { path: source, format: 'k8s-file' as const } : source;
   let fh;
   try {
-    fh = await open(file, 'r');
+    fh = await open(path, 'r');
   } catch {
     return [];
   }
@@ -25,12 +79,12 @@ export async function tailLog(file: string, dynoName: string, lines: number): Pr
     await fh.read(buf, 0, buf.length, start);
     const all = buf.toString('utf8').split('\n');
     if (start > 0) all.shift(); // partial first line
-    const out: string[] = [];
+    const records: LogRecord[] = [];
     for (const l of all) {
-      const r = renderK8sLine(l, dynoName);
-      if (r !== undefined) out.push(r);
+      const r = parseLogRecord(l, format);
+      if (r) records.push(r);
     }
-    return out.slice(-lines);
+    return joinRecords(records).map((r) => renderLine(r, dynoName)).slice(-lines);
   } finally {
     await fh.close();
   }

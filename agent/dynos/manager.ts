@@ -5,6 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { DynoSpec, DynoStateName, DynoStatus } from '../../shared/protocol.js';
 import { SlipwayError } from '../../shared/errors.js';
 import type { Logger } from '../lib/log.js';
+import type { LogSource } from '../runtime/driver.js';
 import { Dyno, type DynoDeps } from './dyno.js';
 
 export type TransitionListener = (from: DynoStateName | null, status: DynoStatus) => void;
@@ -44,6 +45,10 @@ export class DynoManager {
 
   get(id: string): DynoStatus | undefined {
     return this.dynos.get(id)?.status();
+  }
+
+  logSource(id: string): LogSource | undefined {
+    return this.dynos.get(id)?.logSource();
   }
 
   /**

@@ -1,13 +1,20 @@
 // Removes every dyno container, mount and directory under the state dir. Used at agent
-// start (this version cannot re-adopt dynos yet, so what a previous run left is owned by
-// nobody and must not leak) and by `slipway-agent cleanup`.
+// start (this version does not re-adopt dynos yet, so what a previous run left is owned by
+// nobody and must not leak) and by `slipway-agent cleanup`. Each dyno dir is destroyed by the
+// driver that made it, as its handle.json says; a dir without a handle (a start that died
+// before persisting one) by each of the fallback drivers, which may have begun it.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../lib/log.js';
-import type { RuntimeDriver } from '../runtime/driver.js';
-import { RuncDriver } from '../runtime/runc/driver.js';
+import type { DynoHandle, RuntimeDriver, RuntimeName } from '../runtime/driver.js';
+import { readHandle } from '../runtime/handle-file.js';
 
-export async function sweepDynos(dynosDir: string, driver: RuntimeDriver, log: Logger): Promise<string[]> {
+export async function sweepDynos(
+  dynosDir: string,
+  driverFor: (name: RuntimeName) => Promise<RuntimeDriver | undefined>,
+  fallback: RuntimeName[],
+  log: Logger,
+): Promise<string[]> {
   let ids: string[];
   try {
     ids = (await readdir(dynosDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
@@ -15,9 +22,15 @@ export async function sweepDynos(dynosDir: string, driver: RuntimeDriver, log: L
     return [];
   }
   for (const id of ids) {
-    const handle = { driver: driver.name, containerId: RuncDriver.containerId(id), dir: join(dynosDir, id) };
-    log.warn({ dynoId: id }, 'removing a dyno left by an earlier agent run');
-    await driver.destroy(handle).catch((err: unknown) => log.error({ err, dynoId: id }, 'could not remove leftover dyno'));
+    const dir = join(dynosDir, id);
+    const saved = await readHandle(dir);
+    log.warn({ dynoId: id, driver: saved?.driver }, 'removing a dyno left by an earlier agent run');
+    for (const name of saved ? [saved.driver] : fallback) {
+      const driver = await driverFor(name);
+      if (!driver) continue;
+      const handle: DynoHandle = saved ?? { driver: name, dynoId: id, containerId: `slipway-${id}`, dir, startedAt: new Date(0).toISOString() };
+      await driver.destroy(handle).catch((err: unknown) => log.error({ err, dynoId: id, driver: name }, 'could not remove leftover dyno'));
+    }
   }
   return ids;
 }

@@ -1,13 +1,30 @@
-// The narrow interface every container runtime implements (after Nomad's plugins/drivers).
-// runc is the first driver; LXC and Docker come later behind the same interface.
-// A driver owns nothing of the dyno's lifecycle policy: the Dyno object decides when to
-// start, stop and report; the driver only does, within bounded time.
+// The narrow interface every container runtime implements (after Nomad's plugins/drivers):
+// runc (agent/runtime/runc), LXC (agent/runtime/lxc) and Docker (agent/runtime/docker),
+// chosen per host by the `runtime` config key. A driver owns nothing of the dyno's lifecycle
+// policy: the Dyno object decides when to start, stop and report; the driver only does, and
+// every call it makes into a runtime has a named time bound.
+//
+// What every driver guarantees, and test/integration/runtime/conformance.test.ts checks for
+// each of them:
+// - the rootfs is the stack (read-only, never written) under a per-dyno writable layer, with
+//   the slug at /app (writable, reset on the next start: nothing is copied);
+// - the limits of ContainerLimits, a non-root user, no new privileges, the minimal capability
+//   set, the seccomp filter derived from Docker's default profile, masked and read-only /proc
+//   and /sys paths;
+// - a monitor outside the agent process keeps the dyno's output and exit status, so an agent
+//   killed with SIGKILL leaves its dynos running, and recover() reattaches to them;
+// - an OOM kill is known from the cgroup's OOM counters, never from exit code 137 alone.
 import type { ExitStatus } from '../../shared/protocol.js';
+
+export const RUNTIME_NAMES = ['runc', 'lxc', 'docker'] as const;
+export type RuntimeName = (typeof RUNTIME_NAMES)[number];
 
 export interface ContainerLimits {
   memoryBytes: number;
   /** cgroup v1 cpu.shares (v2 cpu.weight is derived by the runtime). */
   cpuShares: number;
+  /** Optional hard CPU cap, in percent of one core (100 = one core); absent = shares only. */
+  cpuQuotaPercent?: number;
   pidsLimit: number;
   /** RLIMIT_NOFILE; Heroku documents 10,000 open files per dyno. */
   nofile: number;
@@ -15,8 +32,10 @@ export interface ContainerLimits {
 
 export interface ContainerSpec {
   dynoId: string;
-  /** Per-dyno directory the driver may fill (bundle, upper dir, logs, monitor files). */
+  /** Per-dyno directory the driver may fill (handle, bundle, upper dir, log, monitor files). */
   dir: string;
+  /** The stack's name (Docker runs the image imported from it) and its root filesystem. */
+  stackName: string;
   stackDir: string;
   /** Extracted slug directory; it contains `app/` and becomes /app in the container. */
   slugDir: string;
@@ -28,14 +47,25 @@ export interface ContainerSpec {
   limits: ContainerLimits;
 }
 
-/** Opaque to the agent except for persistence; each driver keeps what it needs to reattach. */
+/**
+ * What the agent keeps of a started dyno. start() persists it in `<dir>/handle.json`
+ * (handle-file.ts) before it resolves, and recover() reads it back after an agent restart.
+ * `data` is the driver's own, opaque to everyone else.
+ */
 export interface DynoHandle {
-  driver: string;
+  driver: RuntimeName;
+  dynoId: string;
+  /** runc and LXC: `slipway-<dynoId>`; Docker: the engine's container id. */
   containerId: string;
   dir: string;
+  /** The dyno's pid 1, as the host sees it. */
   pid?: number;
+  /** The monitor that holds stdio and the exit status (conmon); Docker's is containerd's shim. */
   monitorPid?: number;
+  /** The dyno's cgroup, relative to each v1 hierarchy or to the v2 root. */
   cgroupPath?: string;
+  startedAt: string;
+  data?: Record<string, string | number | boolean>;
 }
 
 export interface DynoExit extends ExitStatus {
@@ -45,17 +75,52 @@ export interface DynoExit extends ExitStatus {
 
 export type ContainerStatus = 'created' | 'running' | 'stopped' | 'missing';
 
+/** A dyno's resource use, read from its cgroup. */
+export interface DynoStats {
+  /** The cgroup's memory usage, page cache included. */
+  memoryUsageBytes: number;
+  /** usage minus inactive file cache: what Heroku's R14 and the kubelet count. */
+  workingSetBytes: number;
+  rssBytes: number;
+  swapBytes: number;
+  cpuUsageNs: number;
+  pids: number;
+  oomKills: number;
+}
+
+/** Where a dyno's output is and how it is written. */
+export interface LogSource {
+  path: string;
+  /** k8s-file: conmon's `TIMESTAMP stdout|stderr F|P text`; docker-json: json-file lines. */
+  format: 'k8s-file' | 'docker-json';
+}
+
+export interface RecoveredDyno {
+  handle: DynoHandle;
+  /** False when the dyno exited while the agent was away: wait() then resolves at once. */
+  running: boolean;
+}
+
 export interface RuntimeDriver {
-  readonly name: string;
-  /** Creates and starts the container; resolves once its process runs. */
+  readonly name: RuntimeName;
+  /** Creates and starts the container; resolves once its process runs and the handle is persisted. */
   start(spec: ContainerSpec): Promise<DynoHandle>;
+  /**
+   * Reattaches to a dyno started by an earlier agent process from what start() persisted in
+   * `dir`. undefined: nothing recoverable is there (never started, or half created); the
+   * caller then destroys what is left.
+   */
+  recover(dir: string): Promise<RecoveredDyno | undefined>;
   /** Resolves when the container's main process has exited. Safe to call more than once. */
   wait(handle: DynoHandle): Promise<DynoExit>;
   /** Sends a signal to every process of the dyno. */
   signal(handle: DynoHandle, signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   /** SIGTERM to all, wait up to graceMs, then SIGKILL; `forced` tells whether the grace ran out. */
   stop(handle: DynoHandle, graceMs: number): Promise<{ forced: boolean; exit: DynoExit }>;
-  /** Removes the container, its mounts and its directory. Idempotent. */
+  /** Removes the container, its mounts, its cgroup and its directory. Idempotent. */
   destroy(handle: DynoHandle): Promise<void>;
   inspect(handle: DynoHandle): Promise<{ status: ContainerStatus; pid?: number }>;
+  /** undefined once the dyno's cgroup is gone. */
+  stats(handle: DynoHandle): Promise<DynoStats | undefined>;
+  log(handle: DynoHandle): LogSource;
 }

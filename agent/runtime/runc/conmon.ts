@@ -1,6 +1,6 @@
 // Launches conmon, the monitor that keeps a runc container's stdio, log file and exit status
 // outside the agent process, so that an agent restart neither kills a dyno nor loses its
-// output. conmon (Debian 2.1.6) runs `runc create` and reports the container's pid (or the
+// output; the runc and LXC drivers both use it. conmon (Debian 2.1.6) runs `runc create` and reports the container's pid (or the
 // create error) on the sync pipe given in _OCI_SYNCPIPE, the protocol podman uses; we then
 // close our end and conmon lives on, reparented to init.
 import { spawn } from 'node:child_process';
@@ -14,7 +14,10 @@ export const LOG_SIZE_MAX_BYTES = 16 * 1024 * 1024;
 
 export interface ConmonLaunch {
   conmonPath: string;
-  runcPath: string;
+  /** The OCI runtime conmon drives: runc, or the LXC driver's shim (lxc/scripts.ts). */
+  runtimePath: string;
+  /** Global arguments for the runtime, before `create`. */
+  runtimeArgs: string[];
   containerId: string;
   bundleDir: string;
   pidFile: string;
@@ -22,7 +25,6 @@ export interface ConmonLaunch {
   exitDir: string;
   socketDir: string;
   logPath: string;
-  runcLogPath: string;
 }
 
 export function conmonArgs(l: ConmonLaunch): string[] {
@@ -33,7 +35,7 @@ export function conmonArgs(l: ConmonLaunch): string[] {
     // unix socket limit whatever the state dir's length.
     '-u', l.containerId.slice(-12),
     '-n', l.containerId,
-    '-r', l.runcPath,
+    '-r', l.runtimePath,
     '-b', l.bundleDir,
     '-p', l.pidFile,
     '--conmon-pidfile', l.conmonPidFile,
@@ -41,8 +43,7 @@ export function conmonArgs(l: ConmonLaunch): string[] {
     '--socket-dir-path', l.socketDir,
     '-l', `k8s-file:${l.logPath}`,
     '--log-size-max', String(LOG_SIZE_MAX_BYTES),
-    '--runtime-arg', `--log=${l.runcLogPath}`,
-    '--runtime-arg', '--log-format=json',
+    ...l.runtimeArgs.flatMap((a) => ['--runtime-arg', a]),
   ];
 }
 
@@ -84,7 +85,7 @@ export function launchConmon(l: ConmonLaunch): Promise<number> {
         return finish(new SlipwayError('RUNTIME_FAILED', `conmon sent an unreadable sync message: ${buf.slice(0, 200)}`));
       }
       if (typeof msg.data === 'number' && msg.data > 0) return finish(null, msg.data);
-      finish(new SlipwayError('RUNTIME_FAILED', `runc create ${l.containerId} failed: ${(msg.message ?? 'no message').slice(0, 500)}`));
+      finish(new SlipwayError('RUNTIME_FAILED', `${l.runtimePath} create ${l.containerId} failed: ${(msg.message ?? 'no message').slice(0, 500)}`));
     });
     sync.on('end', () => finish(new SlipwayError('RUNTIME_FAILED', `conmon closed the sync pipe before ${l.containerId} was created (is --exit-dir writable?)`)));
   });

@@ -8,18 +8,26 @@
 // The network namespace is shared with the host for now: a dyno listens on its $PORT on the
 // host's address. Per-dyno network namespaces come with the isolation issue.
 import type { ContainerSpec } from '../driver.js';
+import { DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
 
-export const DEFAULT_CAPABILITIES = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+const DEFAULT_CAPABILITIES = [...DYNO_CAPABILITIES];
 
-export const MASKED_PATHS = [
-  '/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/sys/firmware', '/proc/scsi',
-];
+/** CFS period for a CPU quota: the kernel's default (100 ms), as Docker uses. */
+export const CPU_PERIOD_US = 100_000;
 
-export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+export interface OciConfigOptions {
+  cgroupsPath: string;
+  /** The OCI `linux.seccomp` object (seccomp/profile.ts); absent = no filter. */
+  seccomp?: Record<string, unknown>;
+}
 
-export function buildOciConfig(spec: ContainerSpec, options: { cgroupsPath: string }): Record<string, unknown> {
+export function buildOciConfig(spec: ContainerSpec, options: OciConfigOptions): Record<string, unknown> {
   const { limits } = spec;
+  const cpu: Record<string, number> = { shares: limits.cpuShares };
+  if (limits.cpuQuotaPercent !== undefined) {
+    cpu.period = CPU_PERIOD_US;
+    cpu.quota = Math.max(1000, Math.round((limits.cpuQuotaPercent * CPU_PERIOD_US) / 100));
+  }
   return {
     ociVersion: '1.0.2',
     process: {
@@ -37,7 +45,7 @@ export function buildOciConfig(spec: ContainerSpec, options: { cgroupsPath: stri
       },
       rlimits: [{ type: 'RLIMIT_NOFILE', hard: limits.nofile, soft: limits.nofile }],
       noNewPrivileges: true,
-      oomScoreAdj: 500,
+      oomScoreAdj: DYNO_OOM_SCORE_ADJ,
     },
     root: { path: 'rootfs', readonly: false },
     hostname: spec.hostname,
@@ -55,12 +63,13 @@ export function buildOciConfig(spec: ContainerSpec, options: { cgroupsPath: stri
         devices: [{ allow: false, access: 'rwm' }],
         // swap = memory: the memory+swap ceiling equals the quota, so no swap is used.
         memory: { limit: limits.memoryBytes, swap: limits.memoryBytes },
-        cpu: { shares: limits.cpuShares },
+        cpu,
         pids: { limit: limits.pidsLimit },
       },
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
-      maskedPaths: MASKED_PATHS,
-      readonlyPaths: READONLY_PATHS,
+      ...(options.seccomp ? { seccomp: options.seccomp } : {}),
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
     },
   };
 }

@@ -30,7 +30,7 @@ async function slugDir(root: string): Promise<string> {
 
 function spec(dir: string, slug: string, id: string, script: string, memoryMb = 64): ContainerSpec {
   return {
-    dynoId: id, dir: join(dir, 'dynos', id), stackDir: stack, slugDir: slug,
+    dynoId: id, dir: join(dir, 'dynos', id), stackName: 'busybox', stackDir: stack, slugDir: slug,
     args: ['/bin/sh', '-c', script], env: ['PATH=/bin', 'CONFIG_VAR=cv', 'HOME=/app'], cwd: '/app',
     user: { uid: 64000, gid: 64000 }, hostname: id,
     limits: { memoryBytes: memoryMb * 1024 * 1024, cpuShares: 512, pidsLimit: 64, nofile: 1024 },

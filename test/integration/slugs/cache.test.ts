@@ -125,6 +125,8 @@ t.test('a slug mounted by a dyno is never evicted, even by a store that did not 
   // A second store over the same dir: an agent after a restart, or `slipway-agent slug gc`.
   const other = fx.makeStore({ cache: { budgetBytes: 0, floorBytes: 0 } });
   await other.init();
+  // A slug still being flushed is spared as well (durability.ts): let that finish first.
+  await other.settled();
   t.same(await other.gc(), { evicted: [], fits: false }, 'the mounted slug stays although the budget is 0');
   t.equal((await other.usage()).slugs[0]?.inUse, true);
   execFileSync('umount', [mnt]);

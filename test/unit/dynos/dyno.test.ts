@@ -10,7 +10,8 @@ import { SlipwayError } from '../../../shared/errors.js';
 import { quietLogger } from '../../helpers/host.js';
 
 class FakeDriver implements RuntimeDriver {
-  readonly name = 'fake';
+  // A stand-in for any driver; it borrows runc's name only to satisfy the type.
+  readonly name = 'runc' as const;
   started: ContainerSpec[] = [];
   destroyed: string[] = [];
   signals: string[] = [];
@@ -30,7 +31,7 @@ class FakeDriver implements RuntimeDriver {
       await new Promise<void>((r) => srv.listen(Number(port), '127.0.0.1', r));
       this.servers.push(srv);
     }
-    return { driver: 'fake', containerId: id, dir: spec.dir };
+    return { driver: 'runc', dynoId: id, containerId: id, dir: spec.dir, startedAt: new Date().toISOString() };
   }
   exit(id: string, e: DynoExit) { this.exits.get(id)?.(e); }
   wait(h: DynoHandle) { return this.waits.get(h.containerId)!; }
@@ -48,6 +49,9 @@ class FakeDriver implements RuntimeDriver {
   }
   async destroy(h: DynoHandle) { this.destroyed.push(h.containerId); }
   async inspect() { return { status: 'running' as const }; }
+  async recover() { return undefined; }
+  async stats() { return undefined; }
+  log(h: DynoHandle) { return { path: `${h.dir}/log`, format: 'k8s-file' as const }; }
   close() { for (const s of this.servers) s.close(); }
 }
 

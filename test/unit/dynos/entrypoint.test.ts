@@ -23,7 +23,7 @@ t.test('platform variables win over config vars; config vars stay', async (t) =>
 });
 
 t.test('non-web dynos get no PORT', async (t) => {
-  t.notOk(dynoEnv({ ...spec, type: 'worker', name: 'worker.1' }, undefined).some((e) => e.startsWith('PORT=')));
+  t.notOk(dynoEnv({ env: spec.env, name: 'worker.1' }, undefined).some((e) => e.startsWith('PORT=')));
   t.equal(isWebDyno({ type: 'worker' }), false);
 });
 

@@ -30,3 +30,21 @@ t.test('a huge log is read only from its end, and the cut first line is dropped'
   t.ok(lines.length > 0 && lines.length < count, 'bounded read');
   t.ok(lines.every((l) => l.endsWith('x'.repeat(1000))), 'no partial line is rendered');
 });
+
+t.test("Docker's json-file lines render the same way; partial records are joined", async (t) => {
+  const file = join(dir, 'docker.log');
+  const rec = (log: string, stream = 'stdout', time = '2026-11-22T00:00:01.5Z') => JSON.stringify({ log, stream, time });
+  writeFileSync(file, [rec('first\n'), rec('part-', 'stdout', '2026-11-22T00:00:02Z'), rec('whole\n', 'stdout', '2026-11-22T00:00:03Z'), rec('err\n', 'stderr'), 'not json', rec(''), ''].join('\n'));
+  t.same(await tailLog({ path: file, format: 'docker-json' }, 'web.1', 10), [
+    '2026-11-22T00:00:01.5Z app[web.1]: first',
+    '2026-11-22T00:00:02Z app[web.1]: part-whole',
+    '2026-11-22T00:00:01.5Z app[web.1]: err',
+    '2026-11-22T00:00:01.5Z app[web.1]: ',
+  ]);
+});
+
+t.test("conmon's partial (P) records are joined into one line", async (t) => {
+  const file = join(dir, 'partial.log');
+  writeFileSync(file, '2026-11-22T00:00:00Z stdout P abc\n2026-11-22T00:00:01Z stdout F def\n2026-11-22T00:00:02Z stdout F next\n');
+  t.same(await tailLog({ path: file, format: 'k8s-file' }, 'web.1', 10), ['2026-11-22T00:00:00Z app[web.1]: abcdef', '2026-11-22T00:00:02Z app[web.1]: next']);
+});

@@ -1,9 +1,10 @@
 import t from 'tap';
-import { buildOciConfig, DEFAULT_CAPABILITIES } from '../../../agent/runtime/runc/oci-config.js';
+import { buildOciConfig } from '../../../agent/runtime/runc/oci-config.js';
+import { DYNO_CAPABILITIES } from '../../../agent/runtime/hardening.js';
 import type { ContainerSpec } from '../../../agent/runtime/driver.js';
 
 const spec: ContainerSpec = {
-  dynoId: 'app1-web-1-abc', dir: '/x', stackDir: '/s', slugDir: '/g', args: ['/bin/sh', '-c', 'true'],
+  dynoId: 'app1-web-1-abc', dir: '/x', stackName: 'busybox', stackDir: '/s', slugDir: '/g', args: ['/bin/sh', '-c', 'true'],
   env: ['PORT=1', 'DYNO=web.1'], cwd: '/app', user: { uid: 64000, gid: 64000 }, hostname: 'app1-web-1-abc',
   limits: { memoryBytes: 512 * 1048576, cpuShares: 1024, pidsLimit: 256, nofile: 10000 },
 };
@@ -12,7 +13,7 @@ const cfg = buildOciConfig(spec, { cgroupsPath: '/slipway/slipway-app1-web-1-abc
 t.test('the dyno runs unprivileged', async (t) => {
   t.same(cfg.process.user, { uid: 64000, gid: 64000, additionalGids: [64000] });
   t.equal(cfg.process.noNewPrivileges, true);
-  t.same(cfg.process.capabilities.bounding, DEFAULT_CAPABILITIES);
+  t.same(cfg.process.capabilities.bounding, DYNO_CAPABILITIES);
   t.same(cfg.process.capabilities.ambient, [], 'no ambient capabilities for the non-root user');
   t.equal(cfg.process.terminal, false);
 });
@@ -38,4 +39,11 @@ t.test('process, env and cwd are passed through verbatim', async (t) => {
   t.same(cfg.process.env, spec.env);
   t.equal(cfg.process.cwd, '/app');
   t.equal(cfg.root.path, 'rootfs');
+});
+
+t.test('a CPU quota appears only when the size asks for one; the seccomp section is passed through', async (t) => {
+  t.same((cfg.linux.resources.cpu), { shares: 1024 }, 'shares only by default');
+  const q = buildOciConfig({ ...spec, limits: { ...spec.limits, cpuQuotaPercent: 150 } }, { cgroupsPath: '/x', seccomp: { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [] } }) as any;
+  t.same(q.linux.resources.cpu, { shares: 1024, period: 100_000, quota: 150_000 });
+  t.same(q.linux.seccomp, { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [] });
 });

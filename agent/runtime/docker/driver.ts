@@ -1,0 +1,210 @@
+// The Docker driver: one container per dyno through the engine's API (dockerode), with the
+// same dyno semantics as the runc and LXC drivers. The engine is the monitor outside the agent
+// process: containerd's shim holds the dyno's stdio and exit status, dockerd writes the
+// json-file log, so an agent restart loses neither; recover() finds the container again.
+//
+// Ownership: the container named `slipway-<dynoId>` (labels slipway.dyno, slipway.managed) is
+// this driver's; a leftover of that name is removed before a start, so a dyno id never has two
+// containers. Files under the dyno's dir: handle.json, app/ (the /app overlay mount, bound
+// into the container), app-upper/ and app-work/ (its upper and work dirs).
+import { chmod, chown, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import type { Logger } from '../../lib/log.js';
+import { SlipwayError } from '../../../shared/errors.js';
+import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
+import { readHandle, writeHandle } from '../handle-file.js';
+import { gracefulStop, shared } from '../common.js';
+import { mountOverlay, unmountOverlay } from '../overlay.js';
+import { detectCgroupVersion, type CgroupVersion } from '../../host/cgroups.js';
+import { procsDir, signalCgroup } from '../../host/cgroup-procs.js';
+import { readDynoStats } from '../../host/cgroup-stats.js';
+import { dockerSeccomp } from '../seccomp/profile.js';
+import { buildCreateOptions, containerName } from './create-options.js';
+import { createEngineClient, CREATE_TIMEOUT_MS, engineCall, httpStatus, inspectContainer, KILL_TIMEOUT_MS, removeContainer, START_TIMEOUT_MS } from './engine.js';
+import { StackImages } from './stack-image.js';
+import { waitForExit } from './exit.js';
+
+export interface DockerDriverOptions {
+  /** Parent cgroup for dynos, e.g. /slipway (tests use a unique one and remove it). With the
+   * engine's cgroupfs driver a dyno's cgroup is `<cgroupParent>/<container id>`. */
+  cgroupParent: string;
+  log: Logger;
+  /** The engine's socket; default /var/run/docker.sock. */
+  socketPath?: string;
+}
+
+export class DockerDriver implements RuntimeDriver {
+  readonly name = 'docker';
+  private readonly docker: Docker;
+  private readonly images: StackImages;
+  private readonly cgroupParent: string;
+  private readonly cgroupVersion: CgroupVersion;
+  private readonly waits = new Map<string, Promise<DynoExit>>();
+  /** Docker's default profile resolved for the dyno capability set (seccomp/profile.ts), made
+   * on the first start; a start never goes ahead without it. */
+  private seccomp: string | undefined;
+
+  constructor(private readonly opts: DockerDriverOptions) {
+    this.docker = createEngineClient(opts.socketPath);
+    this.images = new StackImages(this.docker, opts.log);
+    // Absolute, so the engine does not resolve it against its own cgroup.
+    this.cgroupParent = `/${opts.cgroupParent.replace(/^\/+|\/+$/g, '')}`;
+    this.cgroupVersion = detectCgroupVersion();
+  }
+
+  static containerName = containerName;
+
+  private paths(dir: string) {
+    return { app: join(dir, 'app'), upper: join(dir, 'app-upper'), work: join(dir, 'app-work') };
+  }
+
+  /** The engine's name for the dyno's container: its id once known, else its name. */
+  private ref(handle: DynoHandle): string {
+    return handle.containerId || containerName(handle.dynoId);
+  }
+
+  async start(spec: ContainerSpec): Promise<DynoHandle> {
+    const name = containerName(spec.dynoId);
+    const p = this.paths(spec.dir);
+    const image = await this.images.ensure(spec.stackName, spec.stackDir);
+    await this.removeLeftover(name);
+    await mkdir(spec.dir, { recursive: true });
+    await chmod(spec.dir, 0o700);
+    // /app starts from the slug again: whatever an earlier start of this dir wrote goes.
+    await unmountOverlay(p.app);
+    await Promise.all([p.upper, p.work].map((d) => rm(d, { recursive: true, force: true })));
+    await Promise.all([p.upper, p.work].map((d) => mkdir(d)));
+    // The overlay's root directory takes owner and mode from the upper dir: give it those of
+    // the slug's app/ (the dyno user's, as the slug store leaves it), or /app is root's.
+    const app = await stat(join(spec.slugDir, 'app'));
+    await chown(p.upper, app.uid, app.gid);
+    await chmod(p.upper, app.mode & 0o7777);
+    const handle: DynoHandle = { driver: this.name, dynoId: spec.dynoId, containerId: '', dir: spec.dir, startedAt: new Date().toISOString(), data: { name, image } };
+    await mountOverlay({ lower: [join(spec.slugDir, 'app')], upper: p.upper, work: p.work, target: p.app });
+    try {
+      this.seccomp ??= dockerSeccomp();
+      const body = buildCreateOptions(spec, { image, cgroupParent: this.cgroupParent, appDir: p.app, seccompProfile: this.seccomp });
+      handle.containerId = await this.create(name, body);
+      handle.cgroupPath = `${this.cgroupParent}/${handle.containerId}`;
+      // Persisted before the start: from here on a restarted agent can find the container
+      // (a `created` one it then removes; see recover()).
+      await writeHandle(handle);
+      await engineCall(`start ${name}`, START_TIMEOUT_MS, (abortSignal) => this.docker.getContainer(handle.containerId).start({ abortSignal }));
+      const info = await inspectContainer(this.docker, handle.containerId);
+      if (!info) throw new SlipwayError('RUNTIME_FAILED', `Docker container ${name} vanished right after its start`);
+      if (info.State.Pid > 0) {
+        handle.pid = info.State.Pid;
+        handle.cgroupPath = (await cgroupOfPid(info.State.Pid, this.cgroupVersion)) ?? handle.cgroupPath;
+      }
+      handle.data = { ...handle.data, logPath: (info as { LogPath?: string }).LogPath ?? '' };
+      await writeHandle(handle);
+      return handle;
+    } catch (err) {
+      await this.destroy(handle).catch((e: unknown) => this.opts.log.warn({ err: e, dynoId: spec.dynoId }, 'cleanup after failed start'));
+      throw err;
+    }
+  }
+
+  async recover(dir: string): Promise<RecoveredDyno | undefined> {
+    const handle = await readHandle(dir);
+    if (!handle || handle.driver !== this.name || !handle.containerId) return undefined;
+    const info = await inspectContainer(this.docker, handle.containerId);
+    // `created`: the agent died between create and start; nothing of the dyno ran.
+    if (!info || info.State.Status === 'created') return undefined;
+    if (info.State.Pid > 0) handle.pid = info.State.Pid;
+    const logPath = (info as { LogPath?: string }).LogPath;
+    if (logPath) handle.data = { ...handle.data, logPath };
+    return { handle, running: info.State.Running || info.State.Restarting };
+  }
+
+  wait(handle: DynoHandle): Promise<DynoExit> {
+    const ref = this.ref(handle);
+    return shared(this.waits, ref, () => waitForExit(this.docker, ref, { log: this.opts.log }));
+  }
+
+  /** To every process of the dyno through its cgroup: the engine's kill reaches only pid 1,
+   * which as a pid namespace's init ignores SIGTERM (entrypoint.ts). */
+  async signal(handle: DynoHandle, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+    if (handle.cgroupPath && existsSync(join(procsDir(handle.cgroupPath, this.cgroupVersion), 'cgroup.procs'))) {
+      await signalCgroup(handle.cgroupPath, this.cgroupVersion, signal);
+      return;
+    }
+    // No cgroup to read: the container has exited (its cgroup goes with it), or its cgroup is
+    // not where we expect it; pid 1 through the engine is then the best there is.
+    try {
+      await engineCall(`kill ${this.ref(handle)}`, KILL_TIMEOUT_MS, (abortSignal) => this.docker.getContainer(this.ref(handle)).kill({ signal, abortSignal }));
+    } catch (err) {
+      // 404: gone; 409: not running. Either way there is nobody left to signal.
+      if (httpStatus(err) === 404 || httpStatus(err) === 409) return;
+      throw err;
+    }
+  }
+
+  stop(handle: DynoHandle, graceMs: number): Promise<{ forced: boolean; exit: DynoExit }> {
+    return gracefulStop(this, handle, graceMs);
+  }
+
+  async destroy(handle: DynoHandle): Promise<void> {
+    await removeContainer(this.docker, this.ref(handle));
+    await unmountOverlay(this.paths(handle.dir).app);
+    await rm(handle.dir, { recursive: true, force: true, maxRetries: 3 });
+    this.waits.delete(this.ref(handle));
+  }
+
+  async inspect(handle: DynoHandle): Promise<{ status: ContainerStatus; pid?: number }> {
+    const info = await inspectContainer(this.docker, this.ref(handle));
+    if (!info) return { status: 'missing' };
+    const s = info.State;
+    const status: ContainerStatus = s.Status === 'created' ? 'created' : s.Running || s.Restarting ? 'running' : 'stopped';
+    return s.Pid > 0 ? { status, pid: s.Pid } : { status };
+  }
+
+  stats(handle: DynoHandle): Promise<DynoStats | undefined> {
+    return handle.cgroupPath ? readDynoStats(handle.cgroupPath, this.cgroupVersion) : Promise.resolve(undefined);
+  }
+
+  log(handle: DynoHandle): LogSource {
+    const recorded = handle.data?.logPath;
+    // Only a dyno whose start never completed lacks the path; this is where the engine's
+    // default data root (/var/lib/docker) puts it.
+    const id = handle.containerId;
+    const path = typeof recorded === 'string' && recorded ? recorded : `/var/lib/docker/containers/${id}/${id}-json.log`;
+    return { path, format: 'docker-json' };
+  }
+
+  private async create(name: string, body: Docker.ContainerCreateOptions): Promise<string> {
+    // The body goes in `_body` and only the name in `_query`: given plain options, dockerode
+    // would also copy every field (the env with the app's config vars) into the URL.
+    const call = () => engineCall(`create ${name}`, CREATE_TIMEOUT_MS, (abortSignal) =>
+      this.docker.createContainer({ _query: { name }, _body: body, abortSignal } as unknown as Docker.ContainerCreateOptions));
+    try {
+      return (await call()).id;
+    } catch (err) {
+      // 409: a container of that name appeared since removeLeftover (a concurrent start).
+      if (httpStatus(err) !== 409) throw err;
+      await this.removeLeftover(name);
+      return (await call()).id;
+    }
+  }
+
+  private async removeLeftover(name: string): Promise<void> {
+    const old = await inspectContainer(this.docker, name);
+    if (!old) return;
+    this.opts.log.warn({ container: name, containerId: old.Id, status: old.State.Status }, 'removing a leftover container of this dyno id');
+    await removeContainer(this.docker, old.Id);
+  }
+}
+
+/** The cgroup a process is in, as the engine really placed it (the pids hierarchy on v1, as
+ * cgroup-procs.ts reads it; the unified one on v2); undefined once the process is gone. */
+async function cgroupOfPid(pid: number, version: CgroupVersion): Promise<string | undefined> {
+  const text = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+  for (const line of text.split('\n')) {
+    const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    if (path === undefined) continue;
+    if (version === 2 ? controllers === '' : controllers!.split(',').includes('pids')) return path;
+  }
+  return undefined;
+}

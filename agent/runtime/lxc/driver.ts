@@ -1,0 +1,219 @@
+// The LXC driver: LXC 5's lxc-execute (init.lxc as pid 1, the dyno's shell as its child) on
+// the same overlay rootfs as the runc driver, under conmon, which keeps the dyno's stdio, its
+// k8s-file log and its exit status outside the agent (scripts.ts explains the shim). Heroku's
+// common runtime runs dynos in LXC.
+//
+// Files under the dyno's dir: handle.json, lxc.conf, runtime, launch, stop-hook, seccomp, rootfs/ (overlay), upper/, work/, exits/<cid>, pid, conmon.pid, log, oom, lxc.log,
+// lxc/ (LXC's lxcpath), sock/.
+import { chmod, chown, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../../lib/log.js';
+import { SlipwayError } from '../../../shared/errors.js';
+import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
+import { readHandle, writeHandle } from '../handle-file.js';
+import { gracefulStop, KILL_SETTLE_TIMEOUT_MS, readPid, shared, signalFromExitCode } from '../common.js';
+import { launchConmon } from '../runc/conmon.js';
+import { isAlive, watchExit } from '../runc/exit-watch.js';
+import { mountOverlay, unmountOverlay } from '../overlay.js';
+import { cgroupDirs, detectCgroupVersion, oomCounterFile, parseOomKills, type CgroupVersion } from '../../host/cgroups.js';
+import { cgroupPids, signalCgroup } from '../../host/cgroup-procs.js';
+import { readDynoStats } from '../../host/cgroup-stats.js';
+import { buildLxcConfig } from './lxc-config.js';
+import { lxcSeccomp } from '../seccomp/profile.js';
+import { entryScript, launchScript, runtimeShim, stopHookScript } from './scripts.js';
+
+/** lxc-execute setting up namespaces, mounts and cgroups takes ~15 ms here (`sh -c true` in
+ * ~30 ms in all); the dyno counts as started once its cgroup holds a process. 30 s covers a
+ * loaded host, as CONMON_CREATE_TIMEOUT_MS does. */
+export const LXC_RUNNING_TIMEOUT_MS = 30_000;
+/** Poll period while waiting for the cgroup to fill or empty: a read of cgroup.procs costs
+ * ~20 µs, and the start's latency is what the operator waits for. */
+const POLL_MS = 1;
+
+export interface LxcDriverOptions {
+  conmonPath?: string;
+  cgroupParent: string;
+  log: Logger;
+  /** The seccomp policy in LXC's format; default: the dyno profile (seccomp/profile.ts). */
+  seccompPolicy?: () => string;
+}
+
+export class LxcDriver implements RuntimeDriver {
+  readonly name = 'lxc';
+  private readonly conmon: string;
+  private readonly cgroupVersion: CgroupVersion;
+  private readonly waits = new Map<string, Promise<DynoExit>>();
+  private seccomp: string | undefined;
+
+  constructor(private readonly opts: LxcDriverOptions) {
+    this.conmon = opts.conmonPath ?? (['/usr/bin/conmon', '/usr/libexec/podman/conmon', '/usr/local/bin/conmon'].find((p) => existsSync(p)) ?? 'conmon');
+    this.cgroupVersion = detectCgroupVersion();
+  }
+
+  static containerId(dynoId: string): string {
+    return `slipway-${dynoId}`;
+  }
+
+  private paths(dir: string) {
+    const f = (n: string) => join(dir, n);
+    return {
+      rootfs: f('rootfs'), upper: f('upper'), work: f('work'), exits: f('exits'), sock: f('sock'), lxcPath: f('lxc'),
+      pid: f('pid'), conmonPid: f('conmon.pid'), log: f('log'), config: f('lxc.conf'), runtime: f('runtime'),
+      launch: f('launch'), stopHook: f('stop-hook'), seccomp: f('seccomp'), oom: f('oom'), lxcLog: f('lxc.log'),
+    };
+  }
+
+  async start(spec: ContainerSpec): Promise<DynoHandle> {
+    const containerId = LxcDriver.containerId(spec.dynoId);
+    const p = this.paths(spec.dir);
+    const cgroupPath = `${this.opts.cgroupParent.replace(/\/$/, '')}/${containerId}`;
+    const handle: DynoHandle = { driver: this.name, dynoId: spec.dynoId, containerId, dir: spec.dir, cgroupPath, startedAt: new Date().toISOString() };
+    await Promise.all([p.exits, p.sock, p.lxcPath].map((d) => mkdir(d, { recursive: true })));
+    await chmod(spec.dir, 0o700);
+    this.seccomp ??= (this.opts.seccompPolicy ?? lxcSeccomp)();
+    const seccomp = this.seccomp;
+    const config = buildLxcConfig({
+      hostname: spec.hostname, rootfs: p.rootfs, user: spec.user, cwd: spec.cwd, limits: spec.limits, cgroupPath,
+      cgroupVersion: this.cgroupVersion, ...(seccomp ? { seccompFile: p.seccomp } : {}), stopHook: p.stopHook, logFile: p.lxcLog,
+    });
+    await Promise.all([
+      seccomp ? writeFile(p.seccomp, seccomp, { mode: 0o600 }) : undefined,
+      writeFile(p.config, config, { mode: 0o600 }),
+      writeFile(p.runtime, runtimeShim(), { mode: 0o700 }),
+      writeFile(p.launch, launchScript({ containerId, lxcPath: p.lxcPath, config: p.config }), { mode: 0o700 }),
+      writeFile(p.stopHook, stopHookScript({ counterFile: oomCounterFile(cgroupPath, this.cgroupVersion), out: p.oom }), { mode: 0o700 }),
+      mountOverlay({ lower: [spec.slugDir, spec.stackDir], upper: p.upper, work: p.work, target: p.rootfs }),
+    ]);
+    try {
+      const entry = join(p.rootfs, '.slipway-entry');
+      await writeFile(entry, entryScript(spec.env, spec.args), { mode: 0o500 });
+      await chown(entry, spec.user.uid, spec.user.gid);
+      handle.pid = await launchConmon({
+        conmonPath: this.conmon, runtimePath: p.runtime, runtimeArgs: [], containerId, bundleDir: spec.dir,
+        pidFile: p.pid, conmonPidFile: p.conmonPid, exitDir: p.exits, socketDir: p.sock, logPath: p.log,
+      });
+      handle.monitorPid = await readPid(p.conmonPid);
+      await writeHandle(handle);
+      await this.untilRunning(handle);
+      return handle;
+    } catch (err) {
+      await this.destroy(handle).catch((e: unknown) => this.opts.log.warn({ err: e, containerId }, 'cleanup after failed start'));
+      throw err;
+    }
+  }
+
+  /** Resolves once the dyno's cgroup holds its first process under init.lxc, or lxc-execute exited having run it (a
+   * dyno may be done before the first look). lxc-execute's own failures (a bad config, a
+   * failed setup) are lines of its own on stderr, `lxc-execute: <name>: ...`, which conmon
+   * logs; those make the start fail with them as the cause. */
+  private async untilRunning(handle: DynoHandle): Promise<void> {
+    const deadline = Date.now() + LXC_RUNNING_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      // init.lxc is in the cgroup while LXC still sets up (and may yet fail); the dyno runs once
+      // init.lxc has its child.
+      if ((await cgroupPids(handle.cgroupPath!, this.cgroupVersion)).length >= 2) return;
+      if (!isAlive(handle.pid) || existsSync(join(handle.dir, 'exits', handle.containerId))) {
+        const marker = `lxc-execute: ${handle.containerId}: `;
+        const failures = (await readFile(join(handle.dir, 'log'), 'utf8').catch(() => '')).split('\n')
+          .map((l) => l.replace(/^\S+ (stdout|stderr) [FP] ?/, '')).filter((l) => l.includes(marker));
+        if (failures.length === 0) return;
+        throw new SlipwayError('RUNTIME_FAILED', `lxc-execute ${handle.containerId} failed: ${failures.slice(-3).join(' ').slice(0, 500)}`);
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+    throw new SlipwayError('RUNTIME_TIMEOUT', `lxc-execute ${handle.containerId} did not start the dyno within ${LXC_RUNNING_TIMEOUT_MS} ms`);
+  }
+
+  async recover(dir: string): Promise<RecoveredDyno | undefined> {
+    const handle = await readHandle(dir);
+    if (!handle || handle.driver !== this.name) return undefined;
+    handle.monitorPid ??= await readPid(join(dir, 'conmon.pid'));
+    const state = await this.inspect(handle);
+    if (state.status === 'missing' || state.status === 'created') return undefined;
+    return { handle, running: state.status === 'running' };
+  }
+
+  wait(handle: DynoHandle): Promise<DynoExit> {
+    return shared(this.waits, handle.containerId, () => this.waitOnce(handle));
+  }
+
+  private async waitOnce(handle: DynoHandle): Promise<DynoExit> {
+    const code = await watchExit(join(handle.dir, 'exits'), handle.containerId, handle.monitorPid);
+    // The stop hook saved the counter just before LXC removed the cgroup; if LXC died before
+    // running it, the cgroup may still be there.
+    const saved = await readFile(join(handle.dir, 'oom'), 'utf8').catch(() => undefined);
+    const live = saved ?? (handle.cgroupPath ? await readFile(oomCounterFile(handle.cgroupPath, this.cgroupVersion), 'utf8').catch(() => '') : '');
+    const signal = signalFromExitCode(code);
+    return { code, signal, oomKilled: parseOomKills(live) > 0 };
+  }
+
+  /** To every process of the dyno but init.lxc on SIGTERM: init.lxc passes a SIGTERM it gets
+   * on to its child and then reports the signal as the exit status (143), where runc and
+   * Docker report the app's own status. SIGKILL goes to all. */
+  async signal(handle: DynoHandle, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+    if (!handle.cgroupPath) return;
+    for (const pid of await cgroupPids(handle.cgroupPath, this.cgroupVersion)) {
+      if (signal === 'SIGTERM' && handle.pid !== undefined && parentPid(pid) === handle.pid) continue;
+      try { process.kill(pid, signal); } catch { /* gone */ }
+    }
+  }
+
+  stop(handle: DynoHandle, graceMs: number): Promise<{ forced: boolean; exit: DynoExit }> {
+    return gracefulStop(this, handle, graceMs);
+  }
+
+  async destroy(handle: DynoHandle): Promise<void> {
+    const p = this.paths(handle.dir);
+    const cgroupPath = handle.cgroupPath ?? `${this.opts.cgroupParent.replace(/\/$/, '')}/${handle.containerId}`;
+    await signalCgroup(cgroupPath, this.cgroupVersion, 'SIGKILL');
+    const monitorPid = handle.monitorPid ?? (await readPid(p.conmonPid));
+    // lxc-execute (the launcher) and conmon go too, whatever state a crash left them in.
+    const launcher = handle.pid ?? (await readPid(p.pid));
+    for (const pid of [launcher, monitorPid]) {
+      if (pid && isAlive(pid)) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
+    // LXC removes its cgroups once lxc-execute has reaped the dyno; wait for that, then remove
+    // what a killed lxc-execute left behind.
+    const deadline = Date.now() + KILL_SETTLE_TIMEOUT_MS;
+    while (Date.now() < deadline && (await cgroupPids(cgroupPath, this.cgroupVersion)).length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
+    for (const cg of [cgroupPath, `${cgroupPath}.monitor`]) {
+      for (const d of cgroupDirs(cg, this.cgroupVersion)) await rmdir(d).catch(() => undefined);
+    }
+    await unmountOverlay(p.rootfs);
+    await rm(handle.dir, { recursive: true, force: true, maxRetries: 3 });
+    this.waits.delete(handle.containerId);
+  }
+
+  async inspect(handle: DynoHandle): Promise<{ status: ContainerStatus; pid?: number }> {
+    if (existsSync(join(handle.dir, 'exits', handle.containerId))) return { status: 'stopped' };
+    if (!isAlive(handle.monitorPid)) return { status: 'missing' };
+    const running = handle.cgroupPath ? (await cgroupPids(handle.cgroupPath, this.cgroupVersion)).length > 0 : false;
+    if (running) return handle.pid ? { status: 'running', pid: handle.pid } : { status: 'running' };
+    return { status: 'created' };
+  }
+
+  stats(handle: DynoHandle): Promise<DynoStats | undefined> {
+    return handle.cgroupPath ? readDynoStats(handle.cgroupPath, this.cgroupVersion) : Promise.resolve(undefined);
+  }
+
+  log(handle: DynoHandle): LogSource {
+    return { path: join(handle.dir, 'log'), format: 'k8s-file' };
+  }
+}
+
+function parentPid(pid: number): number | undefined {
+  try {
+    // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+
+
+
