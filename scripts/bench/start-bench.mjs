@@ -12,6 +12,10 @@ import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rm
 import { createHash, randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { createDriver } from '../../dist/agent/runtime/factory.js';
+import { buildOciConfig } from '../../dist/agent/runtime/runc/oci-config.js';
+import { buildLxcConfig } from '../../dist/agent/runtime/lxc/lxc-config.js';
+import { ociSeccomp, lxcSeccomp } from '../../dist/agent/runtime/seccomp/profile.js';
+import { detectCgroupVersion } from '../../dist/agent/host/cgroups.js';
 import { dynoArgs, dynoEnv } from '../../dist/agent/dynos/entrypoint.js';
 import { createSlugStore } from '../../dist/agent/slugs/factory.js';
 import { createRootLogger } from '../../dist/agent/lib/log.js';
@@ -96,24 +100,30 @@ async function ours(driver, slugDir, mode, p) {
   return t1 - t0;
 }
 
-// ---- the bare runtimes, doing the same with the same stack ----
+// ---- the bare runtimes, running the same container: the dyno's own runtime config (same
+// user, limits, capabilities, seccomp filter, masked paths) on the stack dir itself, without
+// what slipway adds (overlay with the slug, conmon, the handle, the profile prelude).
+function bareSpec(command) {
+  return {
+    dynoId: 'bare', dir: '/unused', stackName: 'busybox', stackDir: STACK, slugDir: '/unused', args: ['/bin/sh', '-c', command],
+    env: ['PATH=/usr/bin:/bin', 'HOME=/'], cwd: '/', user: { uid: 64000, gid: 64000 }, hostname: 'bare',
+    limits: { memoryBytes: 512 * 1024 * 1024, cpuShares: 1024, pidsLimit: 256, nofile: 10000 },
+  };
+}
+const bareCommand = (mode, p, port) => (mode === 'running' ? `echo x | nc 127.0.0.1 ${p.port}` : `httpd -f -p ${port} -h /`);
+
 function runcBundle() {
   const dir = join(WORK, 'bare-runc');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  execFileSync('runc', ['spec'], { cwd: dir });
   return dir;
 }
+const seccompForRunc = ociSeccomp();
 async function bareRunc(bundle, mode, p) {
   const port = 32000 + (seq % 2000);
   const id = `bench-bare-${process.pid}-${++seq}`;
-  const cfg = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+  const cfg = buildOciConfig(bareSpec(bareCommand(mode, p, port)), { cgroupsPath: `${CGROUP_PARENT}/${id}`, seccomp: seccompForRunc });
   cfg.root = { path: STACK, readonly: true };
-  cfg.process.terminal = false;
-  cfg.process.user = { uid: 64000, gid: 64000 };
-  cfg.process.args = ['/bin/sh', '-c', mode === 'running' ? `echo x | nc 127.0.0.1 ${p.port}` : `httpd -f -p ${port} -h /`];
-  cfg.linux.namespaces = cfg.linux.namespaces.filter((n) => n.type !== 'network');
-  cfg.linux.cgroupsPath = `${CGROUP_PARENT}/${id}`;
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(cfg));
   const seen = mode === 'running' ? p.next() : undefined;
   const t0 = now();
@@ -124,25 +134,27 @@ async function bareRunc(bundle, mode, p) {
   return t1 - t0;
 }
 
-function lxcConfig() {
+function lxcDir() {
   const dir = join(WORK, 'bare-lxc');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'config');
-  writeFileSync(file, [`lxc.rootfs.path = dir:${STACK}`, 'lxc.net.0.type = none', 'lxc.init.uid = 64000', 'lxc.init.gid = 64000',
-    'lxc.apparmor.profile = unconfined', `lxc.cgroup.dir = ${CGROUP_PARENT.slice(1)}`].join('\n') + '\n');
-  return { dir, file };
+  writeFileSync(join(dir, 'seccomp'), lxcSeccomp());
+  return dir;
 }
-async function bareLxc(c, mode, p) {
+async function bareLxc(dir, mode, p) {
   const port = 34000 + (seq % 2000);
   const id = `bench-bare-${process.pid}-${++seq}`;
+  const cgroupPath = `${CGROUP_PARENT}/${id}`;
+  const file = join(dir, `${id}.conf`);
+  writeFileSync(file, buildLxcConfig({ ...bareSpec(''), rootfs: STACK, cgroupPath, cgroupVersion: detectCgroupVersion(), seccompFile: join(dir, 'seccomp'), stopHook: '/bin/true', logFile: join(dir, 'lxc.log') }));
   const seen = mode === 'running' ? p.next() : undefined;
   const t0 = now();
-  const child = spawn('lxc-execute', ['-n', id, '-P', c.dir, '-f', c.file, '--', '/bin/sh', '-c', mode === 'running' ? `echo x | nc 127.0.0.1 ${p.port}` : `httpd -f -p ${port} -h /`], { stdio: 'ignore' });
+  const child = spawn('lxc-execute', ['-n', id, '-P', dir, '-f', file, '--', '/bin/sh', '-c', bareCommand(mode, p, port)], { stdio: 'ignore' });
   const t1 = mode === 'running' ? await seen : await untilAccepting(port);
   if (child.exitCode === null) {
-    execFileSync('sh', ['-c', `for p in $(cat /sys/fs/cgroup/pids${CGROUP_PARENT}/lxc.payload.${id}/cgroup.procs 2>/dev/null); do kill -9 $p; done`]);
+    execFileSync('sh', ['-c', `for p in $(cat /sys/fs/cgroup/pids${cgroupPath}/cgroup.procs /sys/fs/cgroup${cgroupPath}/cgroup.procs 2>/dev/null); do kill -9 $p 2>/dev/null; done; true`]);
     await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
   }
+  rmSync(file, { force: true });
   return t1 - t0;
 }
 
@@ -151,7 +163,10 @@ async function bareDocker(image, mode, p) {
   const name = `bench-bare-${process.pid}-${++seq}`;
   const seen = mode === 'running' ? p.next() : undefined;
   const t0 = now();
-  const child = spawn('docker', ['run', '-d', '--name', name, '--network', 'host', '--user', '64000:64000', image, '/bin/sh', '-c',
+  // Docker's own hardening flags for the same container (its default seccomp profile applies).
+  const child = spawn('docker', ['run', '-d', '--name', name, '--network', 'host', '--user', '64000:64000', '--security-opt', 'no-new-privileges',
+    '--cap-drop', 'ALL', '--cap-add', 'AUDIT_WRITE', '--cap-add', 'KILL', '--cap-add', 'NET_BIND_SERVICE', '--memory', '512m', '--memory-swap', '512m',
+    '--pids-limit', '256', '--ulimit', 'nofile=10000:10000', image, '/bin/sh', '-c',
     mode === 'running' ? `echo x | nc 127.0.0.1 ${p.port}` : `httpd -f -p ${port} -h /`], { stdio: 'ignore' });
   const t1 = mode === 'running' ? await seen : await untilAccepting(port);
   await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
@@ -187,13 +202,17 @@ async function main() {
   const rows = [];
   const targets = { runc: 1.3, lxc: 1.3, docker: 1.1 };
   const baseline = { runc: 'runc run', lxc: 'lxc-execute', docker: 'docker run -d' };
+  process.on('exit', () => {
+    // Whatever a failed round left: containers of ours, overlay mounts.
+    try { execFileSync('sh', ['-c', `docker ps -aq --filter label=slipway.managed=true --filter name=bench- | xargs -r docker rm -f; grep ' ${WORK}/' /proc/mounts | cut -d' ' -f2 | xargs -r umount -l`], { stdio: 'ignore' }); } catch { /* best effort */ }
+  });
   try {
     const names = ['runc', 'lxc', ...(dockerAnswers() ? ['docker'] : [])];
     for (const name of names) {
       const driver = await createDriver(name, { cgroupParent: CGROUP_PARENT, log });
       let bare;
       if (name === 'runc') { const bundle = runcBundle(); bare = (mode) => bareRunc(bundle, mode, p); }
-      if (name === 'lxc') { const c = lxcConfig(); bare = (mode) => bareLxc(c, mode, p); }
+      if (name === 'lxc') { const dir = lxcDir(); bare = (mode) => bareLxc(dir, mode, p); }
       if (name === 'docker') {
         // The engine's image of the stack, made by the driver's first start (warm-up round).
         await ours(driver, small.path, 'running', p);

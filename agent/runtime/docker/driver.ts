@@ -96,7 +96,7 @@ export class DockerDriver implements RuntimeDriver {
       if (!info) throw new SlipwayError('RUNTIME_FAILED', `Docker container ${name} vanished right after its start`);
       if (info.State.Pid > 0) {
         handle.pid = info.State.Pid;
-        handle.cgroupPath = (await cgroupOfPid(info.State.Pid, this.cgroupVersion)) ?? handle.cgroupPath;
+        handle.cgroupPath = (await cgroupOfPid(info.State.Pid, this.cgroupVersion, this.cgroupParent)) ?? handle.cgroupPath;
       }
       handle.data = { ...handle.data, logPath: (info as { LogPath?: string }).LogPath ?? '' };
       await writeHandle(handle);
@@ -199,12 +199,17 @@ export class DockerDriver implements RuntimeDriver {
 
 /** The cgroup a process is in, as the engine really placed it (the pids hierarchy on v1, as
  * cgroup-procs.ts reads it; the unified one on v2); undefined once the process is gone. */
-async function cgroupOfPid(pid: number, version: CgroupVersion): Promise<string | undefined> {
-  const text = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+/** The cgroup of the container's pid 1, when it is below `parent`. A process that has exited
+ * but not been reaped yet (a quick command) shows `/` there under cgroup v1, and signalling
+ * that would reach every process on the host: anything not below the parent is ignored. */
+export async function cgroupOfPid(pid: number, version: CgroupVersion, parent: string, procRoot = '/proc'): Promise<string | undefined> {
+  const text = await readFile(`${procRoot}/${pid}/cgroup`, 'utf8').catch(() => '');
   for (const line of text.split('\n')) {
     const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
     if (path === undefined) continue;
-    if (version === 2 ? controllers === '' : controllers!.split(',').includes('pids')) return path;
+    if (version === 2 ? controllers === '' : controllers!.split(',').includes('pids')) {
+      return path.startsWith(`${parent.replace(/\/$/, '')}/`) ? path : undefined;
+    }
   }
   return undefined;
 }

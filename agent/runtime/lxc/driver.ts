@@ -3,7 +3,7 @@
 // k8s-file log and its exit status outside the agent (scripts.ts explains the shim). Heroku's
 // common runtime runs dynos in LXC.
 //
-// Files under the dyno's dir: handle.json, lxc.conf, runtime, launch, stop-hook, seccomp, rootfs/ (overlay), upper/, work/, exits/<cid>, pid, conmon.pid, log, oom, lxc.log,
+// Files under the dyno's dir: handle.json, lxc.conf, runtime, stop-hook, seccomp, rootfs/ (overlay), upper/, work/, exits/<cid>, pid, conmon.pid, log, oom, lxc.log,
 // lxc/ (LXC's lxcpath), sock/.
 import { chmod, chown, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
@@ -21,7 +21,7 @@ import { cgroupPids, signalCgroup } from '../../host/cgroup-procs.js';
 import { readDynoStats } from '../../host/cgroup-stats.js';
 import { buildLxcConfig } from './lxc-config.js';
 import { lxcSeccomp } from '../seccomp/profile.js';
-import { entryScript, launchScript, runtimeShim, stopHookScript } from './scripts.js';
+import { entryScript, runtimeShim, stopHookScript } from './scripts.js';
 
 /** lxc-execute setting up namespaces, mounts and cgroups takes ~15 ms here (`sh -c true` in
  * ~30 ms in all); the dyno counts as started once its cgroup holds a process. 30 s covers a
@@ -60,7 +60,7 @@ export class LxcDriver implements RuntimeDriver {
     return {
       rootfs: f('rootfs'), upper: f('upper'), work: f('work'), exits: f('exits'), sock: f('sock'), lxcPath: f('lxc'),
       pid: f('pid'), conmonPid: f('conmon.pid'), log: f('log'), config: f('lxc.conf'), runtime: f('runtime'),
-      launch: f('launch'), stopHook: f('stop-hook'), seccomp: f('seccomp'), oom: f('oom'), lxcLog: f('lxc.log'),
+      stopHook: f('stop-hook'), seccomp: f('seccomp'), oom: f('oom'), lxcLog: f('lxc.log'),
     };
   }
 
@@ -80,8 +80,7 @@ export class LxcDriver implements RuntimeDriver {
     await Promise.all([
       seccomp ? writeFile(p.seccomp, seccomp, { mode: 0o600 }) : undefined,
       writeFile(p.config, config, { mode: 0o600 }),
-      writeFile(p.runtime, runtimeShim(), { mode: 0o700 }),
-      writeFile(p.launch, launchScript({ containerId, lxcPath: p.lxcPath, config: p.config }), { mode: 0o700 }),
+      writeFile(p.runtime, runtimeShim({ containerId, lxcPath: p.lxcPath, config: p.config }), { mode: 0o700 }),
       writeFile(p.stopHook, stopHookScript({ counterFile: oomCounterFile(cgroupPath, this.cgroupVersion), out: p.oom }), { mode: 0o700 }),
       mountOverlay({ lower: [spec.slugDir, spec.stackDir], upper: p.upper, work: p.work, target: p.rootfs }),
     ]);

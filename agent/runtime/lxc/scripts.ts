@@ -7,12 +7,11 @@
 //    user in `ps`: so neither env nor command goes on LXC's command line or config.
 // 2. `runtime` (0700): the OCI-runtime face conmon expects. conmon runs `RUNTIME create
 //    --bundle DIR --pid-file FILE ID`, hands its stdio pipes to that process and waits for it;
-//    the shim starts `launch` in the background, writes its pid, and exits. conmon, a
+//    the shim starts lxc-execute in the background, writes its pid, and exits. conmon, a
 //    subreaper, adopts it, logs its output (k8s-file) and records its exit status, exactly as
-//    for runc (whose driver likewise creates and starts in one step).
-// 3. `launch` (0700): `exec lxc-execute ...`. lxc-execute's exit status is the dyno's
-//    (init.lxc reports the child's status; 128+N for a signal).
-// 4. `stop-hook` (0700): LXC runs it after the dyno's processes are gone and before it removes
+//    for runc (whose driver likewise creates and starts in one step). lxc-execute's exit
+//    status is the dyno's (init.lxc reports the child's status; 128+N for a signal).
+// 3. `stop-hook` (0700): LXC runs it after the dyno's processes are gone and before it removes
 //    the cgroup; it saves the OOM counter for the driver's wait().
 
 export function shellQuote(s: string): string {
@@ -35,7 +34,7 @@ export function entryScript(env: string[], args: string[]): string {
   return lines.join('\n') + '\n';
 }
 
-export function runtimeShim(): string {
+export function runtimeShim(p: { containerId: string; lxcPath: string; config: string }): string {
   return `#!/bin/sh
 # conmon's OCI runtime interface over lxc-execute (agent/runtime/lxc/scripts.ts). Only
 # "create" is used: the agent starts, signals and deletes the dyno itself.
@@ -51,14 +50,11 @@ while [ $# -gt 1 ]; do
   esac
 done
 [ -n "$bundle" ] && [ -n "$pidfile" ] || { echo "slipway lxc shim: --bundle and --pid-file are required" >&2; exit 1; }
-/bin/sh "$bundle/launch" &
+lxc-execute -n ${shellQuote(p.containerId)} -P ${shellQuote(p.lxcPath)} -f ${shellQuote(p.config)} -- /bin/sh /.slipway-entry &
 echo $! > "$pidfile"
 `;
 }
 
-export function launchScript(p: { containerId: string; lxcPath: string; config: string }): string {
-  return `#!/bin/sh\nexec lxc-execute -n ${shellQuote(p.containerId)} -P ${shellQuote(p.lxcPath)} -f ${shellQuote(p.config)} -- /bin/sh /.slipway-entry\n`;
-}
 
 /** Saves the counter file of the dyno's memory cgroup (v1 memory.oom_control, v2
  * memory.events) as `<dir>/oom`, atomically. */

@@ -1,9 +1,9 @@
-// The runtime conformance suite (conformance/suite.ts) against the real Docker engine
+// The runtime conformance suite (fixtures/conformance.ts) against the real Docker engine
 // (docker.io from Debian, started by scripts/start-dockerd.sh).
 import { execFileSync } from 'node:child_process';
 import { DockerDriver } from '../../../agent/runtime/docker/driver.js';
 import { quietLogger } from '../../helpers/host.js';
-import { conformance } from './conformance/suite.js';
+import { conformance } from './fixtures/conformance.js';
 
 conformance({
   name: 'docker',

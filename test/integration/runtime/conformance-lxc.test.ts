@@ -1,9 +1,9 @@
-// The runtime conformance suite (conformance/suite.ts) against real LXC 5 (lxc-execute)
+// The runtime conformance suite (fixtures/conformance.ts) against real LXC 5 (lxc-execute)
 // under conmon.
 import { execFileSync } from 'node:child_process';
 import { LxcDriver } from '../../../agent/runtime/lxc/driver.js';
 import { quietLogger } from '../../helpers/host.js';
-import { conformance } from './conformance/suite.js';
+import { conformance } from './fixtures/conformance.js';
 
 conformance({
   name: 'lxc',

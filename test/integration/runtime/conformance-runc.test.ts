@@ -1,8 +1,8 @@
-// The runtime conformance suite (conformance/suite.ts) against real runc under conmon.
+// The runtime conformance suite (fixtures/conformance.ts) against real runc under conmon.
 import { execFileSync } from 'node:child_process';
 import { RuncDriver } from '../../../agent/runtime/runc/driver.js';
 import { quietLogger } from '../../helpers/host.js';
-import { conformance } from './conformance/suite.js';
+import { conformance } from './fixtures/conformance.js';
 
 conformance({
   name: 'runc',

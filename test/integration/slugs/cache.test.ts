@@ -29,7 +29,7 @@ t.test('503 with Retry-After is retried after the time the server asked for, the
   t.equal(srv.count('/s.tgz'), 3);
   t.equal(delays[0], 2000, 'Retry-After: 2 was honoured');
   t.ok(delays[1]! >= 5 && delays[1]! <= 20, 'then the normal backoff');
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`], 'no staging dir of the failed attempts is left');
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`], 'no staging dir of the failed attempts is left');
 });
 
 t.test('a connection cut mid-body restarts the download cleanly', async (t) => {
@@ -50,7 +50,7 @@ t.test('no retry on 404, 403, 400 or a checksum mismatch; retries are bounded', 
   for (const p of ['/404', '/403', '/400', '/bad.tgz']) t.equal(srv.count(p), 1, `${p} asked once`);
   await t.rejects(fx.store.ensure({ url: `${srv.base}/down`, sha256: goodSha }), { code: 'SLUG_FETCH_FAILED', retryable: true });
   t.equal(srv.count('/down'), 5, 'a failing server is asked attempts times, no more');
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('budgets: a header claiming a huge file, too many entries, too deep a tree', async (t) => {
@@ -74,7 +74,7 @@ t.test('a Content-Length over the compressed cap is refused before any byte is e
   const srv = await startServer(t, { '/s.tgz': { body: good } });
   const fx = await storeFixture(t, { limits: { maxCompressedBytes: 100, maxUnpackedBytes: 1e9, maxExpansionRatio: 100, maxEntries: 100, maxDepth: 8, maxPathBytes: 4096 } });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/s.tgz`, sha256: goodSha }), { code: 'SLUG_TOO_LARGE', message: /compressed/ });
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('the free-space floor: a slug that would cross it is refused whole', async (t) => {
@@ -84,7 +84,7 @@ t.test('the free-space floor: a slug that would cross it is refused whole', asyn
   const free = st.bavail * st.bsize;
   const store = fx.makeStore({ cache: { budgetBytes: 1e15, floorBytes: free + 1024 ** 4 } });
   await t.rejects(store.ensure({ url: `${srv.base}/s.tgz`, sha256: goodSha }), { code: 'SLUG_DISK_FULL', retryable: true });
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
   t.equal(srv.count('/s.tgz'), 0, 'refused before downloading');
 });
 
@@ -155,5 +155,5 @@ t.test('fetch by URL alone files the slug under the digest it has', async (t) =>
   t.equal(e.cached, false);
   const again = await fx.store.ensure({ url: `${srv.base}/s.tgz` });
   t.equal(again.cached, true, 'the second download found its digest already cached');
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });

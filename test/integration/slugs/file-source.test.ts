@@ -33,7 +33,7 @@ t.test('a slug on local disk is read through the store and extracted', async (t)
   t.equal(entry.cached, false);
   t.equal(entry.files, GOOD_FILES);
   t.equal(readFileSync(path.join(entry.path, 'app/Procfile'), 'utf8'), 'web: ./bin/web\n');
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 
   // file://localhost/... is this host too; a space in the name is percent-encoded.
   writeFileSync(path.join(dir, 'my slug.tgz'), good);
@@ -48,7 +48,7 @@ t.test('a missing file gives SLUG_NOT_FOUND', async (t) => {
   const { dir, fx, store } = await setup(t);
   await t.rejects(store.ensure({ url: pathToFileURL(path.join(dir, 'missing.tgz')).href, sha256: goodSha }), { code: 'SLUG_NOT_FOUND', retryable: false });
   await t.rejects(store.ensure({ url: pathToFileURL(path.join(dir, 'good.tgz', 'below-a-file.tgz')).href, sha256: goodSha }), { code: 'SLUG_NOT_FOUND' });
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('a directory, or a FIFO, gives SLUG_UNSUPPORTED_SOURCE', async (t) => {
@@ -61,7 +61,7 @@ t.test('a directory, or a FIFO, gives SLUG_UNSUPPORTED_SOURCE', async (t) => {
   const fifo = path.join(dir, 'fifo.tgz');
   execFileSync('mkfifo', [fifo]);
   await t.rejects(store.ensure({ url: pathToFileURL(fifo).href, sha256: goodSha }), { code: 'SLUG_UNSUPPORTED_SOURCE', message: /FIFO/ });
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 // Root reads any file (CAP_DAC_OVERRIDE): then the file is opened from a child running as
@@ -97,7 +97,7 @@ t.test('file URLs for another host, or that are not plain paths, give SLUG_UNSUP
     await t.rejects(store.ensure({ url, sha256: goodSha }), { code: 'SLUG_UNSUPPORTED_SOURCE', retryable: false }, url);
   }
   t.equal(slugFilePath(new URL('file://localhost/srv/slugs/a%20b.tgz')), '/srv/slugs/a b.tgz');
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('the file source honours its AbortSignal before and during the read', async (t) => {

@@ -40,7 +40,7 @@ for (const c of cases) {
     const body = tgz([...PRELUDE, ...c.entries(fx.sentinel)]);
     const srv = await startServer(t, { '/bad.tgz': { body } });
     await t.rejects(fx.store.ensure({ url: `${srv.base}/bad.tgz`, sha256: sha256(body) }), { code: c.code, retryable: false });
-    t.same(fx.storeNames(), [], 'no staging dir, no entry');
+    t.same(await fx.storeNames(), [], 'no staging dir, no entry');
     t.same(fx.tree(), before, 'nothing outside the store changed (names, contents, modes, owners)');
     t.notOk(existsSync(path.join(fx.root, 'escape')));
     t.notOk(existsSync(path.join(fx.sentinel, 'abs')));
@@ -57,7 +57,7 @@ t.test('a later entry written through (or over) a symlink rejects the slug', asy
   ]);
   const srv = await startServer(t, { '/s.tgz': { body } });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/s.tgz`, sha256: sha256(body) }), { code: 'SLUG_UNSAFE_ENTRY', message: /through or over the symlink "app\/d"/ });
-  t.same(fx.storeNames(), [], 'nothing of the slug is left');
+  t.same(await fx.storeNames(), [], 'nothing of the slug is left');
   const replace = tgz([{ path: './app/', type: 'Directory' }, { path: './app/l', type: 'SymbolicLink', linkpath: 'x' }, { path: './app/l', body: 'over' }]);
   srv.routes.set('/r.tgz', { body: replace });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/r.tgz`, sha256: sha256(replace) }), { code: 'SLUG_UNSAFE_ENTRY' });
@@ -68,7 +68,7 @@ t.test('a file named after the slug root, or a non-directory app, is refused', a
   const body = tgz([{ path: './app', body: 'not a dir' }]);
   const srv = await startServer(t, { '/f.tgz': { body } });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/f.tgz`, sha256: sha256(body) }), { code: 'SLUG_UNSAFE_ENTRY' });
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('a tar with a bad header checksum is SLUG_CORRUPT', async (t) => {
@@ -80,5 +80,5 @@ t.test('a tar with a bad header checksum is SLUG_CORRUPT', async (t) => {
   const body = gzipSync(tar);
   const srv = await startServer(t, { '/c.tgz': { body } });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/c.tgz`, sha256: sha256(body) }), { code: 'SLUG_CORRUPT' });
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });

@@ -34,7 +34,7 @@ for (const [status, code, retryable] of statusCases) {
     const { srv, fx } = await fixtureWithGood(t);
     srv.routes.set('/x.tgz', { status });
     await t.rejects(fx.store.ensure({ url: `${srv.base}/x.tgz`, sha256: bigSha }), { code, retryable });
-    t.same(fx.storeNames(), [goodSha, `${goodSha}.json`], 'only the other slug remains');
+    t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`], 'only the other slug remains');
   });
 }
 
@@ -43,7 +43,7 @@ t.test('a checksum mismatch gives SLUG_CHECKSUM_MISMATCH and leaves no dir', asy
   srv.routes.set('/big.tgz', { body: big });
   const wrong = sha256(Buffer.from('something else'));
   await t.rejects(fx.store.ensure({ url: `${srv.base}/big.tgz`, sha256: wrong }), { code: 'SLUG_CHECKSUM_MISMATCH', retryable: false, message: new RegExp(bigSha) });
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
   t.equal(fx.store.has(wrong), false);
   t.same(fx.store.stats().entries, 1);
 });
@@ -52,7 +52,7 @@ t.test('a connection cut mid-body gives a retryable SLUG_FETCH_FAILED, and a ret
   const { srv, fx } = await fixtureWithGood(t);
   srv.routes.set('/big.tgz', { cut: big, bytes: 100_000 });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/big.tgz`, sha256: bigSha }), { code: 'SLUG_FETCH_FAILED', retryable: true });
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
   srv.routes.set('/big.tgz', { body: big });
   const entry = await fx.store.ensure({ url: `${srv.base}/big.tgz`, sha256: bigSha });
   t.equal(entry.bytes, 400_000);
@@ -64,7 +64,7 @@ t.test('bytes that are not gzip give SLUG_CORRUPT', async (t) => {
   const html = Buffer.from('<html><body>Service Unavailable</body></html>\n'.repeat(40));
   srv.routes.set('/html.tgz', { body: html });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/html.tgz`, sha256: sha256(html) }), { code: 'SLUG_CORRUPT', retryable: false });
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });
 
 t.test('gzip of something that is not a tar gives SLUG_CORRUPT', async (t) => {
@@ -72,7 +72,7 @@ t.test('gzip of something that is not a tar gives SLUG_CORRUPT', async (t) => {
   const body = gzipSync(Buffer.from('just text, no tar headers\n'.repeat(100)));
   srv.routes.set('/text.tgz', { body });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/text.tgz`, sha256: sha256(body) }), { code: 'SLUG_CORRUPT' });
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });
 
 t.test('a truncated gzip served whole (its own checksum) gives SLUG_CORRUPT', async (t) => {
@@ -80,14 +80,14 @@ t.test('a truncated gzip served whole (its own checksum) gives SLUG_CORRUPT', as
   const cut = big.subarray(0, Math.floor(big.length / 2));
   srv.routes.set('/half.tgz', { body: cut });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/half.tgz`, sha256: sha256(cut) }), { code: 'SLUG_CORRUPT' });
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });
 
 t.test('a truncated gzip served as the full slug gives SLUG_CHECKSUM_MISMATCH', async (t) => {
   const { srv, fx } = await fixtureWithGood(t);
   srv.routes.set('/half.tgz', { body: big.subarray(0, Math.floor(big.length / 2)) });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/half.tgz`, sha256: bigSha }), { code: 'SLUG_CHECKSUM_MISMATCH' });
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });
 
 t.test('a stalled transfer fails after the stall timeout', async (t) => {
@@ -95,7 +95,7 @@ t.test('a stalled transfer fails after the stall timeout', async (t) => {
   srv.routes.set('/stall.tgz', { stall: big, bytes: 50_000 });
   const store = fx.makeStore({ sources: [new HttpSlugSource({ log: fx.log, stallTimeoutMs: 200 })] });
   await t.rejects(store.ensure({ url: `${srv.base}/stall.tgz`, sha256: bigSha }), { code: 'SLUG_FETCH_FAILED', retryable: true, message: /stalled/ });
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });
 
 t.test('a transfer that trickles past the total deadline fails', async (t) => {
@@ -103,7 +103,7 @@ t.test('a transfer that trickles past the total deadline fails', async (t) => {
   srv.routes.set('/slow.tgz', { trickle: big, everyMs: 20 });
   const store = fx.makeStore({ fetchTimeoutMs: 300 });
   await t.rejects(store.ensure({ url: `${srv.base}/slow.tgz`, sha256: bigSha }), { code: 'SLUG_FETCH_FAILED', retryable: true, message: /deadline/ });
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });
 
 t.test('a redirect to loopback http is followed; redirect chains are capped at 5', async (t) => {
@@ -129,7 +129,7 @@ t.test('a redirect to plain http off loopback, or to another scheme, is refused'
   srv.routes.set('/file', { status: 302, location: 'file:///etc/passwd' });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/away`, sha256: bigSha }), { code: 'SLUG_UNSUPPORTED_SOURCE' });
   await t.rejects(fx.store.ensure({ url: `${srv.base}/file`, sha256: bigSha }), { code: 'SLUG_UNSUPPORTED_SOURCE' });
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });
 
 t.test('presigned URL signatures never reach the logs or the error messages', async (t) => {

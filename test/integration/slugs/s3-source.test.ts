@@ -64,7 +64,7 @@ t.test('a missing key gives SLUG_NOT_FOUND and leaves the store as it was', asyn
   await t.rejects(store.ensure({ url: `s3://${BUCKET}/apps/nope.tgz`, sha256: otherSha }), {
     code: 'SLUG_NOT_FOUND', retryable: false, message: /s3:\/\/slugs\/apps\/nope\.tgz \(NoSuchKey, HTTP 404\)/,
   });
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });
 
 t.test('a missing bucket gives SLUG_NOT_FOUND', async (t) => {
@@ -72,7 +72,7 @@ t.test('a missing bucket gives SLUG_NOT_FOUND', async (t) => {
   await t.rejects(store.ensure({ url: 's3://no-such-bucket/apps/good.tgz', sha256: goodSha }), {
     code: 'SLUG_NOT_FOUND', retryable: false, message: /NoSuchBucket/,
   });
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('an unknown access key gives SLUG_FORBIDDEN; s3rver does not verify SigV4 signatures', async (t) => {
@@ -88,7 +88,7 @@ t.test('an unknown access key gives SLUG_FORBIDDEN; s3rver does not verify SigV4
   const wrongSecret = s3Source(t, fx.log, s3.endpoint, { credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'not-the-secret' } });
   const entry = await fx.makeStore({ sources: [wrongSecret] }).ensure({ url: `s3://${BUCKET}/apps/my%20app/good.tgz`, sha256: goodSha });
   t.equal(entry.files, GOOD_FILES, 's3rver accepted a wrong secret');
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });
 
 t.test('a stopped s3rver gives a retryable SLUG_FETCH_FAILED', async (t) => {
@@ -97,7 +97,7 @@ t.test('a stopped s3rver gives a retryable SLUG_FETCH_FAILED', async (t) => {
   await t.rejects(store.ensure({ url: `s3://${BUCKET}/apps/my%20app/good.tgz`, sha256: goodSha }), {
     code: 'SLUG_FETCH_FAILED', retryable: true, message: /ECONNREFUSED/,
   });
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('default credential chain: no credentials given, they come from EC2 instance metadata (IMDSv2)', async (t) => {
@@ -163,7 +163,7 @@ t.test('S3 error answers s3rver cannot give map to stable codes (one attempt eac
     t.equal((err as { retryAfterMs?: number } | undefined)?.retryAfterMs, retryAfterMs, `${name}: retryAfterMs`);
     t.equal(fake.requests() - before, 1, `${name}: the SDK did not retry`);
   }
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('a body that stalls fails after stallTimeoutMs; so does an answer that never comes', async (t) => {
@@ -177,7 +177,7 @@ t.test('a body that stalls fails after stallTimeoutMs; so does an answer that ne
   const started = Date.now();
   await t.rejects(store.ensure({ url: `s3://${BUCKET}/late.tgz`, sha256: bigSha }), { code: 'SLUG_FETCH_FAILED', retryable: true, message: /no answer from S3 within 200 ms/ });
   t.ok(Date.now() - started < 2000, 'gave up long before the answer came');
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('a slow consumer is not a stall', async (t) => {
@@ -196,7 +196,7 @@ t.test('a connection cut mid-body gives a retryable SLUG_FETCH_FAILED', async (t
   const fx = await storeFixture(t);
   const store = fx.makeStore({ sources: [s3Source(t, fx.log, srv.base)] });
   await t.rejects(store.ensure({ url: `s3://${BUCKET}/cut.tgz`, sha256: bigSha }), { code: 'SLUG_FETCH_FAILED', retryable: true });
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('the S3 source honours its AbortSignal before and during the body', async (t) => {

@@ -19,7 +19,7 @@ t.test('a good slug is fetched, extracted under <sha>/app with the agent-chosen 
 
   t.same(entry, { sha256: goodSha, path: path.join(fx.dir, goodSha), bytes: GOOD_BYTES, files: GOOD_FILES, cached: false });
   t.same(readdirSync(entry.path), ['app'], 'the lower layer holds nothing but app/');
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
   const app = path.join(entry.path, 'app');
   t.equal(readFileSync(path.join(app, 'Procfile'), 'utf8'), 'web: ./bin/web\n');
   t.equal(readFileSync(path.join(app, 'README'), 'utf8'), 'no ./ prefix here\n');
@@ -81,7 +81,7 @@ t.test('20 concurrent ensure() calls of one new slug make exactly one request', 
   t.equal(srv.count('/good.tgz'), 1);
   t.equal(new Set(results.map((r) => r.path)).size, 1);
   t.ok(results.every((r) => r.files === GOOD_FILES));
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
 });
 
 t.test('has(), list() and stats() report committed slugs only', async (t) => {
@@ -118,7 +118,7 @@ t.test('init() removes stale staging dirs and half-committed slugs, and keeps co
   writeFileSync(path.join(fx.dir, `${'e'.repeat(64)}.json`), '{}');
   const restarted = fx.makeStore();
   await restarted.init();
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`]);
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`]);
   t.equal(restarted.has(goodSha), true);
   t.match(fx.logText(), /removing a half-written slug/);
 });
@@ -134,14 +134,14 @@ t.test('a malformed sha256 is refused before any file system or network work', a
   const fx = await storeFixture(t);
   await t.rejects(fx.store.ensure({ url: 'http://127.0.0.1:1/x.tgz', sha256: '../../etc' }), { code: 'PROTOCOL_SCHEMA_VIOLATION' });
   await t.rejects(fx.store.ensure({ url: 'http://127.0.0.1:1/x.tgz', sha256: goodSha.toUpperCase() }), SlipwayError);
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('an unsupported scheme or an unparseable URL gives SLUG_UNSUPPORTED_SOURCE', async (t) => {
   const fx = await storeFixture(t);
   await t.rejects(fx.store.ensure({ url: 'ftp://127.0.0.1/x.tgz', sha256: goodSha }), { code: 'SLUG_UNSUPPORTED_SOURCE', retryable: false });
   await t.rejects(fx.store.ensure({ url: 'not a url', sha256: goodSha }), { code: 'SLUG_UNSUPPORTED_SOURCE' });
-  t.same(fx.storeNames(), []);
+  t.same(await fx.storeNames(), []);
 });
 
 t.test('a custom source serves its own scheme', async (t) => {
@@ -219,6 +219,6 @@ t.test('after a host crash, a slug that was never flushed is discarded; after an
   await afterCrash.init();
   t.equal(afterCrash.has(sha256(other)), false, 'the unflushed slug is discarded');
   t.equal(afterCrash.has(goodSha), true, 'the durable one stays');
-  t.same(fx.storeNames(), [goodSha, `${goodSha}.json`], 'nothing of the discarded slug is left');
+  t.same(await fx.storeNames(), [goodSha, `${goodSha}.json`], 'nothing of the discarded slug is left');
   t.match(fx.logText(), /discarding a slug committed just before the host went down/);
 });

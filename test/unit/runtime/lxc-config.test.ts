@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildLxcConfig, sharesToWeight, type LxcConfigInput } from '../../../agent/runtime/lxc/lxc-config.js';
-import { entryScript, launchScript, shellQuote, stopHookScript } from '../../../agent/runtime/lxc/scripts.js';
+import { entryScript, runtimeShim, shellQuote, stopHookScript } from '../../../agent/runtime/lxc/scripts.js';
 
 const input = (over: Partial<LxcConfigInput> = {}): LxcConfigInput => ({
   hostname: 'web-1', rootfs: '/var/lib/slipway/dynos/d1/rootfs', user: { uid: 64000, gid: 64000 }, cwd: '/app',
@@ -74,7 +74,7 @@ t.test('the entry script sets every env value byte for byte and execs the args',
   t.equal(shellQuote("a'b"), `'a'\\''b'`);
 });
 
-t.test('launch and stop-hook scripts quote their paths', async (t) => {
-  t.match(launchScript({ containerId: 'slipway-d1', lxcPath: '/d/lxc', config: '/d/lxc.conf' }), /^exec lxc-execute -n 'slipway-d1' -P '\/d\/lxc' -f '\/d\/lxc.conf' -- \/bin\/sh \/.slipway-entry$/m);
+t.test('the conmon shim and the stop hook quote their paths', async (t) => {
+  t.match(runtimeShim({ containerId: 'slipway-d1', lxcPath: '/d/lxc', config: '/d/lxc.conf' }), /^lxc-execute -n 'slipway-d1' -P '\/d\/lxc' -f '\/d\/lxc.conf' -- \/bin\/sh \/.slipway-entry &$/m);
   t.match(stopHookScript({ counterFile: '/sys/fs/cgroup/memory/x/memory.oom_control', out: '/d/oom' }), /cat '\/sys\/fs\/cgroup\/memory\/x\/memory.oom_control' > '\/d\/oom.tmp'/);
 });
