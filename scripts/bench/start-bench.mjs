@@ -148,8 +148,12 @@ async function bareLxc(dir, mode, p) {
   writeFileSync(file, buildLxcConfig({ ...bareSpec(''), rootfs: STACK, cgroupPath, cgroupVersion: detectCgroupVersion(), seccompFile: join(dir, 'seccomp'), stopHook: '/bin/true', logFile: join(dir, 'lxc.log') }));
   const seen = mode === 'running' ? p.next() : undefined;
   const t0 = now();
-  const child = spawn('lxc-execute', ['-n', id, '-P', dir, '-f', file, '--', '/bin/sh', '-c', bareCommand(mode, p, port)], { stdio: 'ignore' });
-  const t1 = mode === 'running' ? await seen : await untilAccepting(port);
+  const child = spawn('lxc-execute', ['-n', id, '-P', dir, '-f', file, '--', '/bin/sh', '-c', bareCommand(mode, p, port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const t1 = await (mode === 'running' ? seen : untilAccepting(port)).catch((err) => {
+    throw new Error(`bare lxc-execute ${id}: ${err.message}; exit ${child.exitCode}; stderr: ${stderr.slice(0, 2000)}`);
+  });
   if (child.exitCode === null) {
     execFileSync('sh', ['-c', `for p in $(cat /sys/fs/cgroup/pids${cgroupPath}/cgroup.procs /sys/fs/cgroup${cgroupPath}/cgroup.procs 2>/dev/null); do kill -9 $p 2>/dev/null; done; true`]);
     await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
@@ -193,6 +197,9 @@ async function compare(label, runOurs, runBare) {
 
 async function main() {
   mkdirSync(WORK, { recursive: true });
+  // What an interrupted earlier run left: overlay mounts and dyno dirs.
+  execFileSync('sh', ['-c', `grep ' ${WORK}/dynos/' /proc/mounts | cut -d' ' -f2 | xargs -r umount -l; true`]);
+  rmSync(join(WORK, 'dynos'), { recursive: true, force: true });
   if (!existsSync(join(STACK, 'bin', 'sh'))) {
     mkdirSync(join(WORK, 'stacks'), { recursive: true });
     execFileSync(join(ROOT, 'scripts/build-busybox-stack.sh'), [STACK], { stdio: 'inherit' });

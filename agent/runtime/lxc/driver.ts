@@ -15,7 +15,7 @@ import { readHandle, writeHandle } from '../handle-file.js';
 import { gracefulStop, KILL_SETTLE_TIMEOUT_MS, readPid, shared, signalFromExitCode } from '../common.js';
 import { launchConmon } from '../runc/conmon.js';
 import { isAlive, watchExit } from '../runc/exit-watch.js';
-import { mountOverlay, unmountOverlay } from '../overlay.js';
+import { overlayMountLine, prepareOverlay, unmountOverlay } from '../overlay.js';
 import { cgroupDirs, detectCgroupVersion, oomCounterFile, parseOomKills, type CgroupVersion } from '../../host/cgroups.js';
 import { cgroupPids, signalCgroup } from '../../host/cgroup-procs.js';
 import { readDynoStats } from '../../host/cgroup-stats.js';
@@ -77,15 +77,17 @@ export class LxcDriver implements RuntimeDriver {
       hostname: spec.hostname, rootfs: p.rootfs, user: spec.user, cwd: spec.cwd, limits: spec.limits, cgroupPath,
       cgroupVersion: this.cgroupVersion, ...(seccomp ? { seccompFile: p.seccomp } : {}), stopHook: p.stopHook, logFile: p.lxcLog,
     });
+    const overlay = { lower: [spec.slugDir, spec.stackDir], upper: p.upper, work: p.work, target: p.rootfs };
     await Promise.all([
       seccomp ? writeFile(p.seccomp, seccomp, { mode: 0o600 }) : undefined,
       writeFile(p.config, config, { mode: 0o600 }),
-      writeFile(p.runtime, runtimeShim({ containerId, lxcPath: p.lxcPath, config: p.config }), { mode: 0o700 }),
+      writeFile(p.runtime, runtimeShim({ containerId, lxcPath: p.lxcPath, config: p.config, mountLine: overlayMountLine(overlay) }), { mode: 0o700 }),
       writeFile(p.stopHook, stopHookScript({ counterFile: oomCounterFile(cgroupPath, this.cgroupVersion), out: p.oom }), { mode: 0o700 }),
-      mountOverlay({ lower: [spec.slugDir, spec.stackDir], upper: p.upper, work: p.work, target: p.rootfs }),
+      prepareOverlay(overlay),
     ]);
     try {
-      const entry = join(p.rootfs, '.slipway-entry');
+      // Into the upper dir: the shim mounts the overlay, where it then shows as /.slipway-entry.
+      const entry = join(p.upper, '.slipway-entry');
       await writeFile(entry, entryScript(spec.env, spec.args), { mode: 0o500 });
       await chown(entry, spec.user.uid, spec.user.gid);
       handle.pid = await launchConmon({

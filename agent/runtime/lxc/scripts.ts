@@ -7,16 +7,17 @@
 //    user in `ps`: so neither env nor command goes on LXC's command line or config.
 // 2. `runtime` (0700): the OCI-runtime face conmon expects. conmon runs `RUNTIME create
 //    --bundle DIR --pid-file FILE ID`, hands its stdio pipes to that process and waits for it;
-//    the shim starts lxc-execute in the background, writes its pid, and exits. conmon, a
+//    the shim mounts the dyno's overlay (overlay.ts: overlayMountLine), starts lxc-execute in
+//    the background, writes its pid, and exits. conmon, a
 //    subreaper, adopts it, logs its output (k8s-file) and records its exit status, exactly as
 //    for runc (whose driver likewise creates and starts in one step). lxc-execute's exit
 //    status is the dyno's (init.lxc reports the child's status; 128+N for a signal).
 // 3. `stop-hook` (0700): LXC runs it after the dyno's processes are gone and before it removes
 //    the cgroup; it saves the OOM counter for the driver's wait().
 
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+import { shellQuote } from '../../lib/shell-quote.js';
+
+export { shellQuote };
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -34,7 +35,7 @@ export function entryScript(env: string[], args: string[]): string {
   return lines.join('\n') + '\n';
 }
 
-export function runtimeShim(p: { containerId: string; lxcPath: string; config: string }): string {
+export function runtimeShim(p: { containerId: string; lxcPath: string; config: string; mountLine: string }): string {
   return `#!/bin/sh
 # conmon's OCI runtime interface over lxc-execute (agent/runtime/lxc/scripts.ts). Only
 # "create" is used: the agent starts, signals and deletes the dyno itself.
@@ -50,6 +51,7 @@ while [ $# -gt 1 ]; do
   esac
 done
 [ -n "$bundle" ] && [ -n "$pidfile" ] || { echo "slipway lxc shim: --bundle and --pid-file are required" >&2; exit 1; }
+${p.mountLine}
 lxc-execute -n ${shellQuote(p.containerId)} -P ${shellQuote(p.lxcPath)} -f ${shellQuote(p.config)} -- /bin/sh /.slipway-entry &
 echo $! > "$pidfile"
 `;

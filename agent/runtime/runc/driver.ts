@@ -5,7 +5,9 @@
 // conmon runs `RUNTIME create ...` and the agent would then run `runc start`: two runc
 // processes. The per-dyno `runtime` shim turns conmon's create into `runc run --detach`, one
 // runc process that creates and starts, which saves ~7 ms of a ~60 ms start here
-// (scripts/bench/start.sh); conmon adopts the container process either way.
+// (scripts/bench/start.sh); conmon adopts the container process either way. The shim also
+// mounts the overlay first (overlay.ts: overlayMountLine), which keeps a spawn from the agent
+// off the start path.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +23,8 @@ import { validateOciConfig } from './oci-schema.js';
 import { ociSeccomp, type OciSeccomp } from '../seccomp/profile.js';
 import { launchConmon } from './conmon.js';
 import { isAlive, watchExit } from './exit-watch.js';
-import { mountOverlay, unmountOverlay } from '../overlay.js';
+import { overlayMountLine, prepareOverlay, unmountOverlay } from '../overlay.js';
+import { shellQuote } from '../../lib/shell-quote.js';
 import { detectCgroupVersion, readOomKills, type CgroupVersion } from '../../host/cgroups.js';
 
 /** `runc start|kill|state` are quick syscall sequences (~10 ms); 10 s means the runtime is wedged. */
@@ -37,10 +40,11 @@ export interface RuncDriverOptions {
   log: Logger;
 }
 
-/** The shim conmon runs as its runtime (see the top of this file). */
-export function runcRunShim(runcPath: string, runcLog: string): string {
-  const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
-  return `#!/bin/sh\n[ "$1" = create ] || { echo "slipway runc shim: unsupported command $1" >&2; exit 1; }\nshift\nexec ${q(runcPath)} --log=${q(runcLog)} --log-format=json run --detach "$@"\n`;
+/** The shim conmon runs as its runtime (see the top of this file): mounts the rootfs overlay,
+ * then execs `runc run --detach`. */
+export function runcRunShim(runcPath: string, runcLog: string, mountLine: string): string {
+  const q = shellQuote;
+  return `#!/bin/sh\n[ "$1" = create ] || { echo "slipway runc shim: unsupported command $1" >&2; exit 1; }\nshift\n${mountLine}\nexec ${q(runcPath)} --log=${q(runcLog)} --log-format=json run --detach "$@"\n`;
 }
 
 function firstExisting(candidates: string[], fallback: string): string {
@@ -86,10 +90,11 @@ export class RuncDriver implements RuntimeDriver {
     // Every config is checked against the runtime-spec schema before runc sees it (a few
     // microseconds once compiled); a failure is a slipway bug and nothing is started.
     validateOciConfig(config);
+    const overlay = { lower: [spec.slugDir, spec.stackDir], upper: p.upper, work: p.work, target: p.rootfs };
     await Promise.all([
       writeFile(p.config, JSON.stringify(config), { mode: 0o600 }),
-      writeFile(p.runtime, runcRunShim(this.runc, p.runcLog), { mode: 0o700 }),
-      mountOverlay({ lower: [spec.slugDir, spec.stackDir], upper: p.upper, work: p.work, target: p.rootfs }),
+      writeFile(p.runtime, runcRunShim(this.runc, p.runcLog, overlayMountLine(overlay)), { mode: 0o700 }),
+      prepareOverlay(overlay),
     ]);
     try {
       handle.pid = await launchConmon({

@@ -75,6 +75,8 @@ t.test('the entry script sets every env value byte for byte and execs the args',
 });
 
 t.test('the conmon shim and the stop hook quote their paths', async (t) => {
-  t.match(runtimeShim({ containerId: 'slipway-d1', lxcPath: '/d/lxc', config: '/d/lxc.conf' }), /^lxc-execute -n 'slipway-d1' -P '\/d\/lxc' -f '\/d\/lxc.conf' -- \/bin\/sh \/.slipway-entry &$/m);
+  const shim = runtimeShim({ containerId: 'slipway-d1', lxcPath: '/d/lxc', config: '/d/lxc.conf', mountLine: 'mount X || exit 1' });
+  t.match(shim, /^lxc-execute -n 'slipway-d1' -P '\/d\/lxc' -f '\/d\/lxc.conf' -- \/bin\/sh \/.slipway-entry &$/m);
+  t.ok(shim.indexOf('\nmount X || exit 1\n') > 0 && shim.indexOf('\nmount X') < shim.indexOf('\nlxc-execute'), 'the overlay is mounted before lxc-execute starts');
   t.match(stopHookScript({ counterFile: '/sys/fs/cgroup/memory/x/memory.oom_control', out: '/d/oom' }), /cat '\/sys\/fs\/cgroup\/memory\/x\/memory.oom_control' > '\/d\/oom.tmp'/);
 });
