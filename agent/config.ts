@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { SlipwayError } from '../shared/errors.js';
+import { DEFAULT_RESTART_POLICY, type RestartPolicyOptions } from './dynos/restart-policy.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/slipway/agent.json';
 
@@ -26,6 +27,12 @@ const FileConfig = Type.Object({
   bootTimeoutMs: Type.Optional(Type.Integer({ minimum: 100 })),
   stopGraceMs: Type.Optional(Type.Integer({ minimum: 0 })),
   nofile: Type.Optional(Type.Integer({ minimum: 64 })),
+  restarts: Type.Optional(Type.Object({
+    baseMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    capMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    stableAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  }, { additionalProperties: false })),
   diagnosticsListen: Type.Optional(Type.String({ pattern: '^(127\\.[0-9.]+|localhost|\\[::1\\]):[0-9]{1,5}$' })),
   diagnosticsTokenFile: Type.Optional(Type.String({ minLength: 1 })),
   logLevel: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)))),
@@ -59,6 +66,8 @@ export interface AgentConfig {
   bootTimeoutMs: number;
   stopGraceMs: number;
   nofile: number;
+  /** Crash restart backoff (agent/dynos/restart-policy.ts). */
+  restarts: RestartPolicyOptions;
   diagnosticsListen: string;
   diagnosticsTokenFile: string;
   logLevel: string;
@@ -152,6 +161,8 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
   if (!token) throw new SlipwayError('CONFIG_INVALID', 'no coordinator token (--token-file, tokenFile or SLIPWAY_AGENT_TOKEN)');
   const portRange = c.portRange ?? DEFAULTS.portRange;
   if (portRange[0] > portRange[1]) throw new SlipwayError('CONFIG_INVALID', `portRange ${portRange.join('-')} is empty`);
+  const restarts = { ...DEFAULT_RESTART_POLICY, ...c.restarts };
+  if (restarts.capMs < restarts.baseMs) throw new SlipwayError('CONFIG_INVALID', `restarts.capMs ${restarts.capMs} is below restarts.baseMs ${restarts.baseMs}`);
   return {
     agentId: c.agentId ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 128),
     coordinatorUrl,
@@ -168,6 +179,7 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     bootTimeoutMs: c.bootTimeoutMs ?? DEFAULTS.bootTimeoutMs,
     stopGraceMs: c.stopGraceMs ?? DEFAULTS.stopGraceMs,
     nofile: c.nofile ?? DEFAULTS.nofile,
+    restarts,
     diagnosticsListen: c.diagnosticsListen ?? DEFAULTS.diagnosticsListen,
     diagnosticsTokenFile: c.diagnosticsTokenFile ?? join(stateDir, 'agent', 'diagnostics.token'),
     logLevel: c.logLevel ?? env.SLIPWAY_LOG_LEVEL ?? 'info',

@@ -69,6 +69,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     log: log.child({ component: 'dynos' }),
     allocatableBytes: () => allocatable,
     stopGraceMs: config.stopGraceMs,
+    restartPolicy: config.restarts,
   });
 
   // 4. Coordinator link: transitions go to the outbox, then out if the link is ready.

@@ -5,9 +5,17 @@
 //
 //   starting -> up | crashed | stopping
 //   up       -> crashed | stopping
-//   crashed  -> stopping | down      (crash restarts come with the supervision issue)
+//   crashed  -> starting | stopping | down
 //   stopping -> down
 //   down     -> (terminal)
+//
+// Crash restarts (Heroku's): a crashed dyno starts again, in a fresh container from the slug,
+// after the delay its RestartPolicy gives (the first at once, then backing off to 20 min).
+// It stays `crashed` while it waits, with the exit status and reason of the crash. Not
+// restarted: one-off dynos (process type `run`, as Heroku's `run.N`), and launches that failed
+// with an error that cannot succeed unchanged (a non-retryable code such as
+// SLUG_CHECKSUM_MISMATCH); those stay crashed until the coordinator stops them. The slug stays
+// pinned across restarts, so the cache cannot evict it between two attempts.
 import { join } from 'node:path';
 import type { DynoSpec, DynoStateName, DynoStatus, Endpoint, ExitStatus, WireError } from '../../shared/protocol.js';
 import { SlipwayError, asSlipwayError } from '../../shared/errors.js';
@@ -17,11 +25,17 @@ import type { StackStore } from '../stacks/stacks.js';
 import type { PortAllocator } from './ports.js';
 import { dynoArgs, dynoEnv, isWebDyno } from './entrypoint.js';
 import { waitForPort } from './readiness.js';
+import { DEFAULT_RESTART_POLICY, RestartPolicy, type RestartPolicyOptions } from './restart-policy.js';
+
+/** Heroku's one-off dynos (`heroku run`, named run.N) are never restarted. */
+export function isOneOffDyno(spec: Pick<DynoSpec, 'type'>): boolean {
+  return spec.type === 'run';
+}
 
 export const TRANSITIONS: Readonly<Record<DynoStateName, readonly DynoStateName[]>> = {
   starting: ['up', 'crashed', 'stopping'],
   up: ['crashed', 'stopping'],
-  crashed: ['stopping', 'down'],
+  crashed: ['starting', 'stopping', 'down'],
   stopping: ['down'],
   down: [],
 };
@@ -50,6 +64,8 @@ export interface DynoDeps {
   log: Logger;
   /** Called synchronously on every transition, in order. */
   onTransition: (from: DynoStateName | null, status: DynoStatus) => void;
+  /** Crash restart timing (default DEFAULT_RESTART_POLICY); tests shorten it. */
+  restartPolicy?: RestartPolicyOptions;
 }
 
 export class Dyno {
@@ -62,13 +78,28 @@ export class Dyno {
   private port: number | undefined;
   private stopRequested = false;
   private slugPinned = false;
-  private readonly abort = new AbortController();
+  private abort = new AbortController();
   private containerStart: Promise<DynoHandle> | undefined;
   private cleaned: Promise<void> | undefined;
+  /** Counts the dyno's starts; an exit of an earlier container is ignored. */
+  private incarnation = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly restarts: RestartPolicy;
   private readonly log: Logger;
 
   constructor(readonly spec: DynoSpec, private readonly deps: DynoDeps) {
     this.log = deps.log.child({ dynoId: spec.id, dyno: spec.name, app: spec.app });
+    this.restarts = new RestartPolicy(deps.restartPolicy ?? DEFAULT_RESTART_POLICY);
+  }
+
+  /** Crashed and waiting for its restart. */
+  get restartPending(): boolean {
+    return this.restartTimer !== undefined;
+  }
+
+  /** Crashes since the last healthy run or release (0 for a dyno that never crashed). */
+  get crashCount(): number {
+    return this.restarts.count;
   }
 
   get id(): string {
@@ -103,10 +134,15 @@ export class Dyno {
   /** Reports `starting` and launches in the background; failures end in `crashed`. */
   begin(): void {
     this.deps.onTransition(null, this.status());
-    void this.launch().catch((err: unknown) => this.failLaunch(err));
+    this.run();
   }
 
-  private async launch(): Promise<void> {
+  private run(): void {
+    const incarnation = this.incarnation;
+    void this.launch(incarnation).catch((err: unknown) => this.failLaunch(err, incarnation));
+  }
+
+  private async launch(incarnation: number): Promise<void> {
     const { settings } = this.deps;
     const slug = await this.deps.slugs.ensure(this.spec.slug, { pin: this.spec.id });
     this.slugPinned = true;
@@ -138,8 +174,9 @@ export class Dyno {
       },
     });
     this.handle = await this.containerStart;
-    this.log.info({ containerId: this.handle.containerId, pid: this.handle.pid, port: this.port }, 'dyno container started');
-    void this.deps.driver.wait(this.handle).then((exit) => this.onExit(exit));
+    this.restarts.started(this.spec.release);
+    this.log.info({ containerId: this.handle.containerId, pid: this.handle.pid, port: this.port, incarnation }, 'dyno container started');
+    void this.deps.driver.wait(this.handle).then((exit) => this.onExit(exit, incarnation));
     if (this.stopRequested) return;
     if (!web || this.port === undefined) {
       this.transition('up');
@@ -157,17 +194,21 @@ export class Dyno {
     }
   }
 
-  private async failLaunch(err: unknown): Promise<void> {
+  private async failLaunch(err: unknown, incarnation: number): Promise<void> {
     const e = asSlipwayError(err);
     this.log.error({ err: e, code: e.code }, 'dyno failed to start');
-    if (this.stopRequested) return;
+    if (this.stopRequested || incarnation !== this.incarnation) return;
     this.reason = e.code === 'INTERNAL' ? new SlipwayError('DYNO_START_FAILED', e.message).toWire() : e.toWire();
     this.abort.abort();
     await this.cleanup();
-    if (this.state === 'starting') this.transition('crashed');
+    if (this.state === 'starting') {
+      this.transition('crashed');
+      this.afterCrash(this.reason.retryable);
+    }
   }
 
-  private async onExit(exit: DynoExit): Promise<void> {
+  private async onExit(exit: DynoExit, incarnation: number): Promise<void> {
+    if (incarnation !== this.incarnation) return;
     this.abort.abort();
     if (this.stopRequested) return; // stop() reports the exit
     this.exit = { code: exit.code, signal: exit.signal };
@@ -178,7 +219,39 @@ export class Dyno {
     }
     this.log.warn({ exit: this.exit, reason: this.reason.code }, 'dyno exited');
     await this.cleanup();
-    if (this.state === 'starting' || this.state === 'up') this.transition('crashed');
+    if (this.state === 'starting' || this.state === 'up') {
+      this.transition('crashed');
+      this.afterCrash(true);
+    }
+  }
+
+  /** Schedules the restart of a crashed dyno, or lets go of its slug when it stays crashed. */
+  private afterCrash(restartable: boolean): void {
+    if (this.stopRequested) return;
+    if (!restartable || isOneOffDyno(this.spec)) {
+      this.releaseSlug();
+      return;
+    }
+    const delayMs = this.restarts.crashed();
+    this.log.info({ source: `slipway[${this.spec.name}]`, delayMs, crashes: this.restarts.count }, delayMs === 0 ? 'Restarting' : `Restarting in ${Math.ceil(delayMs / 1000)} s (crash ${this.restarts.count} in a row)`);
+    this.restartTimer = setTimeout(() => this.restart(), delayMs);
+    this.restartTimer.unref();
+  }
+
+  /** A fresh container from the slug: Heroku's restarts start from a clean filesystem. */
+  private restart(): void {
+    this.restartTimer = undefined;
+    if (this.stopRequested || this.state !== 'crashed') return;
+    this.incarnation += 1;
+    this.handle = undefined;
+    this.port = undefined;
+    this.containerStart = undefined;
+    this.cleaned = undefined;
+    this.abort = new AbortController();
+    this.exit = undefined;
+    this.reason = undefined;
+    this.transition('starting');
+    this.run();
   }
 
   /** Heroku's stop: report stopping (routers drop the route), SIGTERM all, grace, SIGKILL (R12), down. */
@@ -186,8 +259,11 @@ export class Dyno {
     if (this.state === 'down' || this.state === 'stopping') return;
     this.stopRequested = true;
     this.abort.abort();
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
     if (this.state === 'crashed') {
       await this.cleanup();
+      this.releaseSlug();
       this.transition('down');
       return;
     }
@@ -209,17 +285,18 @@ export class Dyno {
       }
     }
     await this.cleanup();
+    this.releaseSlug();
     this.transition('down');
   }
 
-  /** Removes the container, mounts, dir and port. Runs once. */
+  /** Removes the container, mounts, dir and port of the current incarnation. Runs once per
+   * incarnation; the slug pin is released apart (releaseSlug), when no restart follows. */
   private cleanup(): Promise<void> {
     this.cleaned ??= (async () => {
       if (this.handle) {
         await this.deps.driver.destroy(this.handle).catch((err: unknown) => this.log.error({ err }, 'destroying dyno container failed'));
       }
       if (this.port !== undefined) this.deps.ports.release(this.port);
-      this.releaseSlug();
     })();
     return this.cleaned;
   }

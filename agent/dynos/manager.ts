@@ -32,10 +32,12 @@ export class DynoManager {
     return !this.draining;
   }
 
-  /** Sum of memory quotas of the dynos that hold resources (everything not down). */
+  /** Sum of memory quotas of the dynos that hold resources: everything not down, except a
+   * crashed dyno that will not start again (one waiting for its restart keeps its share, so
+   * that the host is not filled in the meantime). */
   committedBytes(): number {
     let sum = 0;
-    for (const d of this.dynos.values()) if (d.current !== 'down' && d.current !== 'crashed') sum += d.memoryBytes;
+    for (const d of this.dynos.values()) if (d.current !== 'down' && (d.current !== 'crashed' || d.restartPending)) sum += d.memoryBytes;
     return sum;
   }
 

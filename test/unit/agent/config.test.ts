@@ -42,3 +42,12 @@ t.test('missing coordinator or token are refused up front', async (t) => {
   t.equal(resolveConfig(undefined, { coordinatorUrl: 'ws://x' }, { SLIPWAY_AGENT_TOKEN: 'envtok' }).token, 'envtok');
   t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile: join(dir, 'missing') }, {}), { code: 'CONFIG_INVALID' });
 });
+
+t.test('crash restart backoff: Heroku-like defaults, partial overrides, a cap below the base refused', async (t) => {
+  const base = { coordinatorUrl: 'ws://x', tokenFile };
+  t.same(resolveConfig(undefined, base, {}).restarts, { baseMs: 10_000, capMs: 1_200_000, stableAfterMs: 600_000, jitter: 0.25 });
+  t.same(resolveConfig(undefined, { ...base, restarts: { baseMs: 100, capMs: 400 } }, {}).restarts, { baseMs: 100, capMs: 400, stableAfterMs: 600_000, jitter: 0.25 });
+  t.throws(() => resolveConfig(undefined, { ...base, restarts: { baseMs: 5_000, capMs: 100 } }, {}), { code: 'CONFIG_INVALID', message: /restarts\.capMs/ });
+  t.throws(() => resolveConfig(undefined, { ...base, restarts: { jitter: 2 } }, {}), { code: 'CONFIG_INVALID', message: /jitter/ });
+  t.throws(() => resolveConfig(undefined, { ...base, restarts: { baseMS: 1 } as never }, {}), { code: 'CONFIG_INVALID' });
+});

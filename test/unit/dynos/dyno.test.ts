@@ -3,6 +3,7 @@
 import t from 'tap';
 import { createServer, type Server } from 'node:net';
 import { Dyno, TRANSITIONS } from '../../../agent/dynos/dyno.js';
+import type { RestartPolicyOptions } from '../../../agent/dynos/restart-policy.js';
 import { PortAllocator } from '../../../agent/dynos/ports.js';
 import type { ContainerSpec, DynoExit, DynoHandle, RuntimeDriver } from '../../../agent/runtime/driver.js';
 import type { DynoSpec, DynoStateName, DynoStatus } from '../../../shared/protocol.js';
@@ -65,12 +66,12 @@ function spec(over: Partial<DynoSpec> = {}): DynoSpec {
 
 let nextPort = 32000 + Math.floor(Math.random() * 2000);
 
-function setup(t: { teardown(fn: () => unknown): void }, opts: { bootTimeoutMs?: number; slugError?: Error } = {}) {
+function setup(t: { teardown(fn: () => unknown): void }, opts: { bootTimeoutMs?: number; slugError?: Error; restartPolicy?: RestartPolicyOptions } = {}) {
   const driver = new FakeDriver();
   t.teardown(() => driver.close());
   const ports = new PortAllocator(nextPort, nextPort + 9, '127.0.0.1');
   nextPort += 10;
-  const events: { from: DynoStateName | null; status: DynoStatus }[] = [];
+  const events: { from: DynoStateName | null; status: DynoStatus; at: number }[] = [];
   const deps = {
     driver, ports,
     slugs: {
@@ -81,16 +82,19 @@ function setup(t: { teardown(fn: () => unknown): void }, opts: { bootTimeoutMs?:
     stacks: { resolve: () => ({ dir: '/stacks/busybox', shell: '/bin/sh' }) } as any,
     settings: { dynosDir: '/dynos', address: '127.0.0.1', dynoUser: { uid: 64000, gid: 64000 }, bootTimeoutMs: opts.bootTimeoutMs ?? 5_000, nofile: 10000 },
     log: quietLogger(),
-    onTransition: (from: DynoStateName | null, status: DynoStatus): void => { events.push({ from, status }); },
+    onTransition: (from: DynoStateName | null, status: DynoStatus): void => { events.push({ from, status, at: Date.now() }); },
+    ...(opts.restartPolicy ? { restartPolicy: opts.restartPolicy } : {}),
   };
   const states = () => events.map((e) => e.status.state);
-  const until = async (state: DynoStateName) => {
+  /** The `nth` (1-based) report of `state`, waiting up to 10 s for it. */
+  const until = async (state: DynoStateName, nth = 1) => {
     const end = Date.now() + 10_000;
-    while (!states().includes(state)) {
-      if (Date.now() > end) throw new Error(`never reached ${state}: ${states().join(',')}`);
-      await new Promise((r) => setTimeout(r, 10));
+    const matching = () => events.filter((e) => e.status.state === state);
+    while (matching().length < nth) {
+      if (Date.now() > end) throw new Error(`never reached ${state} #${nth}: ${states().join(',')}`);
+      await new Promise((r) => setTimeout(r, 5));
     }
-    return events.find((e) => e.status.state === state)!.status;
+    return matching()[nth - 1]!.status;
   };
   return { driver, ports, events, states, until, deps };
 }
@@ -122,7 +126,7 @@ t.test('a worker dyno is up once running, without PORT or endpoint', async (t) =
   t.notOk(s.driver.started[0]!.env.some((e) => e.startsWith('PORT=')));
 });
 
-t.test('an unexpected exit is a crash with the exit status; resources are freed', async (t) => {
+t.test('an unexpected exit is a crash with the exit status, then at once a restart in a fresh container', async (t) => {
   const s = setup(t);
   const d = new Dyno(spec(), s.deps);
   d.begin();
@@ -132,9 +136,74 @@ t.test('an unexpected exit is a crash with the exit status; resources are freed'
   t.same(crashed.exit, { code: 1, signal: null });
   t.match(crashed.reason, { code: 'DYNO_CRASHED' });
   t.equal(crashed.endpoint, undefined, 'a crashed dyno has no endpoint');
-  t.same(s.driver.destroyed, ['app1-web-1-abc']);
-  t.equal(s.ports.inUse, 0, 'the port went back to the pool');
-  t.same([...s.deps.slugs.pins], [], 'the slug is no longer pinned');
+  const again = await s.until('up', 2);
+  t.same(s.states(), ['starting', 'up', 'crashed', 'starting', 'up']);
+  t.same(s.driver.destroyed, ['app1-web-1-abc'], 'the crashed container was removed before the new one started');
+  t.equal(s.driver.started.length, 2);
+  t.equal(s.events[3]!.status.exit, undefined, 'the new start carries no stale exit status');
+  t.equal(s.events[3]!.status.reason, undefined);
+  t.ok(again.endpoint, 'up again with an endpoint');
+  t.equal(s.ports.inUse, 1, 'one port: the first went back to the pool');
+  t.same([...s.deps.slugs.pins], ['app1-web-1-abc'], 'the slug stayed pinned across the restart');
+  t.equal(d.crashCount, 1);
+  await d.stop(1000);
+  t.same(s.states().slice(-2), ['stopping', 'down']);
+  t.same([...s.deps.slugs.pins], [], 'down: the slug is unpinned');
+  t.equal(s.ports.inUse, 0);
+});
+
+t.test('a crash loop backs off: at once, then base, 2x base, capped', async (t) => {
+  const s = setup(t, { restartPolicy: { baseMs: 150, capMs: 300, stableAfterMs: 60_000, jitter: 0 } });
+  const d = new Dyno(spec({ type: 'worker', name: 'worker.1', id: 'app1-worker-1-abc' }), s.deps);
+  d.begin();
+  const gaps: number[] = [];
+  for (let n = 1; n <= 4; n++) {
+    await s.until('up', n);
+    s.driver.exit('app1-worker-1-abc', { code: 1, signal: null, oomKilled: false });
+    await s.until('starting', n + 1);
+    const crashedAt = s.events.filter((e) => e.status.state === 'crashed')[n - 1]!.at;
+    gaps.push(s.events.filter((e) => e.status.state === 'starting')[n]!.at - crashedAt);
+  }
+  // Expected 0, 150, 300, 300 ms (the cap); timers fire late, never early.
+  t.ok(gaps[0]! < 100, `first restart at once (${gaps[0]} ms)`);
+  for (const [i, want] of [[1, 150], [2, 300], [3, 300]] as const) {
+    t.ok(gaps[i]! >= want - 5 && gaps[i]! < want + 120, `restart ${i + 1} after ${gaps[i]} ms (want ${want})`);
+  }
+  t.equal(d.crashCount, 4);
+  await d.stop(1000);
+});
+
+t.test('stop while a crashed dyno waits for its restart: down, and nothing starts later', async (t) => {
+  const s = setup(t, { restartPolicy: { baseMs: 200, capMs: 200, stableAfterMs: 60_000, jitter: 0 } });
+  const d = new Dyno(spec({ type: 'worker', name: 'worker.1', id: 'app1-worker-1-abc' }), s.deps);
+  d.begin();
+  await s.until('up');
+  s.driver.exit('app1-worker-1-abc', { code: 1, signal: null, oomKilled: false });
+  await s.until('up', 2);
+  s.driver.exit('app1-worker-1-abc', { code: 1, signal: null, oomKilled: false });
+  await s.until('crashed', 2);
+  t.ok(d.restartPending, 'waiting 200 ms before the next start');
+  await d.stop(1000);
+  await new Promise((r) => setTimeout(r, 350));
+  t.same(s.states(), ['starting', 'up', 'crashed', 'starting', 'up', 'crashed', 'down']);
+  t.equal(s.driver.started.length, 2, 'no third container');
+  t.notOk(d.restartPending);
+  t.same([...s.deps.slugs.pins], []);
+});
+
+t.test('a one-off dyno (run.1) is never restarted; its exit code is reported', async (t) => {
+  const s = setup(t);
+  const d = new Dyno(spec({ type: 'run', name: 'run.1', id: 'app1-run-1-abc' }), s.deps);
+  d.begin();
+  await s.until('up');
+  s.driver.exit('app1-run-1-abc', { code: 3, signal: null, oomKilled: false });
+  const crashed = await s.until('crashed');
+  t.same(crashed.exit, { code: 3, signal: null });
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(s.states(), ['starting', 'up', 'crashed']);
+  t.equal(s.driver.started.length, 1);
+  t.notOk(d.restartPending);
+  t.same([...s.deps.slugs.pins], [], 'no restart coming: the slug is unpinned');
   await d.stop(1000);
   t.same(s.states(), ['starting', 'up', 'crashed', 'down'], 'stopping a crashed dyno just forgets it');
 });
@@ -155,8 +224,9 @@ t.test('R10: a web dyno that never binds $PORT is killed and reported crashed', 
   d.begin();
   const crashed = await s.until('crashed');
   t.match(crashed.reason, { code: 'DYNO_BOOT_TIMEOUT', message: /R10/ });
-  t.same(s.driver.signals, ['SIGKILL']);
-  t.same(s.states(), ['starting', 'crashed']);
+  t.same(s.driver.signals.slice(0, 1), ['SIGKILL']);
+  t.same(s.states().slice(0, 2), ['starting', 'crashed']);
+  await d.stop(1000);
 });
 
 t.test('stop reports stopping before any signal, then down with the exit status', async (t) => {
@@ -194,6 +264,8 @@ t.test('a slug failure crashes the dyno with the slug error code and starts noth
   d.begin();
   const crashed = await s.until('crashed');
   t.match(crashed.reason, { code: 'SLUG_CHECKSUM_MISMATCH' });
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(s.states(), ['starting', 'crashed'], 'not retryable: no restart');
   t.same(s.driver.started, []);
 });
 
