@@ -8,6 +8,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { SlipwayError } from '../shared/errors.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicyOptions } from './dynos/restart-policy.js';
+import { DEFAULT_MEMORY_SETTINGS } from './dynos/memory-policy.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/slipway/agent.json';
 
@@ -32,6 +33,11 @@ const FileConfig = Type.Object({
     capMs: Type.Optional(Type.Integer({ minimum: 0 })),
     stableAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
     jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  }, { additionalProperties: false })),
+  memory: Type.Optional(Type.Object({
+    r15Multiple: Type.Optional(Type.Number({ minimum: 1, maximum: 16 })),
+    r14IntervalMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    sampleMs: Type.Optional(Type.Integer({ minimum: 100 })),
   }, { additionalProperties: false })),
   diagnosticsListen: Type.Optional(Type.String({ pattern: '^(127\\.[0-9.]+|localhost|\\[::1\\]):[0-9]{1,5}$' })),
   diagnosticsTokenFile: Type.Optional(Type.String({ minLength: 1 })),
@@ -68,6 +74,8 @@ export interface AgentConfig {
   nofile: number;
   /** Crash restart backoff (agent/dynos/restart-policy.ts). */
   restarts: RestartPolicyOptions;
+  /** R14/R15 (agent/dynos/memory-policy.ts) and how often dynos are sampled. */
+  memory: { r15Multiple: number; r14IntervalMs: number; sampleMs: number };
   diagnosticsListen: string;
   diagnosticsTokenFile: string;
   logLevel: string;
@@ -180,6 +188,7 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     stopGraceMs: c.stopGraceMs ?? DEFAULTS.stopGraceMs,
     nofile: c.nofile ?? DEFAULTS.nofile,
     restarts,
+    memory: { ...DEFAULT_MEMORY_SETTINGS, ...c.memory },
     diagnosticsListen: c.diagnosticsListen ?? DEFAULTS.diagnosticsListen,
     diagnosticsTokenFile: c.diagnosticsTokenFile ?? join(stateDir, 'agent', 'diagnostics.token'),
     logLevel: c.logLevel ?? env.SLIPWAY_LOG_LEVEL ?? 'info',

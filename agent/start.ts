@@ -70,13 +70,17 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     allocatableBytes: () => allocatable,
     stopGraceMs: config.stopGraceMs,
     restartPolicy: config.restarts,
+    memory: { r15Multiple: config.memory.r15Multiple, r14IntervalMs: config.memory.r14IntervalMs },
+    memorySampleMs: config.memory.sampleMs,
   });
+  const stopSampling = manager.startMemorySampling();
 
   // 4. Coordinator link: transitions go to the outbox, then out if the link is ready.
   const identity: AgentIdentity = { id: config.agentId, hostname: hostname(), address: config.address, version: AGENT_VERSION, runtime: driver.name };
   const capacity = async (): Promise<Capacity> => buildCapacity({
     memory: await readHostMemory(), reservedBytes, committedBytes: manager.committedBytes(),
     dynoCount: manager.list().length, slugCache: await slugs.usage(), accepting: manager.accepting,
+    dynoMemory: manager.memoryByDyno(),
   });
   // The outbox numbers events from 1 in every agent process: a fresh epoch tells the coordinator.
   const seqEpoch = randomUUID();
@@ -120,6 +124,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   return {
     manager, session, diagnosticsUrl, diagnosticsToken: token,
     async close(options = {}) {
+      stopSampling();
       if (options.stopDynos) await manager.stopAll();
       await session.close();
       await new Promise<void>((resolve) => diagnostics.close(() => resolve()));

@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   DYNO_BOOT_TIMEOUT: { retryable: true, summary: "Heroku's R10: a web dyno did not accept connections on $PORT within the boot timeout." },
   DYNO_STOP_TIMEOUT: { retryable: false, summary: "Heroku's R12: the dyno did not exit within the grace period after SIGTERM and was killed." },
   DYNO_OOM_KILLED: { retryable: true, summary: "The kernel OOM-killed a process of the dyno (cgroup OOM counter), Heroku's R15." },
+  DYNO_MEMORY_EXCEEDED: { retryable: true, summary: "Heroku's R15: the dyno's working set and swap reached the configured multiple of its memory quota; it was killed and is restarted." },
   STACK_NOT_FOUND: { retryable: false, summary: 'The requested stack is not installed on the host.' },
   STACK_EXISTS: { retryable: false, summary: 'A stack of that name is already installed; import it with --force to replace it.' },
   STACK_IN_USE: { retryable: true, summary: 'The stack is the root filesystem of running dynos and cannot be replaced now.' },

@@ -120,6 +120,12 @@ export const Capacity = Type.Object({
     }),
   }, strict),
   accepting: Type.Boolean({ description: 'False while the host is draining.' }),
+  dynoMemory: Type.Optional(Type.Array(Type.Object({
+    id: DynoId,
+    quotaBytes: Type.Integer({ minimum: 0 }),
+    workingSetBytes: Type.Integer({ minimum: 0, description: "The cgroup's usage minus its inactive file cache." }),
+    swapBytes: Type.Integer({ minimum: 0 }),
+  }, strict), { maxItems: 10_000, description: "Each running dyno's last memory sample (every few seconds); committedBytes is the sum of quotas." })),
 }, strict);
 
 export const AgentIdentity = Type.Object({

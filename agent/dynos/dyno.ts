@@ -26,6 +26,17 @@ import type { PortAllocator } from './ports.js';
 import { dynoArgs, dynoEnv, isWebDyno } from './entrypoint.js';
 import { waitForPort } from './readiness.js';
 import { DEFAULT_RESTART_POLICY, RestartPolicy, type RestartPolicyOptions } from './restart-policy.js';
+import { DEFAULT_MEMORY_SETTINGS, MemoryPolicy } from './memory-policy.js';
+
+/** The last memory sample of a dyno, for the capacity report and diagnostics. */
+export interface DynoMemory {
+  quotaBytes: number;
+  limitBytes: number;
+  workingSetBytes: number;
+  swapBytes: number;
+  r14Count: number;
+  sampledAt: string;
+}
 
 /** Heroku's one-off dynos (`heroku run`, named run.N) are never restarted. */
 export function isOneOffDyno(spec: Pick<DynoSpec, 'type'>): boolean {
@@ -66,6 +77,8 @@ export interface DynoDeps {
   onTransition: (from: DynoStateName | null, status: DynoStatus) => void;
   /** Crash restart timing (default DEFAULT_RESTART_POLICY); tests shorten it. */
   restartPolicy?: RestartPolicyOptions;
+  /** R14/R15 (memory-policy.ts); default DEFAULT_MEMORY_SETTINGS. */
+  memory?: { r15Multiple: number; r14IntervalMs: number };
 }
 
 export class Dyno {
@@ -85,11 +98,48 @@ export class Dyno {
   private incarnation = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly restarts: RestartPolicy;
+  private readonly memoryPolicy: MemoryPolicy;
+  private lastMemory: DynoMemory | undefined;
   private readonly log: Logger;
 
   constructor(readonly spec: DynoSpec, private readonly deps: DynoDeps) {
     this.log = deps.log.child({ dynoId: spec.id, dyno: spec.name, app: spec.app });
     this.restarts = new RestartPolicy(deps.restartPolicy ?? DEFAULT_RESTART_POLICY);
+    this.memoryPolicy = new MemoryPolicy({ quotaBytes: this.memoryBytes, ...DEFAULT_MEMORY_SETTINGS, ...deps.memory });
+  }
+
+  /** The last memory sample, if the dyno has been sampled while running. */
+  memory(): DynoMemory | undefined {
+    return this.lastMemory;
+  }
+
+  /**
+   * Reads the dyno's memory from its cgroup and applies Heroku's rules: R14 is a warning
+   * (logged as a `slipway[web.1]` line, rate-limited), R15 kills the dyno, which is then
+   * reported crashed with DYNO_MEMORY_EXCEEDED and restarted. The manager calls this every
+   * few seconds for every dyno; a dyno that is not running is skipped.
+   */
+  async sampleMemory(): Promise<void> {
+    const handle = this.handle;
+    if (!handle || this.stopRequested || (this.state !== 'up' && this.state !== 'starting')) return;
+    const stats = await this.deps.driver.stats(handle).catch(() => undefined);
+    if (!stats || handle !== this.handle) return;
+    const sample = { workingSetBytes: stats.workingSetBytes, swapBytes: stats.swapBytes };
+    const verdict = this.memoryPolicy.judge(sample);
+    this.lastMemory = {
+      quotaBytes: this.memoryBytes, limitBytes: this.memoryPolicy.limitBytes, ...sample,
+      r14Count: this.memoryPolicy.r14Count, sampledAt: new Date().toISOString(),
+    };
+    const mb = (b: number) => Math.round(b / 1048576);
+    const source = `slipway[${this.spec.name}]`;
+    if (verdict.action === 'r14') {
+      this.log.warn({ source, code: 'R14', totalMb: mb(verdict.totalBytes), quotaMb: mb(this.memoryBytes) },
+        `Error R14 (Memory quota exceeded): ${mb(verdict.totalBytes)} MB of ${mb(this.memoryBytes)} MB`);
+    } else if (verdict.action === 'r15' && !this.reason) {
+      this.reason = new SlipwayError('DYNO_MEMORY_EXCEEDED', `Error R15 (Memory quota vastly exceeded): ${mb(verdict.totalBytes)} MB of ${mb(this.memoryBytes)} MB`).toWire();
+      this.log.error({ source, code: 'R15', totalMb: mb(verdict.totalBytes), quotaMb: mb(this.memoryBytes) }, `${this.reason.message}; killing the dyno`);
+      await this.deps.driver.signal(handle, 'SIGKILL').catch((err: unknown) => this.log.error({ err }, 'R15 kill failed'));
+    }
   }
 
   /** Crashed and waiting for its restart. */
@@ -166,7 +216,8 @@ export class Dyno {
       user: settings.dynoUser,
       hostname: this.spec.id.slice(0, 63),
       limits: {
-        memoryBytes: this.memoryBytes,
+        // The kernel's hard limit is the R15 line (memory-policy.ts); the quota is watched.
+        memoryBytes: this.memoryPolicy.limitBytes,
         cpuShares: this.spec.size.cpuShares,
         ...(this.spec.size.cpuQuotaPercent === undefined ? {} : { cpuQuotaPercent: this.spec.size.cpuQuotaPercent }),
         pidsLimit: this.spec.size.pidsLimit,
@@ -250,6 +301,7 @@ export class Dyno {
     this.abort = new AbortController();
     this.exit = undefined;
     this.reason = undefined;
+    this.lastMemory = undefined;
     this.transition('starting');
     this.run();
   }

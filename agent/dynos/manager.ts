@@ -6,7 +6,8 @@ import type { DynoSpec, DynoStateName, DynoStatus } from '../../shared/protocol.
 import { SlipwayError } from '../../shared/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { LogSource } from '../runtime/driver.js';
-import { Dyno, type DynoDeps } from './dyno.js';
+import { DEFAULT_MEMORY_SETTINGS } from './memory-policy.js';
+import { Dyno, type DynoDeps, type DynoMemory } from './dyno.js';
 
 export type TransitionListener = (from: DynoStateName | null, status: DynoStatus) => void;
 
@@ -15,6 +16,8 @@ export interface DynoManagerOptions extends Omit<DynoDeps, 'onTransition' | 'log
   /** Host memory the dynos may commit in total (allocatable = total - reserve). */
   allocatableBytes: () => number;
   stopGraceMs: number;
+  /** How often every dyno's memory is read (R14/R15); default DEFAULT_MEMORY_SETTINGS.sampleMs. */
+  memorySampleMs?: number;
 }
 
 export class DynoManager {
@@ -39,6 +42,34 @@ export class DynoManager {
     let sum = 0;
     for (const d of this.dynos.values()) if (d.current !== 'down' && (d.current !== 'crashed' || d.restartPending)) sum += d.memoryBytes;
     return sum;
+  }
+
+  /** Reads every running dyno's memory once (Dyno.sampleMemory: R14, R15). */
+  async sampleMemory(): Promise<void> {
+    await Promise.all([...this.dynos.values()].map((d) => d.sampleMemory().catch((err: unknown) => this.opts.log.warn({ err, dynoId: d.id }, 'memory sample failed'))));
+  }
+
+  /** Samples every `memorySampleMs` until the returned function is called. A round still
+   * running when the next is due is not overlapped. */
+  startMemorySampling(): () => void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void this.sampleMemory().finally(() => { busy = false; });
+    }, this.opts.memorySampleMs ?? DEFAULT_MEMORY_SETTINGS.sampleMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** The last memory sample of each dyno that has one (capacity report, diagnostics). */
+  memoryByDyno(): (DynoMemory & { id: string })[] {
+    const out: (DynoMemory & { id: string })[] = [];
+    for (const d of this.dynos.values()) {
+      const m = d.memory();
+      if (m) out.push({ id: d.id, ...m });
+    }
+    return out;
   }
 
   list(): DynoStatus[] {

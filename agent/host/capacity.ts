@@ -29,6 +29,7 @@ export function buildCapacity(input: {
   dynoCount: number;
   slugCache: CacheUsage;
   accepting: boolean;
+  dynoMemory?: { id: string; quotaBytes: number; workingSetBytes: number; swapBytes: number }[];
 }): Capacity {
   return {
     memory: {
@@ -48,5 +49,6 @@ export function buildCapacity(input: {
       slugs: input.slugCache.slugs.slice(0, MAX_REPORTED_SLUGS).map((s) => ({ sha256: s.sha256, bytes: s.bytes })),
     },
     accepting: input.accepting,
+    ...(input.dynoMemory ? { dynoMemory: input.dynoMemory.map((m) => ({ id: m.id, quotaBytes: m.quotaBytes, workingSetBytes: m.workingSetBytes, swapBytes: m.swapBytes })) } : {}),
   };
 }

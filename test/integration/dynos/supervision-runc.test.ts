@@ -3,6 +3,7 @@
 // through the real slug store (file://), the stack is the busybox test stack. Times are
 // shortened by configuration (restart base 300 ms, boot timeout 1 s, grace 500 ms).
 import t, { type Test } from 'tap';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Dyno } from '../../../agent/dynos/dyno.js';
@@ -30,7 +31,7 @@ t.teardown(async () => {
 
 interface Seen { state: DynoStateName; at: number; status: DynoStatus }
 
-async function world(t: Test, opts: { restartPolicy?: RestartPolicyOptions; bootTimeoutMs?: number } = {}) {
+async function world(t: Test, opts: { restartPolicy?: RestartPolicyOptions; bootTimeoutMs?: number; memoryMb?: number } = {}) {
   const dir = await tempDir(t, 'slipway-sv-');
   const slug = await makeSlug(dir, { Procfile: 'web: true\n' });
   const slugFile = join(dir, 'slug.tgz');
@@ -42,7 +43,7 @@ async function world(t: Test, opts: { restartPolicy?: RestartPolicyOptions; boot
   const make = (name: string, type: string, command: string): Dyno => {
     const spec: DynoSpec = {
       id: `${prefix}-${name}`, app: 'svapp', type, name: `${type}.1`, command, env: {},
-      size: { name: 'standard-1x', memoryMb: 128, cpuShares: 512, pidsLimit: 64 },
+      size: { name: 'standard-1x', memoryMb: opts.memoryMb ?? 128, cpuShares: 512, pidsLimit: 64 },
       slug: { url: `file://${slugFile}`, sha256: slug.sha256 }, stack: 'busybox',
     };
     const d = new Dyno(spec, {
@@ -50,6 +51,7 @@ async function world(t: Test, opts: { restartPolicy?: RestartPolicyOptions; boot
       settings: { dynosDir: join(dir, 'dynos'), address: '127.0.0.1', dynoUser: { uid: 64000, gid: 64000 }, bootTimeoutMs: opts.bootTimeoutMs ?? 10_000, nofile: 1024 },
       onTransition: (_from, status) => { seen.push({ state: status.state, at: Date.now(), status }); },
       ...(opts.restartPolicy ? { restartPolicy: opts.restartPolicy } : {}),
+      memory: { r15Multiple: 2, r14IntervalMs: 60_000 },
     });
     dynos.push(d);
     return d;
@@ -129,4 +131,41 @@ t.test('R12: a dyno that ignores SIGTERM is killed after the grace and reported 
   t.ok(elapsed >= 500 && elapsed < 10_000, `stop took ${elapsed} ms with a 500 ms grace`);
   w.nothingLeft(t, d.id);
   t.same(cgroupChildren(cgroupParent), [], 'no dyno cgroup left');
+});
+
+const MB = 1024 * 1024;
+
+t.test('R14: a dyno over its quota is warned and keeps running; the kernel limit is twice the quota', async (t) => {
+  const w = await world(t, { memoryMb: 32 });
+  // 40 MB in /dev/shm (tmpfs: charged to the dyno's cgroup, and not reclaimable page cache).
+  const d = w.make('r14', 'worker', 'head -c 41943040 /dev/zero > /dev/shm/hog && echo held && sleep 600');
+  d.begin();
+  await w.nth('up', 1);
+  const cgroupPath = `${cgroupParent}/${RuncDriver.containerId(d.id)}`;
+  t.equal(Number(readFileSync(`/sys/fs/cgroup/memory${cgroupPath}/memory.limit_in_bytes`, 'utf8')), 64 * MB, 'the cgroup limit is 2 x 32 MB');
+  const end = Date.now() + 10_000;
+  while ((d.memory()?.r14Count ?? 0) === 0 && Date.now() < end) {
+    await d.sampleMemory();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const m = d.memory()!;
+  t.equal(m.r14Count, 1, `R14 after the dyno held ${Math.round(m.workingSetBytes / MB)} MB`);
+  t.ok(m.workingSetBytes > 32 * MB && m.workingSetBytes < 64 * MB, `working set ${Math.round(m.workingSetBytes / MB)} MB, between the quota and the limit`);
+  t.equal(d.current, 'up', 'a warning only: still up');
+  await d.stop(500);
+  w.nothingLeft(t, d.id);
+});
+
+t.test('R15: a kernel OOM kill at the limit is reported as R15 (from the cgroup counter) and the dyno restarts', async (t) => {
+  const w = await world(t, { memoryMb: 16 });
+  // A shell string of 50 MB: past the 32 MB limit.
+  const d = w.make('r15', 'worker', 'x=$(head -c 52428800 /dev/zero | tr "\\0" x); echo survived; sleep 600');
+  d.begin();
+  const crashed = await w.nth('crashed', 1);
+  t.match(crashed.status.reason, { code: 'DYNO_OOM_KILLED', message: /R15/ });
+  t.equal(crashed.status.exit?.code === 0, false, 'not a clean exit');
+  await w.nth('starting', 2);
+  t.pass('restarted after R15');
+  await d.stop(500);
+  w.nothingLeft(t, d.id);
 });

@@ -51,7 +51,10 @@ class FakeDriver implements RuntimeDriver {
   async destroy(h: DynoHandle) { this.destroyed.push(h.containerId); }
   async inspect() { return { status: 'running' as const }; }
   async recover() { return undefined; }
-  async stats() { return undefined; }
+  memory: { workingSetBytes: number; swapBytes: number } | undefined;
+  async stats() {
+    return this.memory ? { memoryUsageBytes: this.memory.workingSetBytes, rssBytes: this.memory.workingSetBytes, cpuUsageNs: 0, pids: 1, oomKills: 0, ...this.memory } : undefined;
+  }
   log(h: DynoHandle) { return { path: `${h.dir}/log`, format: 'k8s-file' as const }; }
   close() { for (const s of this.servers) s.close(); }
 }
@@ -282,4 +285,48 @@ t.test('stop during launch reports stopping and down, and no container is left r
   t.same(s.driver.started, [], 'launch noticed the stop and started nothing');
   t.equal(s.ports.inUse, 0);
   t.same([...s.deps.slugs.pins], [], 'the slug it had fetched was unpinned');
+});
+
+t.test('memory: the runtime limit is 2x the quota; R14 over the quota is a rate-limited warning; R15 at 2x kills and restarts', async (t) => {
+  const s = setup(t);
+  const MB = 1024 * 1024;
+  const d = new Dyno(spec({ type: 'worker', name: 'worker.1', id: 'app1-worker-1-abc' }), { ...s.deps, memory: { r15Multiple: 2, r14IntervalMs: 60_000 } });
+  d.begin();
+  await s.until('up');
+  t.equal(s.driver.started[0]!.limits.memoryBytes, 1024 * MB, 'a 512 MB dyno may burst to 1 GB before the kernel steps in');
+
+  s.driver.memory = { workingSetBytes: 300 * MB, swapBytes: 0 };
+  await d.sampleMemory();
+  t.match(d.memory(), { quotaBytes: 512 * MB, limitBytes: 1024 * MB, workingSetBytes: 300 * MB, r14Count: 0 });
+
+  s.driver.memory = { workingSetBytes: 600 * MB, swapBytes: 10 * MB };
+  await d.sampleMemory();
+  await d.sampleMemory();
+  t.equal(d.memory()!.r14Count, 1, 'R14 once: the second sample is within the rate limit');
+  t.equal(d.current, 'up', 'R14 is a warning: the dyno keeps running');
+  t.same(s.driver.signals, []);
+
+  s.driver.memory = { workingSetBytes: 1024 * MB, swapBytes: 0 };
+  await d.sampleMemory();
+  const crashed = await s.until('crashed');
+  t.match(crashed.reason, { code: 'DYNO_MEMORY_EXCEEDED', message: /R15 \(Memory quota vastly exceeded\): 1024 MB of 512 MB/ });
+  t.same(s.driver.signals, ['SIGKILL']);
+  await s.until('up', 2);
+  t.equal(d.memory(), undefined, 'the restarted dyno has not been sampled yet');
+  t.equal(s.events.filter((e) => e.status.state === 'starting')[1]!.status.reason, undefined);
+  await d.stop(1000);
+});
+
+t.test('a dyno that is not running is not sampled', async (t) => {
+  const s = setup(t);
+  s.driver.memory = { workingSetBytes: 10_000 * 1024 * 1024, swapBytes: 0 };
+  const d = new Dyno(spec({ type: 'run', name: 'run.1', id: 'app1-run-1-abc' }), s.deps);
+  await d.sampleMemory();
+  t.equal(d.memory(), undefined, 'before launch');
+  d.begin();
+  await s.until('up');
+  s.driver.exit('app1-run-1-abc', { code: 0, signal: null, oomKilled: false });
+  await s.until('crashed');
+  await d.sampleMemory();
+  t.same(s.driver.signals, [], 'a crashed dyno is never R15-killed');
 });
