@@ -89,7 +89,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const sessionLog = log.child({ component: 'coordinator' });
   const session = new CoordinatorSession({
     url: config.coordinatorUrl, token: config.token, ca: config.ca, log: sessionLog, hello, capacity, outbox,
-    handlers: buildHandlers({ manager, outbox, slugs }),
+    // hostChanged runs only once commands arrive, after `session` is assigned.
+    handlers: buildHandlers({ manager, outbox, slugs, hostChanged: () => session.reportCapacitySoon() }),
   });
   manager.onTransition((from, status) => {
     session.sendEvent(outbox.push(from, status));

@@ -3,11 +3,11 @@
 // the agent's responsiveness, not on the dyno's boot.
 import { randomUUID } from 'node:crypto';
 import { SlipwayError } from '../shared/errors.js';
-import type { PrefetchSlug, Result, StartDyno, StopDyno } from '../shared/protocol.js';
+import type { Drain, PrefetchSlug, Result, StartDyno, StopDyno, Undrain } from '../shared/protocol.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { CommandTracker } from './command-tracker.js';
 
-export type CommandBody = Omit<StartDyno, 'id'> | Omit<StopDyno, 'id'> | Omit<PrefetchSlug, 'id'>;
+export type CommandBody = Omit<StartDyno, 'id'> | Omit<StopDyno, 'id'> | Omit<PrefetchSlug, 'id'> | Omit<Drain, 'id'> | Omit<Undrain, 'id'>;
 
 /** What FormationService needs of the agents: one call per command. */
 export interface CommandSender {
@@ -28,7 +28,7 @@ export class AgentCommander implements CommandSender {
     if (!link) return Promise.reject(new SlipwayError('AGENT_UNREACHABLE', `agent ${agentId} is not connected`));
     const id = `cmd-${randomUUID()}`;
     const answer = this.commands.track(id, agentId, link.serial);
-    link.send({ ...command, id } as StartDyno | StopDyno | PrefetchSlug);
+    link.send({ ...command, id } as StartDyno | StopDyno | PrefetchSlug | Drain | Undrain);
     return answer;
   }
 }

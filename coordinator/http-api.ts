@@ -2,6 +2,8 @@
 //   PUT /apps/:app/formation/:type   scale or change one process type
 //   GET /apps/:app/formation         the app's formations (no env, no slug URL)
 //   POST /slugs/prefetch             warm agents' slug caches (slug-prefetch.ts)
+//   POST /agents/:id/drain           stop placing dynos there {stopDynos?, graceMs?}
+//   POST /agents/:id/undrain         place dynos there again
 //   GET /dynos  GET /agents  GET /routes  GET /healthz
 // Unauthenticated, like a dev tool: it listens on loopback by default. Anything that puts it
 // on a network needs a token in front of it (see the coordinator's report).
@@ -17,6 +19,7 @@ import type { FormationService } from './formation-service.js';
 import { readJsonBody, sendError, sendJson, sendSlipwayError } from './http-json.js';
 import type { RouteTable } from './route-table.js';
 import { parsePrefetchBody, prefetchSlug } from './slug-prefetch.js';
+import { parseDrainBody } from './drain-body.js';
 
 export interface HttpApiDeps {
   registry: AgentRegistry;
@@ -31,6 +34,7 @@ export interface HttpApiDeps {
 
 const FORMATION_TYPE_PATH = /^\/apps\/([^/]+)\/formation\/([^/]+)$/;
 const FORMATION_PATH = /^\/apps\/([^/]+)\/formation$/;
+const DRAIN_PATH = /^\/agents\/([^/]+)\/(drain|undrain)$/;
 
 export function createApiHandler(deps: HttpApiDeps): RequestListener {
   return (req, res) => {
@@ -60,6 +64,15 @@ async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespons
     if (method !== 'POST') return notAllowed(res, method, path, 'POST');
     const body = parsePrefetchBody(await readJsonBody(req));
     return sendJson(res, 200, { results: await prefetchSlug(deps.registry, deps.commander, body) });
+  }
+  if ((m = DRAIN_PATH.exec(path))) {
+    if (method !== 'POST') return notAllowed(res, method, path, 'POST');
+    // An empty body is a drain that leaves the dynos running.
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    const command = m[2] === 'drain' ? parseDrainBody(hasBody ? await readJsonBody(req) : {}) : { type: 'undrain' as const };
+    const result = await deps.commander.sendCommand(decode(m[1]), command);
+    if (!result.ok) return sendJson(res, 409, { error: result.error });
+    return sendJson(res, 200, { agent: decode(m[1]), ...result.host });
   }
   const view = READ_ONLY[path];
   if (view) {

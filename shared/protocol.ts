@@ -170,6 +170,10 @@ export const ResultOk = Type.Object({
   ok: Type.Literal(true),
   dyno: Type.Optional(DynoStatus),
   slug: Type.Optional(Type.Object({ sha256: Sha256, cached: Type.Boolean({ description: 'False: the download runs in the background.' }) }, strict)),
+  host: Type.Optional(Type.Object({
+    accepting: Type.Boolean(),
+    stopping: Type.Integer({ minimum: 0, description: 'Dynos a drain with stopDynos began to stop.' }),
+  }, strict)),
 }, strict);
 export const ResultErr = Type.Object({ type: Type.Literal('result'), id: CommandId, ok: Type.Literal(false), error: WireError }, strict);
 export const Result = Type.Union([ResultOk, ResultErr]);
@@ -205,9 +209,18 @@ export const PrefetchSlug = Type.Object({
   slug: SlugRef,
 }, { ...strict, description: 'Warm the slug cache before dynos of a release are placed here (answered at once; the download runs in the background).' });
 
+export const Drain = Type.Object({
+  type: Type.Literal('drain'),
+  id: CommandId,
+  stopDynos: Type.Optional(Type.Boolean({ description: 'Also stop every dyno (Heroku style, with grace); default false: they keep running.' })),
+  graceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+}, { ...strict, description: 'Stop accepting new dynos (start_dyno then fails with HOST_DRAINING), e.g. before the host is retired.' });
+
+export const Undrain = Type.Object({ type: Type.Literal('undrain'), id: CommandId }, { ...strict, description: 'Accept new dynos again.' });
+
 /** Every message type, per direction. The decoder's table is built from these. */
 export const AGENT_MESSAGES = { hello: Hello, event: Event, capacity: CapacityReport, result: Result, error: ErrorMessage } as const;
-export const COORDINATOR_MESSAGES = { welcome: Welcome, ack: Ack, start_dyno: StartDyno, stop_dyno: StopDyno, prefetch_slug: PrefetchSlug, error: ErrorMessage } as const;
+export const COORDINATOR_MESSAGES = { welcome: Welcome, ack: Ack, start_dyno: StartDyno, stop_dyno: StopDyno, prefetch_slug: PrefetchSlug, drain: Drain, undrain: Undrain, error: ErrorMessage } as const;
 
 export type DynoSpec = Static<typeof DynoSpec>;
 export type DynoSize = Static<typeof DynoSize>;
@@ -228,9 +241,11 @@ export type Ack = Static<typeof Ack>;
 export type StartDyno = Static<typeof StartDyno>;
 export type StopDyno = Static<typeof StopDyno>;
 export type PrefetchSlug = Static<typeof PrefetchSlug>;
+export type Drain = Static<typeof Drain>;
+export type Undrain = Static<typeof Undrain>;
 export type AgentMessage = Hello | Event | CapacityReport | Result | ErrorMessage;
-export type CoordinatorMessage = Welcome | Ack | StartDyno | StopDyno | PrefetchSlug | ErrorMessage;
-export type Command = StartDyno | StopDyno | PrefetchSlug;
+export type CoordinatorMessage = Welcome | Ack | StartDyno | StopDyno | PrefetchSlug | Drain | Undrain | ErrorMessage;
+export type Command = StartDyno | StopDyno | PrefetchSlug | Drain | Undrain;
 
 export type Decoded<M> =
   | { ok: true; message: M }

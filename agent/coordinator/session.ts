@@ -177,6 +177,8 @@ export class CoordinatorSession {
       case 'start_dyno': return this.o.handlers.start_dyno(msg, ctx);
       case 'stop_dyno': return this.o.handlers.stop_dyno(msg, ctx);
       case 'prefetch_slug': return this.o.handlers.prefetch_slug(msg, ctx);
+      case 'drain': return this.o.handlers.drain(msg, ctx);
+      case 'undrain': return this.o.handlers.undrain(msg, ctx);
       case 'error': return this.o.handlers.error(msg, ctx);
     }
   }

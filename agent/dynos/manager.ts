@@ -114,6 +114,31 @@ export class DynoManager {
     return { status: dyno.status(), done };
   }
 
+  /**
+   * Stops accepting new dynos (start() then fails with HOST_DRAINING). With `stopDynos`, every
+   * dyno is also stopped Heroku style in the background; `stopping` counts them. Idempotent.
+   */
+  drain(options: { stopDynos?: boolean; graceMs?: number } = {}): { accepting: boolean; stopping: number } {
+    this.draining = true;
+    let stopping = 0;
+    if (options.stopDynos) {
+      for (const d of [...this.dynos.values()]) {
+        if (d.current === 'down' || d.current === 'stopping') continue;
+        stopping += 1;
+        d.stop(options.graceMs ?? this.opts.stopGraceMs).catch((err: unknown) => this.opts.log.error({ err, dynoId: d.id }, 'stop during drain failed'));
+      }
+    }
+    this.opts.log.info({ stopDynos: options.stopDynos ?? false, stopping }, 'host draining: no new dynos');
+    return { accepting: false, stopping };
+  }
+
+  /** Accepts new dynos again. */
+  undrain(): { accepting: boolean; stopping: number } {
+    this.draining = false;
+    this.opts.log.info('host accepting dynos again');
+    return { accepting: true, stopping: 0 };
+  }
+
   /** Stops every dyno (used by the demo teardown and tests); resolves when all are down. */
   async stopAll(graceMs = this.opts.stopGraceMs): Promise<void> {
     await Promise.all([...this.dynos.keys()].map((id) => this.stop(id, graceMs).done));

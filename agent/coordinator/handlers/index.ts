@@ -7,14 +7,18 @@ import type { HandlerTable } from './types.js';
 import { startDynoHandler } from './start-dyno.js';
 import { stopDynoHandler } from './stop-dyno.js';
 import { prefetchSlugHandler, type SlugPrefetcher } from './prefetch-slug.js';
+import { drainHandler, undrainHandler } from './drain.js';
 
-export function buildHandlers(deps: { manager: DynoManager; outbox: EventOutbox; slugs: SlugPrefetcher }): HandlerTable {
+export function buildHandlers(deps: { manager: DynoManager; outbox: EventOutbox; slugs: SlugPrefetcher; hostChanged?: () => void }): HandlerTable {
+  const changed = deps.hostChanged ?? (() => undefined);
   const results = new CommandResults();
   return {
     ack: (msg) => deps.outbox.ack(msg.seq),
     start_dyno: startDynoHandler(deps.manager, results),
     stop_dyno: stopDynoHandler(deps.manager, results),
     prefetch_slug: prefetchSlugHandler(deps.slugs, results),
+    drain: drainHandler(deps.manager, results, changed),
+    undrain: undrainHandler(deps.manager, results, changed),
     error: (msg, ctx) => ctx.log.warn({ code: msg.code, ref: msg.ref }, `coordinator reported an error: ${msg.message}`),
   };
 }

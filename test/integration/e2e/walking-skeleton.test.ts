@@ -120,6 +120,22 @@ t.test('a web app from slug to routable and back to nothing', async (t) => {
   t.same(pinned.slugs.map((s: any) => [s.sha256, s.inUse]), [[slug.sha256, true]], 'the slug is pinned while dynos run on it');
   t.same(runcContainers('slipway-').filter((c) => c.includes(app)).length, 2, 'two runc containers run');
 
+  // Drain: the agent stops accepting, the coordinator stops placing there, the dynos keep serving.
+  const agentApi = `${apiUrl}/agents/agent-${app}`;
+  const drained = await http('POST', `${agentApi}/drain`);
+  t.equal(drained.status, 200, drained.body);
+  t.same(JSON.parse(drained.body), { agent: `agent-${app}`, accepting: false, stopping: 0 });
+  const acceptingAtCoordinator = async () => (await getJson(`${apiUrl}/agents`)).find((a: any) => a.id === `agent-${app}`)?.capacity.accepting;
+  await eventually('the coordinator to see the host draining', async () => (await acceptingAtCoordinator()) === false || undefined, 10_000);
+  const more = await http('PUT', `${apiUrl}/apps/${app}/formation/web`, formation(3));
+  t.equal(more.status, 503, `nowhere to place a third dyno while the only host drains: ${more.body}`);
+  t.equal((await http('GET', `${routerUrl}/`, undefined, { host: `${app}.localhost` })).status, 200, 'the running dynos still serve');
+  const undrained = await http('POST', `${agentApi}/undrain`);
+  t.same(JSON.parse(undrained.body), { agent: `agent-${app}`, accepting: true, stopping: 0 });
+  await eventually('the coordinator to see the host accepting', async () => (await acceptingAtCoordinator()) === true || undefined, 10_000);
+  t.match(await http('POST', `${agentApi}/drain`, { stopDynos: 'yes' }), { status: 422 }, 'a bad drain body is refused');
+  t.match(await http('POST', `${apiUrl}/agents/agent-nobody/drain`), { status: 503 }, 'an unknown agent is unreachable');
+
   t.equal((await http('PUT', `${apiUrl}/apps/${app}/formation/web`, formation(0))).status, 200);
   await eventually('routes to empty', async () => ((await getJson(`${apiUrl}/routes`))[app] ?? []).length === 0, 20_000);
   await eventually('both dynos down', async () => {

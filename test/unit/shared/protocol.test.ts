@@ -55,7 +55,7 @@ t.test('the emitted JSON Schema covers every message type of both directions', a
   const { protocolJsonSchema } = await import('../../../shared/protocol.js');
   const doc = JSON.parse(JSON.stringify(protocolJsonSchema())) as Record<string, Record<string, { required?: string[] }>>;
   t.same(Object.keys(doc.agentToCoordinator!).sort(), ['capacity', 'error', 'event', 'hello', 'result']);
-  t.same(Object.keys(doc.coordinatorToAgent!).sort(), ['ack', 'error', 'prefetch_slug', 'start_dyno', 'stop_dyno', 'welcome']);
+  t.same(Object.keys(doc.coordinatorToAgent!).sort(), ['ack', 'drain', 'error', 'prefetch_slug', 'start_dyno', 'stop_dyno', 'undrain', 'welcome']);
   t.ok(doc.agentToCoordinator!.hello!.required!.includes('seqEpoch'));
   t.ok(doc.coordinatorToAgent!.start_dyno!.required!.includes('dyno'));
 });

@@ -1,0 +1,55 @@
+// A stand-in runtime driver for the dyno owner's and the manager's unit tests: it records
+// starts, signals and destroys, lets the test end a container (exit()), and for web dynos
+// listens on $PORT with a real TCP server so the readiness probe sees a real port. Real
+// runtimes are exercised in test/integration.
+import { createServer, type Server } from 'node:net';
+import type { ContainerSpec, DynoExit, DynoHandle, RuntimeDriver } from '../../agent/runtime/driver.js';
+
+export class FakeDriver implements RuntimeDriver {
+  // A stand-in for any driver; it borrows runc's name only to satisfy the type.
+  readonly name = 'runc' as const;
+  started: ContainerSpec[] = [];
+  destroyed: string[] = [];
+  signals: string[] = [];
+  listen = true;
+  ignoreTerm = false;
+  servers: Server[] = [];
+  private exits = new Map<string, (e: DynoExit) => void>();
+  private waits = new Map<string, Promise<DynoExit>>();
+
+  async start(spec: ContainerSpec): Promise<DynoHandle> {
+    this.started.push(spec);
+    const id = spec.dynoId;
+    this.waits.set(id, new Promise((resolve) => this.exits.set(id, resolve)));
+    const port = spec.env.find((e) => e.startsWith('PORT='))?.slice(5);
+    if (port && this.listen) {
+      const srv = createServer((s) => s.destroy());
+      await new Promise<void>((r) => srv.listen(Number(port), '127.0.0.1', r));
+      this.servers.push(srv);
+    }
+    return { driver: 'runc', dynoId: id, containerId: id, dir: spec.dir, startedAt: new Date().toISOString() };
+  }
+  exit(id: string, e: DynoExit) { this.exits.get(id)?.(e); }
+  wait(h: DynoHandle) { return this.waits.get(h.containerId)!; }
+  async signal(h: DynoHandle, sig: 'SIGTERM' | 'SIGKILL') {
+    this.signals.push(sig);
+    if (sig === 'SIGKILL') this.exit(h.containerId, { code: 137, signal: 'SIGKILL', oomKilled: false });
+    else if (!this.ignoreTerm) this.exit(h.containerId, { code: 143, signal: 'SIGTERM', oomKilled: false });
+  }
+  async stop(h: DynoHandle, graceMs: number) {
+    await this.signal(h, 'SIGTERM');
+    const inGrace = await Promise.race([this.wait(h), new Promise<undefined>((r) => setTimeout(() => r(undefined), graceMs))]);
+    if (inGrace) return { forced: false, exit: inGrace };
+    await this.signal(h, 'SIGKILL');
+    return { forced: true, exit: await this.wait(h) };
+  }
+  async destroy(h: DynoHandle) { this.destroyed.push(h.containerId); }
+  async inspect() { return { status: 'running' as const }; }
+  async recover() { return undefined; }
+  memory: { workingSetBytes: number; swapBytes: number } | undefined;
+  async stats() {
+    return this.memory ? { memoryUsageBytes: this.memory.workingSetBytes, rssBytes: this.memory.workingSetBytes, cpuUsageNs: 0, pids: 1, oomKills: 0, ...this.memory } : undefined;
+  }
+  log(h: DynoHandle) { return { path: `${h.dir}/log`, format: 'k8s-file' as const }; }
+  close() { for (const s of this.servers) s.close(); }
+}
