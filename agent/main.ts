@@ -93,6 +93,9 @@ async function cleanup(argv: string[]): Promise<void> {
   // with the two that need no engine (a Docker container without a handle was never started).
   const drivers = driverCache({ cgroupParent: values['cgroup-parent'] ?? DEFAULTS.cgroupParent, log });
   const removed = await sweepDynos(join(stateDir, 'dynos'), drivers, ['runc', 'lxc'], log);
+  // Their records go too: a later agent start must not re-adopt (or restart) what was removed.
+  const { rm } = await import('node:fs/promises');
+  await rm(join(stateDir, 'agent', 'dynos'), { recursive: true, force: true });
   process.stdout.write(JSON.stringify({ removed }) + '\n');
 }
 

@@ -13,7 +13,7 @@ import { StackStore } from './stacks/stacks.js';
 import { createDriver, driverCache } from './runtime/factory.js';
 import { PortAllocator } from './dynos/ports.js';
 import { DynoManager } from './dynos/manager.js';
-import { sweepDynos } from './dynos/sweep.js';
+import { DynoRecords } from './dynos/dyno-records.js';
 import { tailLog } from './dynos/log-tail.js';
 import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity.js';
 import { EventOutbox } from './coordinator/outbox.js';
@@ -53,13 +53,12 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const reservedBytes = config.reservedMemoryMb * 1024 * 1024;
   const allocatable = allocatableBytes(memory.totalBytes, reservedBytes);
 
-  // 2. Stores and runtime. Leftovers of an earlier run are removed (no re-adoption yet).
+  // 2. Stores and runtime.
   const slugs = createSlugStore(config.slugs, log.child({ component: 'slugs' }));
   await slugs.init();
   const stacks = new StackStore(dirs.stacks);
   const driverOptions = { cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }), ...(config.dockerSocket ? { dockerSocket: config.dockerSocket } : {}) };
   const driver = await createDriver(config.runtime, driverOptions);
-  await sweepDynos(dirs.dynos, driverCache(driverOptions, driver), [driver.name], log.child({ component: 'sweep' }));
 
   // 3. Dynos.
   const manager = new DynoManager({
@@ -72,7 +71,11 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     restartPolicy: config.restarts,
     memory: { r15Multiple: config.memory.r15Multiple, r14IntervalMs: config.memory.r14IntervalMs },
     memorySampleMs: config.memory.sampleMs,
+    records: new DynoRecords(join(dirs.agent, 'dynos')),
   });
+  // What an earlier agent process started is re-adopted before the link opens (the hello then
+  // names it); containers nobody owns are removed.
+  await manager.recover(dirs.dynos, driverCache(driverOptions, driver));
   const stopSampling = manager.startMemorySampling();
 
   // 4. Coordinator link: transitions go to the outbox, then out if the link is ready.
@@ -101,7 +104,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const token = await diagnosticsToken(config.diagnosticsTokenFile);
   const diagnostics = createDiagnosticsServer({
     identity: () => identity,
-    dynos: () => manager.list(),
+    dynos: () => manager.list().map((d) => ({ ...d, ...manager.runtimeInfo(d.id) })),
     capacity,
     link: () => session.status(),
     slugs: () => slugs.usage(),

@@ -27,6 +27,8 @@ import { dynoArgs, dynoEnv, isWebDyno } from './entrypoint.js';
 import { waitForPort } from './readiness.js';
 import { DEFAULT_RESTART_POLICY, RestartPolicy, type RestartPolicyOptions } from './restart-policy.js';
 import { DEFAULT_MEMORY_SETTINGS, MemoryPolicy } from './memory-policy.js';
+import type { DynoRecord, DynoRecords } from './dyno-records.js';
+import type { RecoveredDyno } from '../runtime/driver.js';
 
 /** The last memory sample of a dyno, for the capacity report and diagnostics. */
 export interface DynoMemory {
@@ -79,6 +81,9 @@ export interface DynoDeps {
   restartPolicy?: RestartPolicyOptions;
   /** R14/R15 (memory-policy.ts); default DEFAULT_MEMORY_SETTINGS. */
   memory?: { r15Multiple: number; r14IntervalMs: number };
+  /** Where the dyno's record is kept for re-adoption after an agent restart (dyno-records.ts);
+   * without it nothing is persisted (unit tests). */
+  records?: DynoRecords;
 }
 
 export class Dyno {
@@ -204,6 +209,10 @@ export class Dyno {
       if (this.stopRequested) return this.deps.ports.release(port);
       this.port = port;
     }
+    // Before the container exists: an agent that dies from here on finds the record and
+    // re-adopts (or restarts) the dyno instead of leaving it to nobody.
+    await this.persist();
+    if (this.stopRequested) return;
     this.containerStart = this.deps.driver.start({
       dynoId: this.spec.id,
       dir: join(settings.dynosDir, this.spec.id),
@@ -233,7 +242,15 @@ export class Dyno {
       this.transition('up');
       return;
     }
+    await this.awaitReadiness(this.handle);
+  }
+
+  /** A web dyno is up once $PORT accepts TCP; R10 after the boot timeout. */
+  private async awaitReadiness(handle: DynoHandle): Promise<void> {
+    const { settings } = this.deps;
+    if (this.port === undefined) return;
     const ready = await waitForPort(settings.address, this.port, settings.bootTimeoutMs, this.abort.signal);
+    if (handle !== this.handle) return;
     if (ready === 'ready' && this.state === 'starting') {
       this.endpoint = { host: settings.address, port: this.port };
       this.transition('up');
@@ -241,7 +258,7 @@ export class Dyno {
       // Heroku's R10: killed and reported crashed. onExit does the reporting.
       this.reason = new SlipwayError('DYNO_BOOT_TIMEOUT', `Error R10 (Boot timeout) -> Web process failed to bind to $PORT within ${Math.round(settings.bootTimeoutMs / 1000)} seconds of launch`).toWire();
       this.log.warn({ bootTimeoutMs: settings.bootTimeoutMs }, 'boot timeout (R10), killing dyno');
-      await this.deps.driver.signal(this.handle, 'SIGKILL');
+      await this.deps.driver.signal(handle, 'SIGKILL');
     }
   }
 
@@ -281,6 +298,9 @@ export class Dyno {
     if (this.stopRequested) return;
     if (!restartable || isOneOffDyno(this.spec)) {
       this.releaseSlug();
+      // Stays crashed, listed until the coordinator stops it, but not across an agent
+      // restart: nothing of it runs, and the next hello no longer names it.
+      void this.forget();
       return;
     }
     const delayMs = this.restarts.crashed();
@@ -316,11 +336,14 @@ export class Dyno {
     if (this.state === 'crashed') {
       await this.cleanup();
       this.releaseSlug();
+      await this.forget();
       this.transition('down');
       return;
     }
     this.endpoint = undefined;
     this.transition('stopping');
+    // A re-adopted dyno finishes this stop should the agent die during the grace.
+    await this.persist({ graceMs });
     // A container start in flight finishes first (bounded by the driver's own timeouts) and
     // is then stopped; a slug download in flight is left to finish (other dynos may share it)
     // and launch() returns without starting anything once it sees stopRequested.
@@ -338,7 +361,74 @@ export class Dyno {
     }
     await this.cleanup();
     this.releaseSlug();
+    await this.forget();
     this.transition('down');
+  }
+
+  /** Writes the dyno's record (dyno-records.ts). A failure (a full disk) is logged: the dyno
+   * runs on, but would not be re-adopted after an agent restart. */
+  private async persist(stopping?: { graceMs: number }): Promise<void> {
+    if (!this.deps.records) return;
+    const record: DynoRecord = { spec: this.spec, ...(this.port !== undefined ? { port: this.port } : {}), ...(stopping ? { stopping } : {}) };
+    await this.deps.records.write(record).catch((err: unknown) => this.log.error({ err }, 'could not write the dyno record; it would not survive an agent restart'));
+  }
+
+  /** Removes the record of a dyno that is down or will not start again. */
+  private async forget(): Promise<void> {
+    await this.deps.records?.remove(this.spec.id).catch((err: unknown) => this.log.error({ err }, 'could not remove the dyno record'));
+  }
+
+  /**
+   * Takes over a dyno that an earlier agent process started (the manager's recover()), from
+   * its record and what its driver found (`found`: undefined when the container is gone).
+   * Reported once, as a first transition: `up` for a running dyno (a web dyno whose port
+   * accepts; else `starting`, with the boot timeout from now), then `crashed` for one that
+   * exited while the agent was away or whose container is gone (and restarted by the policy).
+   * A stop that was under way is finished.
+   */
+  async adopt(found: RecoveredDyno | undefined, record: DynoRecord): Promise<void> {
+    if (record.port !== undefined) {
+      this.deps.ports.claim(record.port);
+      this.port = record.port;
+    }
+    try {
+      await this.deps.slugs.ensure(this.spec.slug, { pin: this.spec.id });
+      this.slugPinned = true;
+    } catch (err) {
+      this.log.warn({ err }, 're-adopted dyno: its slug could not be pinned');
+    }
+    const source = `slipway[${this.spec.name}]`;
+    if (!found) {
+      this.state = 'crashed';
+      this.reason = new SlipwayError('DYNO_CRASHED', 'The dyno was gone when the agent restarted').toWire();
+      this.log.warn({ source }, 'Dyno lost while the agent was down');
+      await this.cleanup();
+      this.deps.onTransition(null, this.status());
+      if (record.stopping) return this.stop(record.stopping.graceMs);
+      this.afterCrash(true);
+      return;
+    }
+    this.handle = found.handle;
+    const incarnation = this.incarnation;
+    const web = isWebDyno(this.spec) && this.port !== undefined;
+    const ready = found.running && web ? await waitForPort(this.deps.settings.address, this.port!, 0, this.abort.signal) : 'timeout';
+    this.state = !web || ready === 'ready' || !found.running ? 'up' : 'starting';
+    if (this.state === 'up' && web && found.running) this.endpoint = { host: this.deps.settings.address, port: this.port! };
+    this.log.info({ source, containerId: found.handle.containerId, pid: found.handle.pid, running: found.running, state: this.state }, `Re-adopted as ${this.state}`);
+    this.deps.onTransition(null, this.status());
+    this.restarts.started(this.spec.release);
+    void this.deps.driver.wait(found.handle).then((exit) => this.onExit(exit, incarnation));
+    if (record.stopping) {
+      await this.stop(record.stopping.graceMs);
+      return;
+    }
+    if (this.state === 'starting') void this.awaitReadiness(this.handle);
+  }
+
+  /** Where the dyno runs, for operators (diagnostics): its container and process. */
+  runtimeInfo(): { containerId: string; pid?: number } | undefined {
+    if (!this.handle) return undefined;
+    return { containerId: this.handle.containerId, ...(this.handle.pid !== undefined ? { pid: this.handle.pid } : {}) };
   }
 
   /** Removes the container, mounts, dir and port of the current incarnation. Runs once per

@@ -7,6 +7,11 @@ import { SlipwayError } from '../../shared/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { LogSource } from '../runtime/driver.js';
 import { DEFAULT_MEMORY_SETTINGS } from './memory-policy.js';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import type { DynoHandle, RuntimeDriver, RuntimeName } from '../runtime/driver.js';
+import { readHandle } from '../runtime/handle-file.js';
+import { sweepDynos } from './sweep.js';
 import { Dyno, type DynoDeps, type DynoMemory } from './dyno.js';
 
 export type TransitionListener = (from: DynoStateName | null, status: DynoStatus) => void;
@@ -42,6 +47,51 @@ export class DynoManager {
     let sum = 0;
     for (const d of this.dynos.values()) if (d.current !== 'down' && (d.current !== 'crashed' || d.restartPending)) sum += d.memoryBytes;
     return sum;
+  }
+
+  /**
+   * Re-adoption at agent start, before the coordinator link opens (so the hello names every
+   * re-adopted dyno). For each dyno record: the driver named by the dyno's handle recovers its
+   * container; a running one is taken over as it is (same container, same process), one that
+   * exited while the agent was away is reported crashed once and restarted, one whose
+   * container is gone (or never finished starting) is cleaned up, reported crashed and
+   * restarted. Dyno dirs no record owns (and records that could not be read) are containers
+   * nobody owns: stopped and removed. Never two containers for one dyno id: a restart reuses
+   * the id only after the old container was destroyed.
+   */
+  async recover(dynosDir: string, driverFor: (name: RuntimeName) => Promise<RuntimeDriver | undefined>): Promise<{ adopted: number; lost: number; unowned: string[]; badRecords: number }> {
+    const log = this.opts.log;
+    const records = this.opts.records;
+    const { records: found, bad } = records ? await records.readAll() : { records: [], bad: [] };
+    for (const b of bad) log.error({ dynoId: b.id, file: b.file, problem: b.problem }, 'dyno record unusable (moved aside); its container is treated as owned by nobody');
+    const owned = new Set(found.map((r) => r.spec.id));
+    const unowned = await sweepDynos(dynosDir, driverFor, [this.opts.driver.name], log, (id) => owned.has(id));
+    let adopted = 0;
+    let lost = 0;
+    for (const record of found) {
+      const id = record.spec.id;
+      const dir = join(dynosDir, id);
+      const saved = await readHandle(dir);
+      const driver = (saved ? await driverFor(saved.driver) : undefined) ?? this.opts.driver;
+      const recovered = saved ? await driver.recover(dir).catch((err: unknown) => { log.error({ err, dynoId: id }, 'recovering a dyno failed'); return undefined; }) : undefined;
+      if (!recovered && existsSync(dir)) {
+        // Half-created, or its container is gone: remove what is left before a restart.
+        const handle: DynoHandle = saved ?? { driver: driver.name, dynoId: id, containerId: `slipway-${id}`, dir, startedAt: new Date(0).toISOString() };
+        await driver.destroy(handle).catch((err: unknown) => log.error({ err, dynoId: id }, 'removing the remains of a lost dyno failed'));
+      }
+      const dyno = new Dyno(record.spec, { ...this.opts, driver, log, onTransition: (from, status) => this.forward(from, status) });
+      this.dynos.set(id, dyno);
+      await dyno.adopt(recovered, record);
+      if (recovered) adopted += 1;
+      else lost += 1;
+    }
+    log.info({ adopted, lost, unowned: unowned.length, badRecords: bad.length }, 're-adoption done');
+    return { adopted, lost, unowned, badRecords: bad.length };
+  }
+
+  /** Where each dyno runs (diagnostics). */
+  runtimeInfo(id: string): { containerId: string; pid?: number } | undefined {
+    return this.dynos.get(id)?.runtimeInfo();
   }
 
   /** Reads every running dyno's memory once (Dyno.sampleMemory: R14, R15). */

@@ -1,6 +1,6 @@
-// Removes every dyno container, mount and directory under the state dir. Used at agent
-// start (this version does not re-adopt dynos yet, so what a previous run left is owned by
-// nobody and must not leak) and by `slipway-agent cleanup`. Each dyno dir is destroyed by the
+// Removes dyno containers, mounts and directories under the state dir: at agent start those
+// that no dyno record owns (DynoManager.recover re-adopts the others), and all of them for
+// `slipway-agent cleanup`. Each dyno dir is destroyed by the
 // driver that made it, as its handle.json says; a dir without a handle (a start that died
 // before persisting one) by each of the fallback drivers, which may have begun it.
 import { readdir } from 'node:fs/promises';
@@ -14,6 +14,8 @@ export async function sweepDynos(
   driverFor: (name: RuntimeName) => Promise<RuntimeDriver | undefined>,
   fallback: RuntimeName[],
   log: Logger,
+  /** Dyno ids to leave alone (re-adopted ones); default: none. */
+  keep: (id: string) => boolean = () => false,
 ): Promise<string[]> {
   let ids: string[];
   try {
@@ -21,10 +23,11 @@ export async function sweepDynos(
   } catch {
     return [];
   }
+  ids = ids.filter((id) => !keep(id));
   for (const id of ids) {
     const dir = join(dynosDir, id);
     const saved = await readHandle(dir);
-    log.warn({ dynoId: id, driver: saved?.driver }, 'removing a dyno left by an earlier agent run');
+    log.warn({ dynoId: id, driver: saved?.driver, containerId: saved?.containerId }, 'removing a dyno container nobody owns (no dyno record)');
     for (const name of saved ? [saved.driver] : fallback) {
       const driver = await driverFor(name);
       if (!driver) continue;

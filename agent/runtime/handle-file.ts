@@ -1,9 +1,9 @@
 // `<dyno dir>/handle.json`: what a driver needs to find its dyno again after an agent
 // restart. Written atomically (temp file, fsync, rename, like all of the agent's own state)
 // so that a crash leaves either the old file or the new one, never half of one.
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../lib/atomic-file.js';
 import { RUNTIME_NAMES, type DynoHandle } from './driver.js';
 
 export const HANDLE_FILE = 'handle.json';
@@ -11,21 +11,7 @@ export const HANDLE_FILE = 'handle.json';
 export const HANDLE_VERSION = 1;
 
 export async function writeHandle(handle: DynoHandle): Promise<void> {
-  const file = join(handle.dir, HANDLE_FILE);
-  const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(JSON.stringify({ version: HANDLE_VERSION, handle }) + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(join(handle.dir, HANDLE_FILE), JSON.stringify({ version: HANDLE_VERSION, handle }) + '\n');
 }
 
 /**

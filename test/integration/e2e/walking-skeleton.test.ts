@@ -3,27 +3,13 @@
 // to 2, reach both dynos through the router, scale to 0, and prove nothing is left.
 import t from 'tap';
 import { readFile, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { busyboxStack, cgroupChildren, eventually, mountsUnder, processesMentioning, removeCgroupParent, runcContainers, tempDir, uniqueName } from '../../helpers/host.js';
 import { spawnBin, type Spawned } from '../../helpers/processes.js';
 import { makeSlug, serveSlugs } from '../../helpers/slugs.js';
+import { getJson, http } from '../../helpers/http.js';
 import { execFileSync } from 'node:child_process';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
-
-function http(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers: { 'content-type': 'application/json', ...headers }, timeout: 10_000 }, (res) => {
-      let data = '';
-      res.on('data', (c: Buffer) => { data += c.toString('utf8'); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data, headers: res.headers }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`timeout ${method} ${url}`)));
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-const getJson = async (url: string, headers: Record<string, string> = {}) => JSON.parse((await http('GET', url, undefined, headers)).body);
 
 t.test('a web app from slug to routable and back to nothing', async (t) => {
   const dir = await tempDir(t, 'slipway-e2e-');
