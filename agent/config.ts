@@ -34,6 +34,11 @@ const FileConfig = Type.Object({
     stableAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
     jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   }, { additionalProperties: false })),
+  cycling: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Boolean()),
+    periodMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+    jitterMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  }, { additionalProperties: false })),
   memory: Type.Optional(Type.Object({
     r15Multiple: Type.Optional(Type.Number({ minimum: 1, maximum: 16 })),
     r14IntervalMs: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -74,6 +79,8 @@ export interface AgentConfig {
   nofile: number;
   /** Crash restart backoff (agent/dynos/restart-policy.ts). */
   restarts: RestartPolicyOptions;
+  /** Heroku's daily cycling: every dyno restarted after periodMs + random(jitterMs). */
+  cycling: { enabled: boolean; periodMs: number; jitterMs: number };
   /** R14/R15 (agent/dynos/memory-policy.ts) and how often dynos are sampled. */
   memory: { r15Multiple: number; r14IntervalMs: number; sampleMs: number };
   diagnosticsListen: string;
@@ -189,6 +196,8 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     nofile: c.nofile ?? DEFAULTS.nofile,
     restarts,
     memory: { ...DEFAULT_MEMORY_SETTINGS, ...c.memory },
+    // Heroku: every 24 h plus up to 216 min, so that a fleet's dynos do not cycle in step.
+    cycling: { enabled: true, periodMs: 24 * 3_600_000, jitterMs: 216 * 60_000, ...c.cycling },
     diagnosticsListen: c.diagnosticsListen ?? DEFAULTS.diagnosticsListen,
     diagnosticsTokenFile: c.diagnosticsTokenFile ?? join(stateDir, 'agent', 'diagnostics.token'),
     logLevel: c.logLevel ?? env.SLIPWAY_LOG_LEVEL ?? 'info',

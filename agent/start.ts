@@ -72,6 +72,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     memory: { r15Multiple: config.memory.r15Multiple, r14IntervalMs: config.memory.r14IntervalMs },
     memorySampleMs: config.memory.sampleMs,
     records: new DynoRecords(join(dirs.agent, 'dynos')),
+    ...(config.cycling.enabled ? { cycling: { periodMs: config.cycling.periodMs, jitterMs: config.cycling.jitterMs, graceMs: config.stopGraceMs } } : {}),
   });
   // What an earlier agent process started is re-adopted before the link opens (the hello then
   // names it); containers nobody owns are removed.

@@ -4,7 +4,7 @@
 // `status()`.
 //
 //   starting -> up | crashed | stopping
-//   up       -> crashed | stopping
+//   up       -> crashed | stopping | starting (daily cycling)
 //   crashed  -> starting | stopping | down
 //   stopping -> down
 //   down     -> (terminal)
@@ -47,7 +47,7 @@ export function isOneOffDyno(spec: Pick<DynoSpec, 'type'>): boolean {
 
 export const TRANSITIONS: Readonly<Record<DynoStateName, readonly DynoStateName[]>> = {
   starting: ['up', 'crashed', 'stopping'],
-  up: ['crashed', 'stopping'],
+  up: ['crashed', 'stopping', 'starting'],
   crashed: ['starting', 'stopping', 'down'],
   stopping: ['down'],
   down: [],
@@ -81,6 +81,9 @@ export interface DynoDeps {
   restartPolicy?: RestartPolicyOptions;
   /** R14/R15 (memory-policy.ts); default DEFAULT_MEMORY_SETTINGS. */
   memory?: { r15Multiple: number; r14IntervalMs: number };
+  /** Heroku's daily cycling: a dyno that has been up `periodMs` plus a random part of
+   * `jitterMs` is stopped (SIGTERM, `graceMs`) and started afresh. Absent: never cycled. */
+  cycling?: { periodMs: number; jitterMs: number; graceMs: number };
   /** Where the dyno's record is kept for re-adoption after an agent restart (dyno-records.ts);
    * without it nothing is persisted (unit tests). */
   records?: DynoRecords;
@@ -102,6 +105,7 @@ export class Dyno {
   /** Counts the dyno's starts; an exit of an earlier container is ignored. */
   private incarnation = 0;
   private restartTimer: NodeJS.Timeout | undefined;
+  private cycleTimer: NodeJS.Timeout | undefined;
   private readonly restarts: RestartPolicy;
   private readonly memoryPolicy: MemoryPolicy;
   private lastMemory: DynoMemory | undefined;
@@ -309,11 +313,34 @@ export class Dyno {
     this.restartTimer.unref();
   }
 
-  /** A fresh container from the slug: Heroku's restarts start from a clean filesystem. */
-  private restart(): void {
-    this.restartTimer = undefined;
-    if (this.stopRequested || this.state !== 'crashed') return;
+  private scheduleCycle(): void {
+    const c = this.deps.cycling;
+    if (!c || this.cycleTimer || isOneOffDyno(this.spec)) return;
+    const delayMs = Math.round(c.periodMs + Math.random() * c.jitterMs);
+    this.cycleTimer = setTimeout(() => void this.cycle(c.graceMs), delayMs);
+    this.cycleTimer.unref();
+  }
+
+  /** Daily cycling: `starting` is reported (routers drop the route), the container is stopped
+   * Heroku style and removed, and a fresh one starts from the slug. Its exit is no crash. */
+  private async cycle(graceMs: number): Promise<void> {
+    this.cycleTimer = undefined;
+    if (this.state !== 'up' || this.stopRequested) return;
+    const old = this.handle;
+    this.log.info({ source: `slipway[${this.spec.name}]` }, 'Cycling');
     this.incarnation += 1;
+    this.abort.abort();
+    this.endpoint = undefined;
+    this.transition('starting');
+    if (old) await this.deps.driver.stop(old, graceMs).catch((err: unknown) => this.log.error({ err }, 'stopping the dyno for its cycle failed'));
+    await this.cleanup();
+    if (this.stopRequested || (this.state as DynoStateName) !== 'starting') return;
+    this.fresh();
+    this.run();
+  }
+
+  /** Clears what belonged to the previous container. */
+  private fresh(): void {
     this.handle = undefined;
     this.port = undefined;
     this.containerStart = undefined;
@@ -322,6 +349,14 @@ export class Dyno {
     this.exit = undefined;
     this.reason = undefined;
     this.lastMemory = undefined;
+  }
+
+  /** A fresh container from the slug: Heroku's restarts start from a clean filesystem. */
+  private restart(): void {
+    this.restartTimer = undefined;
+    if (this.stopRequested || this.state !== 'crashed') return;
+    this.incarnation += 1;
+    this.fresh();
     this.transition('starting');
     this.run();
   }
@@ -456,6 +491,11 @@ export class Dyno {
     }
     this.state = to;
     this.since = new Date();
+    if (to === 'up') this.scheduleCycle();
+    else if (this.cycleTimer) {
+      clearTimeout(this.cycleTimer);
+      this.cycleTimer = undefined;
+    }
     if (to !== 'up') this.endpoint = to === 'starting' ? this.endpoint : undefined;
     this.log.info({ from, to, source: `slipway[${this.spec.name}]` }, `State changed from ${from} to ${to}`);
     this.deps.onTransition(from, this.status());
