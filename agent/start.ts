@@ -14,12 +14,16 @@ import { createDriver, driverCache } from './runtime/factory.js';
 import { PortAllocator } from './dynos/ports.js';
 import { DynoManager } from './dynos/manager.js';
 import { DynoRecords } from './dynos/dyno-records.js';
+import { LogShipper } from './dynos/log-shipper.js';
 import { tailLog } from './dynos/log-tail.js';
 import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity.js';
 import { EventOutbox } from './coordinator/outbox.js';
 import { CoordinatorSession } from './coordinator/session.js';
 import { buildHandlers } from './coordinator/handlers/index.js';
 import { createDiagnosticsServer } from './diagnostics/server.js';
+
+/** How often queued log lines are sent to the coordinator. */
+const LOG_SHIP_MS = 1000;
 
 /** Keep in step with package.json and agent/main.ts. */
 export const AGENT_VERSION = '0.1.0';
@@ -60,7 +64,9 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const driverOptions = { cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }), ...(config.dockerSocket ? { dockerSocket: config.dockerSocket } : {}) };
   const driver = await createDriver(config.runtime, driverOptions);
 
-  // 3. Dynos.
+  // 3. Dynos, and their logs (shipped over the link below, in batches, best effort).
+  const logs = new LogShipper();
+  logs.start();
   const manager = new DynoManager({
     driver, slugs, stacks,
     ports: new PortAllocator(config.portRange[0], config.portRange[1]),
@@ -72,6 +78,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     memory: { r15Multiple: config.memory.r15Multiple, r14IntervalMs: config.memory.r14IntervalMs },
     memorySampleMs: config.memory.sampleMs,
     records: new DynoRecords(join(dirs.agent, 'dynos')),
+    logs,
     ...(config.cycling.enabled ? { cycling: { periodMs: config.cycling.periodMs, jitterMs: config.cycling.jitterMs, graceMs: config.stopGraceMs } } : {}),
   });
   // What an earlier agent process started is re-adopted before the link opens (the hello then
@@ -96,6 +103,16 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     // hostChanged runs only once commands arrive, after `session` is assigned.
     handlers: buildHandlers({ manager, outbox, slugs, hostChanged: () => session.reportCapacitySoon() }),
   });
+  const shipLogs = setInterval(() => {
+    // Up to 10 batches a second while lines are queued; none while the link is down or slow.
+    for (let i = 0; i < 10 && logs.queued + logs.dropped > 0; i++) {
+      if (!session.trySendLogs(() => {
+        const b = logs.take(1000);
+        return b ? { type: 'logs', lines: b.lines, dropped: b.dropped } : undefined;
+      })) break;
+    }
+  }, LOG_SHIP_MS);
+  shipLogs.unref();
   manager.onTransition((from, status) => {
     session.sendEvent(outbox.push(from, status));
     session.reportCapacitySoon();
@@ -130,6 +147,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     manager, session, diagnosticsUrl, diagnosticsToken: token,
     async close(options = {}) {
       stopSampling();
+      clearInterval(shipLogs);
+      logs.stop();
       if (options.stopDynos) await manager.stopAll();
       await session.close();
       await new Promise<void>((resolve) => diagnostics.close(() => resolve()));

@@ -7,6 +7,7 @@ import { PROTOCOL_VERSION, type AgentMessage, type CoordinatorMessage } from '..
 import type { AgentLink, AgentRegistry } from './agent-registry.js';
 import type { CommandTracker } from './command-tracker.js';
 import type { DynoTable } from './dyno-table.js';
+import type { AppLogs } from './app-logs.js';
 
 /** The side of a session a handler may use. */
 export interface SessionContext extends AgentLink {
@@ -39,6 +40,7 @@ export interface AgentHandlerDeps {
   commands: CommandTracker;
   stats: LinkStats;
   log: Logger;
+  logs: AppLogs;
   /** Called after every welcome; must not throw. */
   onAgentReady: (agentId: string) => void;
 }
@@ -98,6 +100,11 @@ export function createAgentHandlers(deps: AgentHandlerDeps): AgentHandlerTable {
       registry.advanceSeq(agentId, m.seq);
       session.send({ type: 'ack', seq: m.seq });
       log.debug({ agentId, seq: m.seq, dynoId: status.id, dyno: status.name, app: status.app, from: m.event.from, state: status.state }, 'dyno state');
+    },
+
+    logs(session, m) {
+      deps.logs.add(session.agentId as string, m.lines, m.dropped);
+      if (m.dropped > 0) log.warn({ agentId: session.agentId, dropped: m.dropped }, 'agent dropped log lines (its queue was full)');
     },
 
     capacity(session, m) {

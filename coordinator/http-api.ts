@@ -1,6 +1,7 @@
 // The coordinator's HTTP API (same listener as the agents' WebSocket):
 //   PUT /apps/:app/formation/:type   scale or change one process type
 //   GET /apps/:app/formation         the app's formations (no env, no slug URL)
+//   GET /apps/:app/logs?lines=N      the app's last log lines (text, Heroku style)
 //   POST /slugs/prefetch             warm agents' slug caches (slug-prefetch.ts)
 //   POST /agents/:id/drain           stop placing dynos there {stopDynos?, graceMs?}
 //   POST /agents/:id/undrain         place dynos there again
@@ -20,6 +21,7 @@ import { readJsonBody, sendError, sendJson, sendSlipwayError } from './http-json
 import type { RouteTable } from './route-table.js';
 import { parsePrefetchBody, prefetchSlug } from './slug-prefetch.js';
 import { parseDrainBody } from './drain-body.js';
+import type { AppLogs } from './app-logs.js';
 
 export interface HttpApiDeps {
   registry: AgentRegistry;
@@ -28,12 +30,14 @@ export interface HttpApiDeps {
   formations: FormationService;
   commander: CommandSender;
   stats: LinkStats;
+  logs: AppLogs;
   defaults: FormationDefaults;
   log: Logger;
 }
 
 const FORMATION_TYPE_PATH = /^\/apps\/([^/]+)\/formation\/([^/]+)$/;
 const FORMATION_PATH = /^\/apps\/([^/]+)\/formation$/;
+const LOGS_PATH = /^\/apps\/([^/]+)\/logs$/;
 const DRAIN_PATH = /^\/agents\/([^/]+)\/(drain|undrain)$/;
 
 export function createApiHandler(deps: HttpApiDeps): RequestListener {
@@ -65,6 +69,14 @@ async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespons
     const body = parsePrefetchBody(await readJsonBody(req));
     return sendJson(res, 200, { results: await prefetchSlug(deps.registry, deps.commander, body) });
   }
+  if ((m = LOGS_PATH.exec(path))) {
+    if (method !== 'GET') return notAllowed(res, method, path, 'GET');
+    const n = Number(new URL(req.url ?? '/', 'http://coordinator').searchParams.get('lines') ?? 100);
+    const text = deps.logs.tail(decode(m[1]), Number.isFinite(n) ? n : 100).join('\n');
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(text ? `${text}\n` : '');
+    return;
+  }
   if ((m = DRAIN_PATH.exec(path))) {
     if (method !== 'POST') return notAllowed(res, method, path, 'POST');
     // An empty body is a drain that leaves the dynos running.
@@ -86,7 +98,7 @@ const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
   '/dynos': (d) => d.dynos.views(),
   '/agents': (d) => d.registry.views(),
   '/routes': (d) => d.routes.snapshot(),
-  '/healthz': (d) => ({ ok: true, agentsConnected: d.registry.connectedCount(), links: d.stats }),
+  '/healthz': (d) => ({ ok: true, agentsConnected: d.registry.connectedCount(), links: d.stats, droppedLogLines: d.logs.dropped() }),
 };
 
 function notAllowed(res: ServerResponse, method: string, path: string, allowed: string): void {

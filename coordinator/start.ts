@@ -1,5 +1,6 @@
 // Start-up of the coordinator: builds the components in dependency order, starts the two
 // listeners, and returns their URLs with one close() that undoes everything.
+import { AppLogs } from './app-logs.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../agent/lib/log.js';
@@ -38,8 +39,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
 
   // 3. The agents' link: one handler per message type, the hub that owns the sessions.
   const stats = newLinkStats();
+  const logs = new AppLogs();
   const handlers = createAgentHandlers({
-    coordinatorId: config.coordinatorId, registry, dynos, commands, stats,
+    coordinatorId: config.coordinatorId, registry, dynos, commands, stats, logs,
     log: log.child({ component: 'agent-link' }),
     onAgentReady: (agentId) => formations.reconcileAgent(agentId),
   });
@@ -50,7 +52,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
 
   // 4. Listeners: the API (with the agents' WebSocket on it) and the dev router.
   const defaults = { sizes: config.sizes, defaultStack: config.defaultStack };
-  const apiServer = createServer(createApiHandler({ registry, dynos, routes, formations, commander, stats, defaults, log: log.child({ component: 'api' }) }));
+  const apiServer = createServer(createApiHandler({ registry, dynos, routes, formations, commander, stats, logs, defaults, log: log.child({ component: 'api' }) }));
   hub.attach(apiServer);
   const router = new DevRouter({
     routes, knowsApp: (app) => formations.knowsApp(app) || dynos.hasApp(app),

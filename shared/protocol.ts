@@ -162,6 +162,16 @@ export const Event = Type.Object({
   event: DynoStateEvent,
 }, strict);
 
+export const LogBatch = Type.Object({
+  type: Type.Literal('logs'),
+  lines: Type.Array(Type.Object({
+    dynoId: DynoId,
+    app: AppName,
+    line: Type.String({ maxLength: 12_000, description: 'Heroku style: `TIMESTAMP app[web.1]: text` or `TIMESTAMP slipway[web.1]: text`; text at most 10,000 bytes.' }),
+  }, strict), { maxItems: 1000 }),
+  dropped: Type.Integer({ minimum: 0, description: "Lines dropped since the previous batch: the agent's queue was full (link down or slow)." }),
+}, { ...strict, description: 'Dyno log lines, best effort: not sequenced, not acknowledged, dropped oldest first when the link cannot keep up.' });
+
 export const CapacityReport = Type.Object({ type: Type.Literal('capacity'), capacity: Capacity }, { ...strict, description: 'Periodic; latest wins, not sequenced.' });
 
 export const ResultOk = Type.Object({
@@ -219,7 +229,7 @@ export const Drain = Type.Object({
 export const Undrain = Type.Object({ type: Type.Literal('undrain'), id: CommandId }, { ...strict, description: 'Accept new dynos again.' });
 
 /** Every message type, per direction. The decoder's table is built from these. */
-export const AGENT_MESSAGES = { hello: Hello, event: Event, capacity: CapacityReport, result: Result, error: ErrorMessage } as const;
+export const AGENT_MESSAGES = { hello: Hello, event: Event, capacity: CapacityReport, result: Result, logs: LogBatch, error: ErrorMessage } as const;
 export const COORDINATOR_MESSAGES = { welcome: Welcome, ack: Ack, start_dyno: StartDyno, stop_dyno: StopDyno, prefetch_slug: PrefetchSlug, drain: Drain, undrain: Undrain, error: ErrorMessage } as const;
 
 export type DynoSpec = Static<typeof DynoSpec>;
@@ -243,7 +253,8 @@ export type StopDyno = Static<typeof StopDyno>;
 export type PrefetchSlug = Static<typeof PrefetchSlug>;
 export type Drain = Static<typeof Drain>;
 export type Undrain = Static<typeof Undrain>;
-export type AgentMessage = Hello | Event | CapacityReport | Result | ErrorMessage;
+export type LogBatch = Static<typeof LogBatch>;
+export type AgentMessage = Hello | Event | CapacityReport | Result | LogBatch | ErrorMessage;
 export type CoordinatorMessage = Welcome | Ack | StartDyno | StopDyno | PrefetchSlug | Drain | Undrain | ErrorMessage;
 export type Command = StartDyno | StopDyno | PrefetchSlug | Drain | Undrain;
 

@@ -3,12 +3,16 @@
 // messages through the handler table. A silent link is closed and redialled with backoff;
 // dynos keep running whatever the link does.
 import type { WebSocket } from 'ws';
-import { decodeCoordinatorMessage, type AgentMessage, type CapacityReport, type Hello } from '../../shared/protocol.js';
+import { decodeCoordinatorMessage, type AgentMessage, type CapacityReport, type Hello, type LogBatch } from '../../shared/protocol.js';
 import type { Logger } from '../lib/log.js';
 import { Backoff, HEALTHY_AFTER_MS } from './backoff.js';
 import type { EventOutbox } from './outbox.js';
 import type { HandlerTable } from './handlers/types.js';
 import { dial, type DialOptions } from './transport.js';
+
+/** Log batches wait while this much is unsent on the socket: logs never crowd out state
+ * events and commands on a slow link. */
+export const LOG_BACKPRESSURE_BYTES = 1024 * 1024;
 
 /** The coordinator answers a hello at once; 10 s without a welcome means it is not working. */
 export const WELCOME_TIMEOUT_MS = 10_000;
@@ -64,6 +68,17 @@ export class CoordinatorSession {
   /** Sends an event now if the link is ready; it stays in the outbox until acked either way. */
   sendEvent(ev: AgentMessage): void {
     if (this.state === 'ready') this.send(ev);
+  }
+
+  /** Sends a batch of log lines made by `take` if the link is ready and not backed up (its
+   * send buffer under LOG_BACKPRESSURE_BYTES); otherwise takes nothing and returns false, so
+   * the lines wait in the shipper's bounded queue (which drops the oldest when full). */
+  trySendLogs(take: () => LogBatch | undefined): boolean {
+    const ws = this.ws;
+    if (this.state !== 'ready' || !ws || ws.bufferedAmount > LOG_BACKPRESSURE_BYTES) return false;
+    const batch = take();
+    if (batch) this.send(batch, ws);
+    return true;
   }
 
   /** Sends a capacity report shortly (coalesced), e.g. after a dyno changed state. */

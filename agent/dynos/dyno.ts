@@ -29,6 +29,7 @@ import { DEFAULT_RESTART_POLICY, RestartPolicy, type RestartPolicyOptions } from
 import { DEFAULT_MEMORY_SETTINGS, MemoryPolicy } from './memory-policy.js';
 import type { DynoRecord, DynoRecords } from './dyno-records.js';
 import type { RecoveredDyno } from '../runtime/driver.js';
+import type { LogShipper } from './log-shipper.js';
 
 /** The last memory sample of a dyno, for the capacity report and diagnostics. */
 export interface DynoMemory {
@@ -87,6 +88,8 @@ export interface DynoDeps {
   /** Where the dyno's record is kept for re-adoption after an agent restart (dyno-records.ts);
    * without it nothing is persisted (unit tests). */
   records?: DynoRecords;
+  /** Ships the dyno's output and the agent's lines about it (log-shipper.ts). */
+  logs?: Pick<LogShipper, 'attach' | 'system' | 'flush' | 'detach'>;
 }
 
 export class Dyno {
@@ -142,11 +145,13 @@ export class Dyno {
     const mb = (b: number) => Math.round(b / 1048576);
     const source = `slipway[${this.spec.name}]`;
     if (verdict.action === 'r14') {
-      this.log.warn({ source, code: 'R14', totalMb: mb(verdict.totalBytes), quotaMb: mb(this.memoryBytes) },
-        `Error R14 (Memory quota exceeded): ${mb(verdict.totalBytes)} MB of ${mb(this.memoryBytes)} MB`);
+      const text = `Error R14 (Memory quota exceeded): ${mb(verdict.totalBytes)} MB of ${mb(this.memoryBytes)} MB`;
+      this.log.warn({ source, code: 'R14', totalMb: mb(verdict.totalBytes), quotaMb: mb(this.memoryBytes) }, text);
+      this.deps.logs?.system(this.ident, text);
     } else if (verdict.action === 'r15' && !this.reason) {
       this.reason = new SlipwayError('DYNO_MEMORY_EXCEEDED', `Error R15 (Memory quota vastly exceeded): ${mb(verdict.totalBytes)} MB of ${mb(this.memoryBytes)} MB`).toWire();
       this.log.error({ source, code: 'R15', totalMb: mb(verdict.totalBytes), quotaMb: mb(this.memoryBytes) }, `${this.reason.message}; killing the dyno`);
+      this.deps.logs?.system(this.ident, this.reason.message);
       await this.deps.driver.signal(handle, 'SIGKILL').catch((err: unknown) => this.log.error({ err }, 'R15 kill failed'));
     }
   }
@@ -238,6 +243,7 @@ export class Dyno {
       },
     });
     this.handle = await this.containerStart;
+    await this.deps.logs?.attach(this.ident, this.deps.driver.log(this.handle));
     this.restarts.started(this.spec.release);
     this.log.info({ containerId: this.handle.containerId, pid: this.handle.pid, port: this.port, incarnation }, 'dyno container started');
     void this.deps.driver.wait(this.handle).then((exit) => this.onExit(exit, incarnation));
@@ -290,6 +296,7 @@ export class Dyno {
       this.reason = new SlipwayError('DYNO_CRASHED', `Process exited with status ${exit.code ?? 'unknown'}`).toWire();
     }
     this.log.warn({ exit: this.exit, reason: this.reason.code }, 'dyno exited');
+    if (this.reason.code !== 'DYNO_MEMORY_EXCEEDED') this.deps.logs?.system(this.ident, this.reason.message);
     await this.cleanup();
     if (this.state === 'starting' || this.state === 'up') {
       this.transition('crashed');
@@ -328,6 +335,7 @@ export class Dyno {
     if (this.state !== 'up' || this.stopRequested) return;
     const old = this.handle;
     this.log.info({ source: `slipway[${this.spec.name}]` }, 'Cycling');
+    this.deps.logs?.system(this.ident, 'Cycling');
     this.incarnation += 1;
     this.abort.abort();
     this.endpoint = undefined;
@@ -389,6 +397,7 @@ export class Dyno {
         this.exit = { code: exit.code, signal: exit.signal };
         if (forced) {
           this.reason = new SlipwayError('DYNO_STOP_TIMEOUT', `Error R12 (Exit timeout) -> At least one process failed to exit within ${Math.round(graceMs / 1000)} seconds of SIGTERM`).toWire();
+          this.deps.logs?.system(this.ident, this.reason.message);
         }
       } catch (err) {
         this.log.error({ err }, 'stopping dyno failed; destroying it');
@@ -406,6 +415,10 @@ export class Dyno {
     if (!this.deps.records) return;
     const record: DynoRecord = { spec: this.spec, ...(this.port !== undefined ? { port: this.port } : {}), ...(stopping ? { stopping } : {}) };
     await this.deps.records.write(record).catch((err: unknown) => this.log.error({ err }, 'could not write the dyno record; it would not survive an agent restart'));
+  }
+
+  private get ident(): { dynoId: string; app: string; name: string } {
+    return { dynoId: this.spec.id, app: this.spec.app, name: this.spec.name };
   }
 
   /** Removes the record of a dyno that is down or will not start again. */
@@ -444,6 +457,7 @@ export class Dyno {
       return;
     }
     this.handle = found.handle;
+    await this.deps.logs?.attach(this.ident, this.deps.driver.log(found.handle), true);
     const incarnation = this.incarnation;
     const web = isWebDyno(this.spec) && this.port !== undefined;
     const ready = found.running && web ? await waitForPort(this.deps.settings.address, this.port!, 0, this.abort.signal) : 'timeout';
@@ -470,6 +484,8 @@ export class Dyno {
    * incarnation; the slug pin is released apart (releaseSlug), when no restart follows. */
   private cleanup(): Promise<void> {
     this.cleaned ??= (async () => {
+      // The container's last lines, before its log file goes with its directory.
+      await this.deps.logs?.flush(this.spec.id).catch(() => undefined);
       if (this.handle) {
         await this.deps.driver.destroy(this.handle).catch((err: unknown) => this.log.error({ err }, 'destroying dyno container failed'));
       }
@@ -498,6 +514,8 @@ export class Dyno {
     }
     if (to !== 'up') this.endpoint = to === 'starting' ? this.endpoint : undefined;
     this.log.info({ from, to, source: `slipway[${this.spec.name}]` }, `State changed from ${from} to ${to}`);
+    this.deps.logs?.system(this.ident, `State changed from ${from} to ${to}`);
+    if (to === 'down') void this.deps.logs?.detach(this.spec.id);
     this.deps.onTransition(from, this.status());
   }
 }

@@ -111,6 +111,15 @@ t.test('SIGKILL of the agent with 10 dynos: all re-adopted, none duplicated, a d
     return lastTick(await second.logs(before[0]!.id)) > ticksBefore + 5 || undefined;
   }, 10_000);
   t.pass('lines written after the restart are captured');
+  // The same lines reach the coordinator (shipped in batches over the link), Heroku style.
+  const name = before[0]!.name as string;
+  const shipped = await eventually('the coordinator to have the log lines of a re-adopted dyno', async () => {
+    const text = (await http('GET', `${apiUrl}/apps/${app}/logs?lines=1500`)).body;
+    const ticks = [...text.matchAll(new RegExp(`app\\[${name.replace('.', '\\.')}\\]: tick (\\d+)`, 'g'))].map((m) => Number(m[1]));
+    return ticks.some((n) => n > ticksBefore) ? text : undefined;
+  }, 15_000);
+  t.match(shipped, /^\S+ slipway\[web\.\d+\]: State changed from starting to up$/m, 'the agent\'s own lines about the dynos are there too');
+  t.match(shipped, new RegExp(`^\\S+ slipway\\[${victim.name.replace('.', '\\.')}\\]: State changed from up to crashed$`, 'm'), 'and the crash of the dyno killed while the agent was down');
 
   t.equal((await http('PUT', `${apiUrl}/apps/${app}/formation/web`, { quantity: 0, size: 'standard-1x', command, slug: { url: slugs.url('app.tgz'), sha256: slug.sha256 } })).status, 200);
   await eventually('all down', async () => ((await second.dynos()).length === 0) || undefined, 60_000);

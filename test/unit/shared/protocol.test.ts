@@ -54,7 +54,7 @@ t.test('timestamps must be RFC 3339', async (t) => {
 t.test('the emitted JSON Schema covers every message type of both directions', async (t) => {
   const { protocolJsonSchema } = await import('../../../shared/protocol.js');
   const doc = JSON.parse(JSON.stringify(protocolJsonSchema())) as Record<string, Record<string, { required?: string[] }>>;
-  t.same(Object.keys(doc.agentToCoordinator!).sort(), ['capacity', 'error', 'event', 'hello', 'result']);
+  t.same(Object.keys(doc.agentToCoordinator!).sort(), ['capacity', 'error', 'event', 'hello', 'logs', 'result']);
   t.same(Object.keys(doc.coordinatorToAgent!).sort(), ['ack', 'drain', 'error', 'prefetch_slug', 'start_dyno', 'stop_dyno', 'undrain', 'welcome']);
   t.ok(doc.agentToCoordinator!.hello!.required!.includes('seqEpoch'));
   t.ok(doc.coordinatorToAgent!.start_dyno!.required!.includes('dyno'));
