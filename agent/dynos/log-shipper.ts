@@ -11,6 +11,7 @@
 // A dyno is followed from where its log was when it was attached: from the start for a new
 // container, from the end for a re-adopted one (what it wrote while the agent was down stays
 // in its log file and in `/v1/dynos/:id/logs`, but is not shipped twice or late).
+import { statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import type { LogSource } from '../runtime/driver.js';
@@ -148,7 +149,17 @@ export class LogShipper {
 
   /** One round over every followed log (the timer's work; tests call it directly). */
   async poll(): Promise<void> {
-    await Promise.all([...this.dynos.values()].map((f) => this.read(f)));
+    const grown: Followed[] = [];
+    for (const f of this.dynos.values()) if (this.grew(f)) grown.push(f);
+    await Promise.all(grown.map((f) => this.read(f)));
+  }
+
+  /** The common case, a dyno that wrote nothing since the last round, costs one synchronous
+   * stat (microseconds) and no promise or thread-pool round trip: 100 quiet dynos stay near free. */
+  private grew(f: Followed): boolean {
+    if (!f.source || f.reading) return false;
+    const size = statSync(f.source.path, { throwIfNoEntry: false })?.size;
+    return size !== undefined && size !== f.offset;
   }
 
   private entry(d: { dynoId: string; app: string; name: string }): Followed {
@@ -161,9 +172,9 @@ export class LogShipper {
   }
 
   private async read(f: Followed): Promise<void> {
-    if (!f.source || f.reading) return;
-    f.reading = true;
     const source = f.source;
+    if (!source || !this.grew(f)) return;
+    f.reading = true;
     try {
       const fh = await open(source.path, 'r').catch(() => undefined);
       if (!fh) return;

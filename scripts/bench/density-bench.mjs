@@ -29,8 +29,8 @@ async function until(what, fn, timeoutMs) {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-function spawnBin(bin, args, env = {}) {
-  const child = spawn(process.execPath, [join(ROOT, 'dist', bin, 'main.js'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnBin(bin, args, env = {}, nodeArgs = []) {
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', bin, 'main.js'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = [];
   let buf = '';
   child.stdout.on('data', (b) => { buf += b; let i; while ((i = buf.indexOf('\n')) >= 0) { try { lines.push(JSON.parse(buf.slice(0, i))); } catch { /* not JSON */ } buf = buf.slice(i + 1); } });
@@ -70,20 +70,24 @@ async function main() {
   writeFileSync(join(dir, 'token'), 'bench-token\n', { mode: 0o600 });
 
   const procs = [];
-  const cleanup = () => {
+  const cleanup = async () => {
+    // SIGTERM first (the agent exits cleanly, leaving its dynos; a profile gets written), then SIGKILL.
+    for (const p of procs) { try { p.child.kill('SIGTERM'); } catch { /* gone */ } }
+    await Promise.race([Promise.all(procs.map((p) => (p.child.exitCode !== null ? undefined : new Promise((r) => p.child.once('exit', r))))), sleep(10_000)]);
     for (const p of procs) { try { p.child.kill('SIGKILL'); } catch { /* gone */ } }
     try { execFileSync(process.execPath, [join(ROOT, 'dist/agent/main.js'), 'cleanup', '--state-dir', stateDir, '--cgroup-parent', CGROUP_PARENT], { stdio: 'ignore' }); } catch { /* best effort */ }
     execFileSync('sh', ['-c', `for d in /sys/fs/cgroup/*${CGROUP_PARENT} /sys/fs/cgroup${CGROUP_PARENT}; do [ -d "$d" ] && find "$d" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null; rmdir "$d" 2>/dev/null; done; true`]);
     rmSync(dir, { recursive: true, force: true });
   };
-  process.on('SIGINT', () => { cleanup(); process.exit(130); });
+  process.on('SIGINT', () => { void cleanup().finally(() => process.exit(130)); });
   try {
     const coord = spawnBin('coordinator', ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0', '--sizes-file', join(dir, 'sizes.json')], { SLIPWAY_COORDINATOR_TOKEN: 'bench-token' });
     procs.push(coord);
     const listening = await coord.waitFor('coordinator listening');
     const agent = spawnBin('agent', ['serve', '--coordinator', listening.agentUrl, '--token-file', join(dir, 'token'), '--state-dir', stateDir,
       '--address', '127.0.0.1', '--cgroup-parent', CGROUP_PARENT, '--diagnostics-listen', '127.0.0.1:0', '--agent-id', 'bench-agent', '--stop-grace-ms', '2000'],
-      { SLIPWAY_LOG_LEVEL: 'warn' });
+      // SLIPWAY_BENCH_PROFILE=DIR writes a CPU profile of the agent there (node --cpu-prof).
+      { SLIPWAY_LOG_LEVEL: 'warn' }, process.env.SLIPWAY_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SLIPWAY_BENCH_PROFILE}`] : []);
     procs.push(agent);
     await until('the agent to connect', async () => (await getJson(`${listening.apiUrl}/agents`)).find((a) => a.id === 'bench-agent' && a.connected), 30_000);
     const pid = agent.child.pid;
@@ -115,7 +119,7 @@ async function main() {
     await http('PUT', `${listening.apiUrl}/apps/density/formation/worker`, formation(0));
     await until('all dynos down', async () => (await getJson(`${listening.apiUrl}/dynos`)).every((d) => d.state === 'down'), 300_000);
   } finally {
-    cleanup();
+    await cleanup();
   }
 }
 

@@ -1,12 +1,32 @@
 // Waits for conmon's exit file (`<exitDir>/<containerId>`, holding the exit code). fs.watch
 // wakes us at once; a slow poll backs it up because inotify can miss events on some
 // filesystems, and it also notices a monitor that died without writing the file.
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Poll period behind fs.watch; bounds how late a missed exit is noticed. */
-export const EXIT_POLL_MS = 1_000;
+export const EXIT_POLL_MS = 2_000;
+
+/** One timer polls every watched exit (a timer per dyno woke the agent 100 times a second
+ * with 100 dynos: scripts/bench/density.sh). */
+const polls = new Set<() => void>();
+let pollTimer: NodeJS.Timeout | undefined;
+
+function addPoll(check: () => void): () => void {
+  polls.add(check);
+  if (!pollTimer) {
+    // Referenced: a CLI waiting for one dyno's exit must not end because of an idle loop.
+    pollTimer = setInterval(() => { for (const c of [...polls]) c(); }, EXIT_POLL_MS);
+  }
+  return () => {
+    polls.delete(check);
+    if (polls.size === 0 && pollTimer) {
+      clearInterval(pollTimer);
+      pollTimer = undefined;
+    }
+  };
+}
 
 export function isAlive(pid: number | undefined): boolean {
   if (!pid) return false;
@@ -37,17 +57,23 @@ export function watchExit(exitDir: string, containerId: string, monitorPid: numb
     const settle = (code: number | null) => {
       if (settled) return;
       settled = true;
-      clearInterval(timer);
+      stopPolling();
       watcher?.close();
       resolve(code);
     };
     const check = async () => {
+      // A synchronous existence check (a few microseconds) keeps the idle poll of many dynos
+      // off the thread pool; the file is read once it is there.
+      if (!existsSync(file)) {
+        if (!isAlive(monitorPid) && ++monitorGoneChecks > 1) settle(null);
+        return;
+      }
       const code = await readExitCode(file);
       if (code !== undefined && !Number.isNaN(code)) return settle(code);
       // conmon writes the exit file just before it exits; give it one more period.
       if (!isAlive(monitorPid) && ++monitorGoneChecks > 1) settle(null);
     };
-    const timer = setInterval(() => void check(), EXIT_POLL_MS);
+    const stopPolling = addPoll(() => void check());
     try {
       watcher = watch(exitDir, () => void check());
       watcher.on('error', () => watcher?.close());
