@@ -129,7 +129,10 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     dynoLog: async (id, n) => {
       const d = manager.get(id);
       if (!d) return undefined;
-      return tailLog(manager.logSource(id) ?? join(dirs.dynos, id, 'log'), d.name, n);
+      // The shipper's last 1,500 lines (app and slipway lines) while it has them; the log
+      // file's tail otherwise (a dyno re-adopted by this process, followed from the end).
+      const recent = logs.recent(id, n);
+      return recent.length > 0 ? recent : tailLog(manager.logSource(id) ?? join(dirs.dynos, id, 'log'), d.name, n);
     },
   }, token, log.child({ component: 'diagnostics' }));
   const [host, port] = splitHostPort(config.diagnosticsListen);

@@ -16,7 +16,7 @@ import { execBounded } from '../../../agent/lib/exec.js';
 import { cgroupDirs, detectCgroupVersion } from '../../../agent/host/cgroups.js';
 import { DYNO_CAPABILITIES } from '../../../agent/runtime/hardening.js';
 import { dockerSeccomp, lxcSeccomp, ociSeccomp } from '../../../agent/runtime/seccomp/profile.js';
-import { busyboxStack, tempDir, uniqueName } from '../../helpers/host.js';
+import { busyboxStack, runcContainers, tempDir, uniqueName } from '../../helpers/host.js';
 
 /** runc and lxc-execute run the probe in ~50 ms here, `docker run` in ~300 ms: a minute only
  * trips on a wedged runtime, and then fails the test instead of hanging it. */
@@ -139,7 +139,7 @@ t.test('runc runs the OCI rendering', { skip: missing('runc') }, async (t) => {
   expectFiltered(t, filtered.stdout);
 
   await cleanup();
-  const listed = (await execBounded('runc', ['list', '-q'], { timeoutMs: CLEANUP_TIMEOUT_MS })).stdout.split('\n');
+  const listed = runcContainers('');
   t.same(ids.filter((id) => listed.includes(id)), [], 'no runc container left');
   t.same(cgroupLeft(parent), [], 'no cgroup left');
 });
