@@ -3,7 +3,7 @@
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { PROTOCOL_VERSION, type AgentIdentity, type Capacity, type Hello } from '../shared/protocol.js';
 import type { AgentConfig } from './config.js';
@@ -18,6 +18,7 @@ import { LogShipper } from './dynos/log-shipper.js';
 import { tailLog } from './dynos/log-tail.js';
 import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity.js';
 import { EventOutbox } from './coordinator/outbox.js';
+import { EventJournal } from './coordinator/event-journal.js';
 import { CoordinatorSession } from './coordinator/session.js';
 import { buildHandlers } from './coordinator/handlers/index.js';
 import { createDiagnosticsServer } from './diagnostics/server.js';
@@ -93,10 +94,14 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     dynoCount: manager.list().length, slugCache: await slugs.usage(), accepting: manager.accepting,
     dynoMemory: manager.memoryByDyno(),
   });
-  // The outbox numbers events from 1 in every agent process: a fresh epoch tells the coordinator.
-  const seqEpoch = randomUUID();
+  // Events and their numbering survive an agent restart in the journal: unacked ones are
+  // resent under the same epoch (a new epoch only with a new or unreadable journal).
+  const { journal, state: journaled } = EventJournal.open(join(dirs.agent, 'events.jsonl'));
+  if (journaled.skipped > 0) log.warn({ skipped: journaled.skipped }, 'event journal had unreadable lines');
+  const seqEpoch = journal.epoch;
   const hello = async (): Promise<Hello> => ({ type: 'hello', protocol: PROTOCOL_VERSION, agent: identity, seqEpoch, capacity: await capacity(), dynos: manager.list() });
-  const outbox = new EventOutbox();
+  const outbox = new EventOutbox(undefined, journal, journaled);
+  if (journaled.pending.length > 0) log.info({ pending: journaled.pending.length, lastSeq: journaled.lastSeq }, 'unacknowledged events from the last run will be resent');
   const sessionLog = log.child({ component: 'coordinator' });
   const session = new CoordinatorSession({
     url: config.coordinatorUrl, token: config.token, ca: config.ca, log: sessionLog, hello, capacity, outbox,
