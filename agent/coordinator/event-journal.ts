@@ -2,7 +2,8 @@
 // the coordinator has not acknowledged survive an agent restart and are resent, under the same
 // sequence numbering (the epoch is kept in the file's first line).
 //
-//   {"v":1,"epoch":"<uuid>"}     header
+//   {"v":1,"epoch":"<uuid>","seq":N}   header: N is the last number handed out when the file was
+//                                 written, so that compaction never loses the numbering
 //   {"e":<Event>}                an event, appended when it happens
 //   {"a":<seq>}                  a cumulative ack
 //
@@ -30,6 +31,7 @@ export interface JournalState {
 
 export class EventJournal {
   private lines = 0;
+  private lastSeq = 0;
 
   private constructor(private readonly file: string, readonly epoch: string) {}
 
@@ -45,17 +47,21 @@ export class EventJournal {
     let epoch: string | undefined;
     let skipped = 0;
     let lastSeq = 0;
+    let headerSeq = 0;
     let acked = 0;
     const events: Event[] = [];
     rows.forEach((row, i) => {
-      let j: { v?: unknown; epoch?: unknown; e?: Event; a?: unknown };
+      let j: { v?: unknown; epoch?: unknown; seq?: unknown; e?: Event; a?: unknown };
       try {
         j = JSON.parse(row) as typeof j;
       } catch {
         skipped++;
         return;
       }
-      if (i === 0 && j.v === JOURNAL_VERSION && typeof j.epoch === 'string') epoch = j.epoch;
+      if (i === 0 && j.v === JOURNAL_VERSION && typeof j.epoch === 'string') {
+        epoch = j.epoch;
+        headerSeq = typeof j.seq === 'number' ? j.seq : 0;
+      }
       else if (j.e && typeof j.e === 'object' && typeof j.e.seq === 'number' && j.e.type === 'event') {
         events.push(j.e);
         lastSeq = Math.max(lastSeq, j.e.seq);
@@ -68,12 +74,14 @@ export class EventJournal {
     const journal = new EventJournal(file, epoch ?? randomUUID());
     const state: JournalState = fresh
       ? { epoch: journal.epoch, lastSeq: 0, pending: [], skipped: rows.length === 0 ? 0 : rows.length }
-      : { epoch: journal.epoch, lastSeq, pending: events.filter((e) => e.seq > acked), skipped };
+      : { epoch: journal.epoch, lastSeq: Math.max(lastSeq, headerSeq), pending: events.filter((e) => e.seq > acked), skipped };
+    journal.lastSeq = state.lastSeq;
     journal.rewrite(state.pending);
     return { journal, state };
   }
 
   append(ev: Event): void {
+    this.lastSeq = Math.max(this.lastSeq, ev.seq);
     appendFileSync(this.file, JSON.stringify({ e: ev }) + '\n');
     this.lines++;
   }
@@ -92,7 +100,7 @@ export class EventJournal {
   rewrite(pending: readonly Event[]): void {
     mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
     const tmp = `${this.file}.tmp-${randomBytes(4).toString('hex')}`;
-    const body = [JSON.stringify({ v: JOURNAL_VERSION, epoch: this.epoch }), ...pending.map((e) => JSON.stringify({ e }))].join('\n') + '\n';
+    const body = [JSON.stringify({ v: JOURNAL_VERSION, epoch: this.epoch, seq: this.lastSeq }), ...pending.map((e) => JSON.stringify({ e }))].join('\n') + '\n';
     writeFileSync(tmp, body, { mode: 0o600 });
     renameSync(tmp, this.file);
     this.lines = pending.length + 1;

@@ -32,7 +32,10 @@ t.test('unacked events and the numbering survive a restart, under the same epoch
   t.same(o2.unacked().map((e) => e.seq), [2, 3, 4], 'all of them are resent after the welcome');
   o2.ack(4);
   t.same(lines(file).length, 1, 'all acked: the file is compacted to its header');
-  t.same(EventJournal.open(file).state.pending, []);
+  const compacted = EventJournal.open(file);
+  t.same(compacted.state.pending, []);
+  t.equal(compacted.state.lastSeq, 4, 'the numbering survives compaction: the coordinator, which holds seq 4 for this epoch, would ignore a 1');
+  t.equal(new EventOutbox(undefined, compacted.journal, compacted.state).push(null, dyno('d3', 'starting')).seq, 5);
 });
 
 t.test('a torn last line is skipped; an unreadable header starts a new epoch with nothing pending', async (t) => {
