@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import type { DynoSpec, DynoStateName, DynoStatus, Endpoint, ExitStatus, WireError } from '../../shared/protocol.js';
 import { SlipwayError, asSlipwayError } from '../../shared/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { DynoExit, DynoHandle, LogSource, RuntimeDriver } from '../runtime/driver.js';
+import type { DynoExit, DynoHandle, LogSource, RecoveredDyno, RuntimeDriver } from '../runtime/driver.js';
 import type { StackStore } from '../stacks/stacks.js';
 import type { PortAllocator } from './ports.js';
 import { dynoArgs, dynoEnv, isWebDyno } from './entrypoint.js';
@@ -28,7 +28,6 @@ import { waitForPort } from './readiness.js';
 import { DEFAULT_RESTART_POLICY, RestartPolicy, type RestartPolicyOptions } from './restart-policy.js';
 import { DEFAULT_MEMORY_SETTINGS, MemoryPolicy } from './memory-policy.js';
 import type { DynoRecord, DynoRecords } from './dyno-records.js';
-import type { RecoveredDyno } from '../runtime/driver.js';
 import type { LogShipper } from './log-shipper.js';
 
 /** The last memory sample of a dyno, for the capacity report and diagnostics. */

@@ -11,17 +11,14 @@
 // A dyno is followed from where its log was when it was attached: from the start for a new
 // container, from the end for a re-adopted one (what it wrote while the agent was down stays
 // in its log file and in `/v1/dynos/:id/logs`, but is not shipped twice or late).
-import { statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { StringDecoder } from 'node:string_decoder';
 import type { LogSource } from '../runtime/driver.js';
-import { parseLogRecord, type LogRecord } from './log-tail.js';
+import type { LogRecord } from './log-tail.js';
+import { LogReader } from './log-reader.js';
 
 export const MAX_LINE_BYTES = 10_000;
 export const KEEP_LINES = 1_500;
 export const QUEUE_LINES = 10_000;
 export const POLL_MS = 500;
-const READ_CHUNK = 256 * 1024;
 
 export interface ShippedLine {
   dynoId: string;
@@ -50,14 +47,11 @@ interface Followed {
   dynoId: string;
   app: string;
   name: string;
-  source?: LogSource;
-  offset: number;
-  carry: string;
-  decoder: StringDecoder;
+  /** The current container's log; none between a flush and the next attach. */
+  reader?: LogReader;
   /** A partial record waiting for the rest of its line. */
   open?: LogRecord;
   recent: string[];
-  reading: boolean;
 }
 
 export class LogShipper {
@@ -81,12 +75,10 @@ export class LogShipper {
   /** Follows the dyno's log file (again, for a new container); `fromEnd` for a re-adopted one. */
   async attach(d: { dynoId: string; app: string; name: string }, source: LogSource, fromEnd = false): Promise<void> {
     const f = this.entry(d);
-    let offset = 0;
-    if (fromEnd) {
-      const fh = await open(source.path, 'r').catch(() => undefined);
-      if (fh) offset = (await fh.stat().finally(() => fh.close())).size;
-    }
-    Object.assign(f, { source, offset, carry: '', decoder: new StringDecoder('utf8'), open: undefined });
+    const reader = new LogReader(source);
+    if (fromEnd) await reader.skipToEnd();
+    f.reader = reader;
+    f.open = undefined;
   }
 
   /** An agent line about the dyno. */
@@ -99,14 +91,16 @@ export class LogShipper {
    * removed); a restarted container is attached again. */
   async flush(dynoId: string): Promise<void> {
     const f = this.dynos.get(dynoId);
-    if (!f) return;
-    await this.read(f);
+    const reader = f?.reader;
+    if (!f || !reader) return;
+    delete f.reader;
+    await reader.read((r) => this.record(f, r));
+    reader.finish((r) => this.record(f, r));
     if (f.open) {
       const last = f.open;
       f.open = undefined;
       this.render(f, last);
     }
-    delete f.source;
   }
 
   /** Flushes, then forgets the dyno (it is down); its queued lines still go out. */
@@ -117,12 +111,13 @@ export class LogShipper {
 
   /** The dyno's last `n` lines (at most keepLines). */
   recent(dynoId: string, n = KEEP_LINES): string[] {
-    return (this.dynos.get(dynoId)?.recent ?? []).slice(-n);
+    return (this.dynos.get(dynoId)?.recent ?? []).slice(-Math.min(n, this.opts.keepLines ?? KEEP_LINES));
   }
 
   /** Queued lines, oldest first, up to `maxLines` and about `maxBytes` of text (a batch must
    * fit a WebSocket frame), and how many were dropped since the last take. */
   take(maxLines: number, maxBytes = 512 * 1024): { lines: ShippedLine[]; dropped: number } | undefined {
+    this.dropOver(this.opts.queueLines ?? QUEUE_LINES);
     if (this.queue.length === 0 && this.droppedLines === 0) return undefined;
     let n = 0;
     let bytes = 0;
@@ -139,7 +134,7 @@ export class LogShipper {
   }
 
   get queued(): number {
-    return this.queue.length;
+    return Math.min(this.queue.length, this.opts.queueLines ?? QUEUE_LINES);
   }
 
   /** Lines dropped and not yet reported. */
@@ -149,56 +144,22 @@ export class LogShipper {
 
   /** One round over every followed log (the timer's work; tests call it directly). */
   async poll(): Promise<void> {
-    const grown: Followed[] = [];
-    for (const f of this.dynos.values()) if (this.grew(f)) grown.push(f);
-    await Promise.all(grown.map((f) => this.read(f)));
-  }
-
-  /** The common case, a dyno that wrote nothing since the last round, costs one synchronous
-   * stat (microseconds) and no promise or thread-pool round trip: 100 quiet dynos stay near free. */
-  private grew(f: Followed): boolean {
-    if (!f.source || f.reading) return false;
-    const size = statSync(f.source.path, { throwIfNoEntry: false })?.size;
-    return size !== undefined && size !== f.offset;
+    const reads: Promise<void>[] = [];
+    for (const f of this.dynos.values()) {
+      // A quiet dyno costs one synchronous stat (LogReader.changed) and nothing more.
+      const reader = f.reader;
+      if (reader?.changed()) reads.push(reader.read((r) => this.record(f, r)));
+    }
+    await Promise.all(reads);
   }
 
   private entry(d: { dynoId: string; app: string; name: string }): Followed {
     let f = this.dynos.get(d.dynoId);
     if (!f) {
-      f = { ...d, offset: 0, carry: '', decoder: new StringDecoder('utf8'), recent: [], reading: false };
+      f = { ...d, recent: [] };
       this.dynos.set(d.dynoId, f);
     }
     return f;
-  }
-
-  private async read(f: Followed): Promise<void> {
-    const source = f.source;
-    if (!source || !this.grew(f)) return;
-    f.reading = true;
-    try {
-      const fh = await open(source.path, 'r').catch(() => undefined);
-      if (!fh) return;
-      try {
-        const { size } = await fh.stat();
-        if (size < f.offset) Object.assign(f, { offset: 0, carry: '', decoder: new StringDecoder('utf8') });
-        while (f.offset < size) {
-          const buf = Buffer.alloc(Math.min(READ_CHUNK, size - f.offset));
-          const { bytesRead } = await fh.read(buf, 0, buf.length, f.offset);
-          if (bytesRead === 0) break;
-          f.offset += bytesRead;
-          const parts = (f.carry + f.decoder.write(buf.subarray(0, bytesRead))).split('\n');
-          f.carry = parts.pop() ?? '';
-          for (const raw of parts) {
-            const r = parseLogRecord(raw, source.format);
-            if (r) this.record(f, r);
-          }
-        }
-      } finally {
-        await fh.close();
-      }
-    } finally {
-      f.reading = false;
-    }
   }
 
   /** Joins partial records (a line the monitor wrote in pieces) before rendering. */
@@ -217,16 +178,22 @@ export class LogShipper {
     for (const piece of splitLine(r.text)) this.add(f, `${r.time} app[${f.name}]: ${piece}`);
   }
 
+  /** Trimming is amortized: a ring is cut back to its bound once it holds an eighth more, so
+   * a chatty dyno (or a full queue while the link is down) does not shift 1,500 or 10,000
+   * array slots for every line. */
   private add(f: Followed, line: string): void {
     f.recent.push(line);
     const keep = this.opts.keepLines ?? KEEP_LINES;
-    if (f.recent.length > keep) f.recent.splice(0, f.recent.length - keep);
+    if (f.recent.length > keep + (keep >> 3)) f.recent.splice(0, f.recent.length - keep);
     this.queue.push({ dynoId: f.dynoId, app: f.app, line });
     const max = this.opts.queueLines ?? QUEUE_LINES;
-    if (this.queue.length > max) {
-      const over = this.queue.length - max;
-      this.queue.splice(0, over);
-      this.droppedLines += over;
-    }
+    if (this.queue.length > max + (max >> 3)) this.dropOver(max);
+  }
+
+  private dropOver(max: number): void {
+    const over = this.queue.length - max;
+    if (over <= 0) return;
+    this.queue.splice(0, over);
+    this.droppedLines += over;
   }
 }

@@ -1,17 +1,16 @@
 // Holds the dynos of this host: admission, start and stop by id, and the list the hello and
 // diagnostics read. Each Dyno owns its own state; the manager only creates, finds and forgets
 // them, and forwards their transitions to whoever listens (the coordinator session).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { DynoSpec, DynoStateName, DynoStatus } from '../../shared/protocol.js';
 import { SlipwayError } from '../../shared/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { LogSource } from '../runtime/driver.js';
-import { DEFAULT_MEMORY_SETTINGS } from './memory-policy.js';
-import { join } from 'node:path';
-import { existsSync } from 'node:fs';
-import type { DynoHandle, RuntimeDriver, RuntimeName } from '../runtime/driver.js';
+import type { LogSource, RuntimeDriver, RuntimeName } from '../runtime/driver.js';
 import { readHandle } from '../runtime/handle-file.js';
-import { sweepDynos } from './sweep.js';
+import { DEFAULT_MEMORY_SETTINGS } from './memory-policy.js';
+import { leftoverHandle, sweepDynos } from './sweep.js';
 import { Dyno, type DynoDeps, type DynoMemory } from './dyno.js';
 
 export type TransitionListener = (from: DynoStateName | null, status: DynoStatus) => void;
@@ -76,7 +75,7 @@ export class DynoManager {
       const recovered = saved ? await driver.recover(dir).catch((err: unknown) => { log.error({ err, dynoId: id }, 'recovering a dyno failed'); return undefined; }) : undefined;
       if (!recovered && existsSync(dir)) {
         // Half-created, or its container is gone: remove what is left before a restart.
-        const handle: DynoHandle = saved ?? { driver: driver.name, dynoId: id, containerId: `slipway-${id}`, dir, startedAt: new Date(0).toISOString() };
+        const handle = saved ?? leftoverHandle(driver.name, id, dir);
         await driver.destroy(handle).catch((err: unknown) => log.error({ err, dynoId: id }, 'removing the remains of a lost dyno failed'));
       }
       const dyno = new Dyno(record.spec, { ...this.opts, driver, log, onTransition: (from, status) => this.forward(from, status) });

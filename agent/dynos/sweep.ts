@@ -9,6 +9,12 @@ import type { Logger } from '../lib/log.js';
 import type { DynoHandle, RuntimeDriver, RuntimeName } from '../runtime/driver.js';
 import { readHandle } from '../runtime/handle-file.js';
 
+/** A handle for a dyno dir that has none (its start died before persisting one), naming the
+ * container a driver would have made, so that driver.destroy() removes whatever exists. */
+export function leftoverHandle(driver: RuntimeName, dynoId: string, dir: string): DynoHandle {
+  return { driver, dynoId, containerId: `slipway-${dynoId}`, dir, startedAt: new Date(0).toISOString() };
+}
+
 export async function sweepDynos(
   dynosDir: string,
   driverFor: (name: RuntimeName) => Promise<RuntimeDriver | undefined>,
@@ -31,7 +37,7 @@ export async function sweepDynos(
     for (const name of saved ? [saved.driver] : fallback) {
       const driver = await driverFor(name);
       if (!driver) continue;
-      const handle: DynoHandle = saved ?? { driver: name, dynoId: id, containerId: `slipway-${id}`, dir, startedAt: new Date(0).toISOString() };
+      const handle = saved ?? leftoverHandle(name, id, dir);
       await driver.destroy(handle).catch((err: unknown) => log.error({ err, dynoId: id, driver: name }, 'could not remove leftover dyno'));
     }
   }

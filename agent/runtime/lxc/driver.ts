@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import type { Logger } from '../../lib/log.js';
 import { SlipwayError } from '../../../shared/errors.js';
 import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
-import { readHandle, writeHandle } from '../handle-file.js';
-import { gracefulStop, KILL_SETTLE_TIMEOUT_MS, readPid, shared, signalFromExitCode } from '../common.js';
+import { writeHandle } from '../handle-file.js';
+import { gracefulStop, KILL_SETTLE_TIMEOUT_MS, readPid, recoverMonitored, shared, signalFromExitCode } from '../common.js';
 import { launchConmon } from '../runc/conmon.js';
 import { isAlive, watchExit } from '../runc/exit-watch.js';
 import { overlayMountLine, prepareOverlay, unmountOverlay } from '../overlay.js';
@@ -126,13 +126,8 @@ export class LxcDriver implements RuntimeDriver {
     throw new SlipwayError('RUNTIME_TIMEOUT', `lxc-execute ${handle.containerId} did not start the dyno within ${LXC_RUNNING_TIMEOUT_MS} ms`);
   }
 
-  async recover(dir: string): Promise<RecoveredDyno | undefined> {
-    const handle = await readHandle(dir);
-    if (!handle || handle.driver !== this.name) return undefined;
-    handle.monitorPid ??= await readPid(join(dir, 'conmon.pid'));
-    const state = await this.inspect(handle);
-    if (state.status === 'missing' || state.status === 'created') return undefined;
-    return { handle, running: state.status === 'running' };
+  recover(dir: string): Promise<RecoveredDyno | undefined> {
+    return recoverMonitored(this, dir);
   }
 
   wait(handle: DynoHandle): Promise<DynoExit> {

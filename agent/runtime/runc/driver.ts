@@ -15,8 +15,8 @@ import type { Logger } from '../../lib/log.js';
 import { execBounded } from '../../lib/exec.js';
 import { SlipwayError } from '../../../shared/errors.js';
 import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
-import { readHandle, writeHandle } from '../handle-file.js';
-import { gracefulStop, KILL_SETTLE_TIMEOUT_MS, readPid, shared, signalFromExitCode } from '../common.js';
+import { writeHandle } from '../handle-file.js';
+import { gracefulStop, KILL_SETTLE_TIMEOUT_MS, readPid, recoverMonitored, shared, signalFromExitCode } from '../common.js';
 import { readDynoStats } from '../../host/cgroup-stats.js';
 import { buildOciConfig } from './oci-config.js';
 import { validateOciConfig } from './oci-schema.js';
@@ -113,15 +113,8 @@ export class RuncDriver implements RuntimeDriver {
     }
   }
 
-  async recover(dir: string): Promise<RecoveredDyno | undefined> {
-    const handle = await readHandle(dir);
-    if (!handle || handle.driver !== this.name) return undefined;
-    handle.monitorPid ??= await readPid(join(dir, 'conmon.pid'));
-    const state = await this.inspect(handle);
-    // `created` means the agent died between create and start: nothing of the dyno ran.
-    if (state.status === 'missing' || state.status === 'created') return undefined;
-    if (state.pid !== undefined) handle.pid = state.pid;
-    return { handle, running: state.status === 'running' };
+  recover(dir: string): Promise<RecoveredDyno | undefined> {
+    return recoverMonitored(this, dir);
   }
 
   stats(handle: DynoHandle): Promise<DynoStats | undefined> {
