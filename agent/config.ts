@@ -9,6 +9,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { SlipwayError } from '../shared/errors.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicyOptions } from './dynos/restart-policy.js';
 import { DEFAULT_MEMORY_SETTINGS } from './dynos/memory-policy.js';
+import { UNKNOWN_DYNO_GRACE_MS } from './coordinator/convergence.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/slipway/agent.json';
 
@@ -43,6 +44,11 @@ const FileConfig = Type.Object({
     r15Multiple: Type.Optional(Type.Number({ minimum: 1, maximum: 16 })),
     r14IntervalMs: Type.Optional(Type.Integer({ minimum: 0 })),
     sampleMs: Type.Optional(Type.Integer({ minimum: 100 })),
+  }, { additionalProperties: false })),
+  link: Type.Optional(Type.Object({
+    unknownDynoGraceMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    clientCertFile: Type.Optional(Type.String({ minLength: 1 })),
+    clientKeyFile: Type.Optional(Type.String({ minLength: 1 })),
   }, { additionalProperties: false })),
   diagnosticsListen: Type.Optional(Type.String({ pattern: '^(127\\.[0-9.]+|localhost|\\[::1\\]):[0-9]{1,5}$' })),
   diagnosticsTokenFile: Type.Optional(Type.String({ minLength: 1 })),
@@ -83,6 +89,13 @@ export interface AgentConfig {
   cycling: { enabled: boolean; periodMs: number; jitterMs: number };
   /** R14/R15 (agent/dynos/memory-policy.ts) and how often dynos are sampled. */
   memory: { r15Multiple: number; r14IntervalMs: number; sampleMs: number };
+  /** The coordinator link beyond URL, token and CA (agent/coordinator/). */
+  link: {
+    /** How long a dyno the coordinator's desired set does not list keeps running (convergence.ts). */
+    unknownDynoGraceMs: number;
+    /** Client certificate for a coordinator that requires mutual TLS. */
+    clientCert: { cert: string; key: string } | undefined;
+  };
   diagnosticsListen: string;
   diagnosticsTokenFile: string;
   logLevel: string;
@@ -177,6 +190,10 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
   const portRange = c.portRange ?? DEFAULTS.portRange;
   if (portRange[0] > portRange[1]) throw new SlipwayError('CONFIG_INVALID', `portRange ${portRange.join('-')} is empty`);
   const restarts = { ...DEFAULT_RESTART_POLICY, ...c.restarts };
+  const link = c.link ?? {};
+  if ((link.clientCertFile === undefined) !== (link.clientKeyFile === undefined)) {
+    throw new SlipwayError('CONFIG_INVALID', 'link.clientCertFile and link.clientKeyFile go together');
+  }
   if (restarts.capMs < restarts.baseMs) throw new SlipwayError('CONFIG_INVALID', `restarts.capMs ${restarts.capMs} is below restarts.baseMs ${restarts.baseMs}`);
   return {
     agentId: c.agentId ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 128),
@@ -198,6 +215,12 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     memory: { ...DEFAULT_MEMORY_SETTINGS, ...c.memory },
     // Heroku: every 24 h plus up to 216 min, so that a fleet's dynos do not cycle in step.
     cycling: { enabled: true, periodMs: 24 * 3_600_000, jitterMs: 216 * 60_000, ...c.cycling },
+    link: {
+      unknownDynoGraceMs: link.unknownDynoGraceMs ?? UNKNOWN_DYNO_GRACE_MS,
+      clientCert: link.clientCertFile && link.clientKeyFile
+        ? { cert: readSecret(link.clientCertFile, 'the client certificate'), key: readSecret(link.clientKeyFile, 'the client key') }
+        : undefined,
+    },
     diagnosticsListen: c.diagnosticsListen ?? DEFAULTS.diagnosticsListen,
     diagnosticsTokenFile: c.diagnosticsTokenFile ?? join(stateDir, 'agent', 'diagnostics.token'),
     logLevel: c.logLevel ?? env.SLIPWAY_LOG_LEVEL ?? 'info',

@@ -20,6 +20,7 @@ import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity
 import { EventOutbox } from './coordinator/outbox.js';
 import { EventJournal } from './coordinator/event-journal.js';
 import { CoordinatorSession } from './coordinator/session.js';
+import { Convergence, refusedStatus } from './coordinator/convergence.js';
 import { buildHandlers } from './coordinator/handlers/index.js';
 import { createDiagnosticsServer } from './diagnostics/server.js';
 
@@ -103,10 +104,17 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const outbox = new EventOutbox(undefined, journal, journaled);
   if (journaled.pending.length > 0) log.info({ pending: journaled.pending.length, lastSeq: journaled.lastSeq }, 'unacknowledged events from the last run will be resent');
   const sessionLog = log.child({ component: 'coordinator' });
+  const convergence = new Convergence({
+    manager, log: sessionLog, graceMs: config.link.unknownDynoGraceMs,
+    // A desired dyno this host cannot take is reported down with the refusal's code.
+    refused: (spec, err) => session.sendEvent(outbox.push(null, refusedStatus(spec, err))),
+  });
   const session = new CoordinatorSession({
-    url: config.coordinatorUrl, token: config.token, ca: config.ca, log: sessionLog, hello, capacity, outbox,
+    url: config.coordinatorUrl, token: config.token, ca: config.ca, clientCert: config.link.clientCert, log: sessionLog, hello, capacity, outbox,
     // hostChanged runs only once commands arrive, after `session` is assigned.
-    handlers: buildHandlers({ manager, outbox, slugs, hostChanged: () => session.reportCapacitySoon() }),
+    handlers: buildHandlers({ manager, outbox, slugs, hostChanged: () => session.reportCapacitySoon(), claimed: (id) => convergence.claim(id) }),
+    onWelcome: (welcome) => convergence.converge(welcome.desired),
+    onLinkLost: () => convergence.cancel(),
   });
   const shipLogs = setInterval(() => {
     // Up to 10 batches a second while lines are queued; none while the link is down or slow.

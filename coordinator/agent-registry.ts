@@ -1,20 +1,10 @@
-// Every agent that ever said hello to this coordinator: identity, last capacity, link, the
-// highest event seq applied, and the coordinator's own memory reservations on it. In memory
-// only: a restarted coordinator learns everything back from the agents' hellos.
-//
-// Records are never removed, so an agent's lastSeq survives reconnects (welcome.ackSeq tells
-// the agent which of its unacknowledged events to resend).
-import type { AgentIdentity, Capacity, CoordinatorMessage } from '../shared/protocol.js';
+// Every agent that ever said hello to this coordinator: identity, last capacity, whether its
+// link is up, and the coordinator's own memory reservations on it. In memory only: a
+// restarted coordinator learns everything back from the agents' hellos. The links
+// themselves, and the event numbering, belong to the SDK's AgentServer.
+import type { AgentIdentity, Capacity } from '../shared/protocol.js';
 import type { AgentPlacementView } from './placement.js';
 import { MIB } from './placement.js';
-
-/** One live WebSocket connection of an agent, as the registry and handlers see it. */
-export interface AgentLink {
-  /** Serial number of the connection, unique per coordinator process. */
-  readonly serial: number;
-  send(message: CoordinatorMessage): void;
-  close(code: number, reason: string): void;
-}
 
 /** A dyno the coordinator sent to an agent. 'pending' until the agent admits it; 'admitted'
  * once it did but no capacity report since then includes it. */
@@ -26,10 +16,7 @@ interface Reservation {
 interface AgentRecord {
   identity: AgentIdentity;
   capacity: Capacity;
-  link?: AgentLink;
-  lastSeq: number;
-  /** The numbering lastSeq belongs to (hello.seqEpoch). */
-  seqEpoch: string | undefined;
+  connected: boolean;
   reservations: Map<string, Reservation>;
 }
 
@@ -47,53 +34,35 @@ export interface AgentView {
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentRecord>();
 
-  /** Registers the agent of a hello on `link`. Returns the link it replaces, if any. */
-  attach(identity: AgentIdentity, capacity: Capacity, link: AgentLink): AgentLink | undefined {
+  /** `lastSeq` for the views: the SDK's de-duplication ledger knows it. */
+  constructor(private readonly lastSeq: (agentId: string) => number = () => 0) {}
+
+  /** Registers the agent of a hello (its current link is up). */
+  attach(identity: AgentIdentity, capacity: Capacity): void {
     const record = this.agents.get(identity.id);
     if (!record) {
-      this.agents.set(identity.id, { identity, capacity, link, lastSeq: 0, seqEpoch: undefined, reservations: new Map() });
-      return undefined;
+      this.agents.set(identity.id, { identity, capacity, connected: true, reservations: new Map() });
+      return;
     }
-    const previous = record.link !== undefined && record.link.serial !== link.serial ? record.link : undefined;
     record.identity = identity;
-    record.link = link;
+    record.connected = true;
     this.setCapacity(identity.id, capacity);
-    return previous;
   }
 
-  /** The link closed. Only the agent's current link detaches it (an older link replaced by a
-   * newer one closes too). Pending reservations go: their commands fail with the link. */
-  detach(agentId: string, link: AgentLink): boolean {
+  /** The agent's current link closed. Pending reservations go: their commands fail with the link. */
+  detach(agentId: string): void {
     const record = this.agents.get(agentId);
-    if (!record || record.link?.serial !== link.serial) return false;
-    delete record.link;
+    if (!record) return;
+    record.connected = false;
     for (const [dynoId, r] of record.reservations) if (r.phase === 'pending') record.reservations.delete(dynoId);
-    return true;
   }
 
-  link(agentId: string): AgentLink | undefined {
-    return this.agents.get(agentId)?.link;
+  connected(agentId: string): boolean {
+    return this.agents.get(agentId)?.connected ?? false;
   }
 
   address(agentId: string): string | undefined {
     return this.agents.get(agentId)?.identity.address;
-  }
-
-  lastSeq(agentId: string): number {
-    return this.agents.get(agentId)?.lastSeq ?? 0;
-  }
-
-  /** A hello names the agent's event numbering; a new epoch restarts lastSeq at 0. */
-  enterSeqEpoch(agentId: string, epoch: string): void {
-    const record = this.agents.get(agentId);
-    if (!record || record.seqEpoch === epoch) return;
-    record.seqEpoch = epoch;
-    record.lastSeq = 0;
-  }
-
-  advanceSeq(agentId: string, seq: number): void {
-    const record = this.agents.get(agentId);
-    if (record && seq > record.lastSeq) record.lastSeq = seq;
   }
 
   /** Latest capacity wins. Admitted reservations end here: a report sent after the agent
@@ -121,7 +90,7 @@ export class AgentRegistry {
   placementViews(): AgentPlacementView[] {
     return [...this.agents.values()].map((r) => ({
       id: r.identity.id,
-      connected: r.link !== undefined,
+      connected: r.connected,
       accepting: r.capacity.accepting,
       allocatableBytes: r.capacity.memory.allocatableBytes,
       committedBytes: r.capacity.memory.committedBytes,
@@ -131,7 +100,7 @@ export class AgentRegistry {
 
   connectedCount(): number {
     let n = 0;
-    for (const r of this.agents.values()) if (r.link) n++;
+    for (const r of this.agents.values()) if (r.connected) n++;
     return n;
   }
 
@@ -142,10 +111,10 @@ export class AgentRegistry {
         id: r.identity.id,
         hostname: r.identity.hostname,
         address: r.identity.address,
-        connected: r.link !== undefined,
+        connected: r.connected,
         capacity: r.capacity,
         dynoCount: r.capacity.dynoCount,
-        lastSeq: r.lastSeq,
+        lastSeq: this.lastSeq(r.identity.id),
       }));
   }
 }

@@ -7,8 +7,8 @@
 // (its view moved since its last report): that dyno is then placed on the next agent.
 import type { Logger } from '../agent/lib/log.js';
 import { isErrorCode, SlipwayError } from '../shared/errors.js';
-import type { DynoSpec, Result } from '../shared/protocol.js';
-import type { CommandSender } from './agent-commander.js';
+import type { DesiredDyno, DynoSpec, Result } from '../shared/protocol.js';
+import type { CommandSender } from '../shared/coordinator-sdk/index.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable, DynoView } from './dyno-table.js';
 import { formationSpecKey, type FormationRequest } from './formation-body.js';
@@ -88,6 +88,28 @@ export class FormationService {
     for (const record of this.deps.dynos.unwantedOn(agentId)) {
       if (record.state !== 'stopping') void this.stopDyno(record.id, 'unwanted after reconnect');
     }
+  }
+
+  /**
+   * The desired set for an agent's welcome: every dyno placed there that the coordinator
+   * still wants. A wanted dyno the agent did not report (`reported`) comes with its spec, so
+   * the agent starts it again, when the formation it was started from is still current;
+   * otherwise it is left out (and recorded down by the caller).
+   */
+  desiredOn(agentId: string, reported: ReadonlySet<string>): DesiredDyno[] {
+    const out: DesiredDyno[] = [];
+    for (const r of this.deps.dynos.list()) {
+      if (r.agentId !== agentId || r.desired !== 'run') continue;
+      if (reported.has(r.id)) {
+        out.push({ id: r.id });
+        continue;
+      }
+      if (r.state === 'down') continue;
+      const f = this.formations.get(`${r.app}/${r.type}`);
+      if (!f || r.specKey !== f.specKey) continue;
+      out.push({ id: r.id, spec: this.specOf(f, r.id, r.name) });
+    }
+    return out;
   }
 
   private async applyNow(f: Formation): Promise<FormationResult> {
@@ -185,7 +207,11 @@ export class FormationService {
     let id: string;
     do id = newDynoId(f.app, f.type, step.index, this.suffix());
     while (this.deps.dynos.has(id));
-    const spec: DynoSpec = { id, app: f.app, type: f.type, name: step.name, size: f.size, command: f.command, env: f.env, slug: f.slug, stack: f.stack };
+    return this.specOf(f, id, step.name);
+  }
+
+  private specOf(f: Formation, id: string, name: string): DynoSpec {
+    const spec: DynoSpec = { id, app: f.app, type: f.type, name, size: f.size, command: f.command, env: f.env, slug: f.slug, stack: f.stack };
     if (f.release !== undefined) spec.release = f.release;
     return spec;
   }

@@ -11,8 +11,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from '../agent/lib/log.js';
 import { asSlipwayError } from '../shared/errors.js';
-import type { CommandSender } from './agent-commander.js';
-import type { LinkStats } from './agent-handlers.js';
+import type { CommandSender } from '../shared/coordinator-sdk/index.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable } from './dyno-table.js';
 import { parseFormationRequest, type FormationDefaults } from './formation-body.js';
@@ -29,7 +28,8 @@ export interface HttpApiDeps {
   routes: RouteTable;
   formations: FormationService;
   commander: CommandSender;
-  stats: LinkStats;
+  /** Link counters for GET /healthz (the SDK's and the coordinator's own). */
+  linkStats: () => object;
   logs: AppLogs;
   defaults: FormationDefaults;
   log: Logger;
@@ -98,7 +98,7 @@ const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
   '/dynos': (d) => d.dynos.views(),
   '/agents': (d) => d.registry.views(),
   '/routes': (d) => d.routes.snapshot(),
-  '/healthz': (d) => ({ ok: true, agentsConnected: d.registry.connectedCount(), links: d.stats, droppedLogLines: d.logs.dropped() }),
+  '/healthz': (d) => ({ ok: true, agentsConnected: d.registry.connectedCount(), links: d.linkStats(), droppedLogLines: d.logs.dropped() }),
 };
 
 function notAllowed(res: ServerResponse, method: string, path: string, allowed: string): void {

@@ -6,7 +6,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { asSlipwayError, SlipwayError } from '../shared/errors.js';
 import { AgentIdentity, SlugRef } from '../shared/protocol.js';
-import type { CommandSender } from './agent-commander.js';
+import type { CommandSender } from '../shared/coordinator-sdk/index.js';
 import type { AgentRegistry } from './agent-registry.js';
 
 /** At most this many agents named in one request (a guard, like MAX_QUANTITY). */

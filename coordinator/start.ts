@@ -5,11 +5,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../agent/lib/log.js';
 import { AGENT_WS_PATH } from '../shared/protocol.js';
-import { AgentCommander } from './agent-commander.js';
-import { createAgentHandlers, newLinkStats } from './agent-handlers.js';
-import { AgentHub } from './agent-hub.js';
+import { AgentServer, type CommandSender } from '../shared/coordinator-sdk/index.js';
+import { createAgentApp, type AppStats } from './agent-app.js';
 import { AgentRegistry } from './agent-registry.js';
-import { CommandTracker } from './command-tracker.js';
 import { formatUrl, type CoordinatorConfig, type ListenAddress } from './config.js';
 import { DevRouter } from './dev-router.js';
 import { DynoTable } from './dyno-table.js';
@@ -29,31 +27,27 @@ export interface RunningCoordinator {
 export async function startCoordinator(config: CoordinatorConfig, log: Logger): Promise<RunningCoordinator> {
   // 1. State: routes, agents, dynos (the dyno table writes the routes).
   const routes = new RouteTable();
-  const registry = new AgentRegistry();
+  let lastSeqOf: (agentId: string) => number = () => 0;
+  const registry = new AgentRegistry((agentId) => lastSeqOf(agentId));
   const dynos = new DynoTable(routes, (agentId) => registry.address(agentId));
 
-  // 2. Commands to agents, and the formations that issue them.
-  const commands = new CommandTracker(config.timing.commandTimeoutMs);
-  const commander = new AgentCommander(registry, commands);
+  // 2. The agents' link (shared/coordinator-sdk): handshake, acks, commands. What the
+  // messages mean is the AgentApp's (agent-app.ts); formations command through the server.
+  const commander: CommandSender = { sendCommand: (agentId, command) => server.sendCommand(agentId, command) };
   const formations = new FormationService({ dynos, registry, commander, log: log.child({ component: 'formation' }) });
-
-  // 3. The agents' link: one handler per message type, the hub that owns the sessions.
-  const stats = newLinkStats();
+  const appStats: AppStats = { staleEvents: 0 };
   const logs = new AppLogs();
-  const handlers = createAgentHandlers({
-    coordinatorId: config.coordinatorId, registry, dynos, commands, stats, logs,
-    log: log.child({ component: 'agent-link' }),
-    onAgentReady: (agentId) => formations.reconcileAgent(agentId),
+  const server = new AgentServer({
+    token: config.token, coordinatorId: config.coordinatorId, log: log.child({ component: 'agent-link' }),
+    pingIntervalMs: config.timing.pingIntervalMs, commandTimeoutMs: config.timing.commandTimeoutMs,
+    app: createAgentApp({ registry, dynos, formations, logs, stats: appStats, log: log.child({ component: 'agent-app' }) }),
   });
-  const hub = new AgentHub({
-    token: config.token, handlers, registry, commands, stats, pingIntervalMs: config.timing.pingIntervalMs,
-    log: log.child({ component: 'agent-hub' }),
-  });
+  lastSeqOf = (agentId) => server.lastSeq(agentId);
 
   // 4. Listeners: the API (with the agents' WebSocket on it) and the dev router.
   const defaults = { sizes: config.sizes, defaultStack: config.defaultStack };
-  const apiServer = createServer(createApiHandler({ registry, dynos, routes, formations, commander, stats, logs, defaults, log: log.child({ component: 'api' }) }));
-  hub.attach(apiServer);
+  const apiServer = createServer(createApiHandler({ registry, dynos, routes, formations, commander, linkStats: () => ({ ...server.stats(), ...appStats }), logs, defaults, log: log.child({ component: 'api' }) }));
+  server.attach(apiServer);
   const router = new DevRouter({
     routes, knowsApp: (app) => formations.knowsApp(app) || dynos.hasApp(app),
     upstreamTimeoutMs: config.timing.upstreamTimeoutMs, log: log.child({ component: 'router' }),
@@ -76,8 +70,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     agentUrl: formatUrl('ws', api, AGENT_WS_PATH),
     close() {
       closing ??= (async () => {
-        await hub.close();
-        commands.failAll(new SlipwayError('AGENT_UNREACHABLE', 'the coordinator is shutting down'));
+        await server.close();
         router.close();
         await Promise.all([closeServer(apiServer), closeServer(routerServer)]);
       })();

@@ -196,11 +196,29 @@ export const ErrorMessage = Type.Object({
 }, strict);
 
 // ---- coordinator -> agent ----
+export const DesiredDyno = Type.Object({
+  id: DynoId,
+  spec: Type.Optional(DynoSpec),
+}, { ...strict, description: 'A dyno the coordinator wants on this host. With `spec`, the agent starts it if it does not run it (e.g. its start was lost); without, the agent only keeps it.' });
+
+export const ReconnectHint = Type.Object({
+  spreadMs: Type.Integer({
+    minimum: 0,
+    maximum: 600_000,
+    description: 'When this link drops without a close that names a time, wait a random time up to spreadMs before the first redial (then back off from there): a fleet does not stampede a restarted coordinator.',
+  }),
+}, strict);
+
 export const Welcome = Type.Object({
   type: Type.Literal('welcome'),
   protocol: Type.Integer({ minimum: 1 }),
   coordinatorId: Type.String({ maxLength: 128 }),
   ackSeq: Type.Integer({ minimum: 0, description: 'Highest event seq the coordinator already holds for this agent.' }),
+  desired: Type.Optional(Type.Array(DesiredDyno, {
+    maxItems: 4096,
+    description: "The coordinator's desired set for this host, answering the hello. Absent: the coordinator keeps no desired set and the agent changes nothing. Present: the agent starts listed dynos with a spec that it does not run, and stops the dynos it runs that are not listed once they stayed unlisted for its grace for unknown dynos (a start_dyno for one of them claims it).",
+  })),
+  reconnect: Type.Optional(ReconnectHint),
 }, strict);
 
 export const Ack = Type.Object({ type: Type.Literal('ack'), seq: Type.Integer({ minimum: 0, description: 'Cumulative: every event up to and including seq.' }) }, strict);
@@ -247,6 +265,8 @@ export type CapacityReport = Static<typeof CapacityReport>;
 export type Result = Static<typeof Result>;
 export type ErrorMessage = Static<typeof ErrorMessage>;
 export type Welcome = Static<typeof Welcome>;
+export type DesiredDyno = Static<typeof DesiredDyno>;
+export type ReconnectHint = Static<typeof ReconnectHint>;
 export type Ack = Static<typeof Ack>;
 export type StartDyno = Static<typeof StartDyno>;
 export type StopDyno = Static<typeof StopDyno>;

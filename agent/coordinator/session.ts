@@ -2,8 +2,11 @@
 // current state, wait for the welcome, resend unacknowledged events, then dispatch inbound
 // messages through the handler table. A silent link is closed and redialled with backoff;
 // dynos keep running whatever the link does.
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import { decodeCoordinatorMessage, type AgentMessage, type CapacityReport, type Hello, type LogBatch } from '../../shared/protocol.js';
+import { retryAfterFromHeader, retryAfterFromReason } from '../../shared/link-close.js';
+import { guardLink } from '../../shared/link-guard.js';
+import { decodeCoordinatorMessage, type AgentMessage, type CapacityReport, type Hello, type LogBatch, type Welcome } from '../../shared/protocol.js';
 import type { Logger } from '../lib/log.js';
 import { Backoff, HEALTHY_AFTER_MS } from './backoff.js';
 import type { EventOutbox } from './outbox.js';
@@ -32,6 +35,13 @@ export interface SessionOptions extends DialOptions {
   outbox: EventOutbox;
   pingIntervalMs?: number;
   reconnectInitialMs?: number;
+  /** After every welcome (the desired set converges here); must not throw. */
+  onWelcome?: (welcome: Welcome) => void;
+  /** After a ready link closed. */
+  onLinkLost?: () => void;
+  /** Inbound message budget (shared/link-guard.ts); tests lower it. */
+  maxMessagesPerSecond?: number;
+  messageBurst?: number;
 }
 
 export interface LinkStatus {
@@ -42,6 +52,10 @@ export interface LinkStatus {
   unackedEvents: number;
   droppedEvents: number;
   invalidMessages: number;
+  /** The last close: its code, and the redial delay chosen. */
+  lastClose: { code: number; delayMs: number; namedByCoordinator: boolean } | null;
+  /** Times the link was closed for breaking its limits (flood, oversize frame). */
+  policyCloses: number;
 }
 
 export class CoordinatorSession {
@@ -56,6 +70,12 @@ export class CoordinatorSession {
   private lastError: string | null = null;
   private invalid = 0;
   private capacitySoon: NodeJS.Timeout | undefined;
+  /** The coordinator's reconnect hint from the last welcome. */
+  private spreadMs = 0;
+  /** A redial time the coordinator named on a refused upgrade (Retry-After). */
+  private namedRetryMs: number | undefined;
+  private lastClose: LinkStatus['lastClose'] = null;
+  private policyCloses = 0;
 
   constructor(private readonly o: SessionOptions) {
     this.backoff = new Backoff(o.reconnectInitialMs);
@@ -103,6 +123,8 @@ export class CoordinatorSession {
       unackedEvents: this.o.outbox.unacked().length,
       droppedEvents: this.o.outbox.dropped,
       invalidMessages: this.invalid,
+      lastClose: this.lastClose,
+      policyCloses: this.policyCloses,
     };
   }
 
@@ -125,14 +147,40 @@ export class CoordinatorSession {
     const ws = dial(this.o);
     this.ws = ws;
     let alive = true;
-    ws.on('open', () => void this.handshake(ws));
-    ws.on('pong', () => { alive = true; });
-    ws.on('message', (data, isBinary) => this.onMessage(ws, data as Buffer, isBinary));
-    ws.on('unexpected-response', (_req, res) => {
-      this.lastError = `coordinator refused the upgrade: HTTP ${res.statusCode}`;
+    let socket: Socket | undefined;
+    let admit: () => boolean = () => true;
+    let refused: string | undefined;
+    ws.on('upgrade', (res) => { socket = res.socket as Socket; });
+    ws.on('open', () => {
+      // Registered after ws's own socket listener, so the guard sees the receiver's state.
+      if (socket) {
+        admit = guardLink(ws, socket, {
+          ...(this.o.maxMessagesPerSecond !== undefined ? { perSecond: this.o.maxMessagesPerSecond } : {}),
+          ...(this.o.messageBurst !== undefined ? { burst: this.o.messageBurst } : {}),
+          onViolation: (kind, detail) => {
+            this.policyCloses++;
+            this.lastError = `coordinator broke the link's limits (${kind}): ${detail}`;
+            this.o.log.warn({ kind }, `closing the coordinator link: ${detail}`);
+          },
+        }).admit;
+      }
+      void this.handshake(ws);
     });
-    ws.on('error', (err) => { this.lastError = err.message; });
-    ws.on('close', (code) => this.onClose(ws, code));
+    ws.on('pong', () => { alive = true; });
+    ws.on('message', (data, isBinary) => {
+      if (admit()) this.onMessage(ws, data as Buffer, isBinary);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      // 503/429 may name when to come back; anything else (401: bad token) backs off as usual.
+      if (res.statusCode === 503 || res.statusCode === 429) this.namedRetryMs = retryAfterFromHeader(res.headers['retry-after']);
+      res.resume();
+      // terminate() while connecting aborts the handshake and emits error + close (redial).
+      refused = `coordinator refused the upgrade: HTTP ${res.statusCode}`;
+      this.lastError = refused;
+      ws.terminate();
+    });
+    ws.on('error', (err) => { this.lastError = refused ?? err.message; });
+    ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString('utf8')));
     const ping = setInterval(() => {
       if (!alive) {
         this.o.log.warn('coordinator missed a pong; closing the link');
@@ -180,7 +228,7 @@ export class CoordinatorSession {
     const msg = decoded.message;
     const ctx = { send: (m: AgentMessage) => this.send(m, ws), log: this.o.log };
     if (msg.type === 'welcome') {
-      this.onWelcome(msg.ackSeq);
+      this.onWelcome(msg);
       return;
     }
     if (this.state !== 'ready' && msg.type !== 'error') {
@@ -198,28 +246,42 @@ export class CoordinatorSession {
     }
   }
 
-  private onWelcome(ackSeq: number): void {
+  private onWelcome(welcome: Welcome): void {
+    const { ackSeq } = welcome;
     this.state = 'ready';
     this.connectedAt = Date.now();
+    this.spreadMs = welcome.reconnect?.spreadMs ?? 0;
     this.o.outbox.ack(ackSeq);
     const pending = this.o.outbox.unacked();
-    this.o.log.info({ ackSeq, resend: pending.length }, 'coordinator link ready');
+    this.o.log.info({ ackSeq, resend: pending.length, desired: welcome.desired?.length, spreadMs: this.spreadMs }, 'coordinator link ready');
     for (const ev of pending) this.send(ev);
+    try {
+      this.o.onWelcome?.(welcome);
+    } catch (err) {
+      this.o.log.error({ err }, 'converging to the welcome failed');
+    }
     const cap = setInterval(() => this.sendCapacity(), CAPACITY_INTERVAL_MS);
     this.timers.push(cap);
   }
 
-  private onClose(ws: WebSocket, code: number): void {
+  private onClose(ws: WebSocket, code: number, reason: string): void {
     if (this.ws !== ws) return;
     this.clearTimers();
-    const wasHealthy = this.connectedAt !== undefined && this.state === 'ready' && Date.now() - this.connectedAt >= HEALTHY_AFTER_MS;
+    const wasReady = this.state === 'ready';
+    const wasHealthy = this.connectedAt !== undefined && wasReady && Date.now() - this.connectedAt >= HEALTHY_AFTER_MS;
     if (wasHealthy) this.backoff.reset();
     this.state = 'waiting';
     this.ws = undefined;
+    if (wasReady) this.o.onLinkLost?.();
     if (this.closed) return;
-    const delay = this.backoff.next();
+    // Redial: when the coordinator named a time (close reason or Retry-After), then; after a
+    // working link dropped, at a random time within the coordinator's spread hint; else backoff.
+    const named = this.namedRetryMs ?? retryAfterFromReason(reason);
+    this.namedRetryMs = undefined;
+    const delay = named !== undefined ? this.backoff.startFrom(named) : wasReady && this.spreadMs > 0 ? this.backoff.spread(this.spreadMs) : this.backoff.next();
+    this.lastClose = { code, delayMs: delay, namedByCoordinator: named !== undefined };
     this.reconnects++;
-    this.o.log.warn({ code, delayMs: delay, lastError: this.lastError }, 'coordinator link closed; redialling');
+    this.o.log.warn({ code, reason, delayMs: delay, lastError: this.lastError }, 'coordinator link closed; redialling');
     this.redialTimer = setTimeout(() => this.connect(), delay);
   }
 

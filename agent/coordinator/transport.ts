@@ -11,6 +11,8 @@ export interface DialOptions {
   token: string;
   /** PEM CA bundle the coordinator's certificate must chain to (wss). */
   ca?: string | undefined;
+  /** PEM client certificate and key, for a coordinator that requires one (mutual TLS). */
+  clientCert?: { cert: string; key: string } | undefined;
 }
 
 export function dial(o: DialOptions): WebSocket {
@@ -20,5 +22,6 @@ export function dial(o: DialOptions): WebSocket {
     maxPayload: MAX_FRAME_BYTES,
     perMessageDeflate: false,
     ...(o.ca ? { ca: o.ca } : {}),
+    ...(o.clientCert ? { cert: o.clientCert.cert, key: o.clientCert.key } : {}),
   });
 }

@@ -9,12 +9,12 @@ import { stopDynoHandler } from './stop-dyno.js';
 import { prefetchSlugHandler, type SlugPrefetcher } from './prefetch-slug.js';
 import { drainHandler, undrainHandler } from './drain.js';
 
-export function buildHandlers(deps: { manager: DynoManager; outbox: EventOutbox; slugs: SlugPrefetcher; hostChanged?: () => void }): HandlerTable {
+export function buildHandlers(deps: { manager: DynoManager; outbox: EventOutbox; slugs: SlugPrefetcher; hostChanged?: () => void; claimed?: (dynoId: string) => void }): HandlerTable {
   const changed = deps.hostChanged ?? (() => undefined);
   const results = new CommandResults();
   return {
     ack: (msg) => deps.outbox.ack(msg.seq),
-    start_dyno: startDynoHandler(deps.manager, results),
+    start_dyno: startDynoHandler(deps.manager, results, deps.claimed),
     stop_dyno: stopDynoHandler(deps.manager, results),
     prefetch_slug: prefetchSlugHandler(deps.slugs, results),
     drain: drainHandler(deps.manager, results, changed),

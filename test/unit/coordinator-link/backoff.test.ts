@@ -19,3 +19,22 @@ t.test('caps near 2 minutes and resets', async (t) => {
   b.reset();
   t.equal(b.next(), 250);
 });
+
+t.test('a time the coordinator named is the next delay, and later ones back off from it', async (t) => {
+  const b = new Backoff(250, RECONNECT_MAX_MS, () => 1);
+  b.next();
+  t.equal(b.startFrom(7_000), 7_000);
+  t.equal(b.next(), 10_500, 'the next failure backs off from the named time, not from 250 ms');
+  t.equal(b.startFrom(10), 250, 'never below the initial delay');
+  t.equal(b.startFrom(10 * RECONNECT_MAX_MS), RECONNECT_MAX_MS, 'never above the cap');
+  b.reset();
+  t.equal(b.next(), 250, 'reset forgets the named time');
+});
+
+t.test('spread picks the first redial uniformly within the hint', async (t) => {
+  const draws = [0.5, 0.0, 0.999];
+  const b = new Backoff(250, RECONNECT_MAX_MS, () => draws.shift() ?? 1);
+  t.equal(b.spread(20_000), 10_000);
+  t.equal(b.spread(20_000), 250, 'a draw of 0 still waits the initial delay');
+  t.equal(b.spread(20_000), 19_980);
+});

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { Capacity } from '../../../shared/protocol.js';
-import { AgentRegistry, type AgentLink } from '../../../coordinator/agent-registry.js';
+import { AgentRegistry } from '../../../coordinator/agent-registry.js';
 import { MIB } from '../../../coordinator/placement.js';
 
 const capacity = (committedMb: number, accepting = true): Capacity => ({
@@ -8,37 +8,22 @@ const capacity = (committedMb: number, accepting = true): Capacity => ({
   cpu: { cores: 4, load1: 0 }, dynoCount: 0, slugCache: { entries: 0, bytes: 0, budgetBytes: 0, freeBytes: 0, slugs: [] }, accepting,
 });
 const identity = (id: string) => ({ id, hostname: `${id}.internal`, address: '10.0.0.1', version: '0.1.0', runtime: 'runc' });
-const link = (serial: number): AgentLink & { closed: string[] } => {
-  const closed: string[] = [];
-  return { serial, closed, send: () => {}, close: (_code, reason) => void closed.push(reason) };
-};
 
-t.test('a second link of the same agent replaces the first; only the current link detaches it', async (t) => {
-  const registry = new AgentRegistry();
-  const first = link(1);
-  const second = link(2);
-  t.equal(registry.attach(identity('a'), capacity(0), first), undefined);
-  t.equal(registry.attach(identity('a'), capacity(0), second), first);
-  t.equal(registry.detach('a', first), false, 'the replaced link closing does not disconnect the agent');
-  t.equal(registry.views()[0]?.connected, true);
-  t.equal(registry.detach('a', second), true);
-  t.equal(registry.views()[0]?.connected, false);
-});
-
-t.test('the last applied seq survives reconnects', async (t) => {
-  const registry = new AgentRegistry();
-  registry.attach(identity('a'), capacity(0), link(1));
-  registry.advanceSeq('a', 7);
-  registry.advanceSeq('a', 3);
-  registry.detach('a', link(1));
-  registry.attach(identity('a'), capacity(0), link(2));
-  t.equal(registry.lastSeq('a'), 7);
-  t.equal(registry.lastSeq('never-seen'), 0);
+t.test('attach marks an agent connected, detach disconnected; lastSeq comes from the ledger', async (t) => {
+  const registry = new AgentRegistry((id) => (id === 'a' ? 7 : 0));
+  registry.attach(identity('a'), capacity(0));
+  t.equal(registry.connected('a'), true);
+  registry.detach('a');
+  t.equal(registry.connected('a'), false);
+  t.equal(registry.views()[0]?.lastSeq, 7);
+  registry.attach(identity('a'), capacity(0));
+  t.equal(registry.views()[0]?.connected, true, 'a reconnect marks it connected again');
+  t.equal(registry.connected('never-seen'), false);
 });
 
 t.test('reservations count until a capacity report after admission includes them', async (t) => {
   const registry = new AgentRegistry();
-  registry.attach(identity('a'), capacity(0), link(1));
+  registry.attach(identity('a'), capacity(0));
   registry.reserve('a', 'd1', 512);
   registry.reserve('a', 'd2', 512);
   t.equal(registry.placementViews()[0]?.reservedBytes, 1024 * MIB);
@@ -53,17 +38,16 @@ t.test('reservations count until a capacity report after admission includes them
 
 t.test('a closed link drops the reservations still waiting for an answer', async (t) => {
   const registry = new AgentRegistry();
-  const l = link(1);
-  registry.attach(identity('a'), capacity(0), l);
+  registry.attach(identity('a'), capacity(0));
   registry.reserve('a', 'd1', 512);
-  registry.detach('a', l);
+  registry.detach('a');
   t.match(registry.placementViews(), [{ connected: false, reservedBytes: 0 }]);
 });
 
 t.test('GET /agents view', async (t) => {
   const registry = new AgentRegistry();
-  registry.attach(identity('b'), capacity(0, false), link(1));
-  registry.attach(identity('a'), capacity(0), link(2));
+  registry.attach(identity('b'), capacity(0, false));
+  registry.attach(identity('a'), capacity(0));
   t.match(registry.views(), [
     { id: 'a', hostname: 'a.internal', address: '10.0.0.1', connected: true, dynoCount: 0, lastSeq: 0 },
     { id: 'b', capacity: { accepting: false } },

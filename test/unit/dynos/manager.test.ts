@@ -1,47 +1,9 @@
 // The dyno manager's admission and drain, over the fake driver (real runtimes: test/integration).
 import t from 'tap';
-import { DynoManager } from '../../../agent/dynos/manager.js';
-import { PortAllocator } from '../../../agent/dynos/ports.js';
-import type { DynoSpec, DynoStatus } from '../../../shared/protocol.js';
-import { quietLogger } from '../../helpers/host.js';
-import { FakeDriver } from '../../helpers/fake-driver.js';
-
-const MB = 1024 * 1024;
-let nextPort = 36000 + Math.floor(Math.random() * 2000);
-
-function spec(n: number, memoryMb = 512): DynoSpec {
-  return {
-    id: `app-worker-${n}`, app: 'app', type: 'worker', name: `worker.${n}`, command: 'run', env: {},
-    size: { name: 'standard-1x', memoryMb, cpuShares: 1024, pidsLimit: 256 },
-    slug: { url: 'http://127.0.0.1/x.tgz', sha256: 'a'.repeat(64) }, stack: 'busybox',
-  };
-}
-
-function setup(t: { teardown(fn: () => unknown): void }, allocatableMb = 1536) {
-  const driver = new FakeDriver();
-  t.teardown(() => driver.close());
-  const ports = new PortAllocator(nextPort, nextPort + 9, '127.0.0.1');
-  nextPort += 10;
-  const manager = new DynoManager({
-    driver, ports, log: quietLogger(), stopGraceMs: 1000, allocatableBytes: () => allocatableMb * MB,
-    slugs: { async ensure() { return { path: '/slugs/x' }; }, unpin() {} },
-    stacks: { resolve: () => ({ dir: '/stacks/busybox', shell: '/bin/sh' }) } as never,
-    settings: { dynosDir: '/dynos', address: '127.0.0.1', dynoUser: { uid: 64000, gid: 64000 }, bootTimeoutMs: 5000, nofile: 10000 },
-  });
-  const events: DynoStatus[] = [];
-  manager.onTransition((_from, status) => events.push(status));
-  const until = async (id: string, state: string) => {
-    const end = Date.now() + 5000;
-    while (!events.some((e) => e.id === id && e.state === state)) {
-      if (Date.now() > end) throw new Error(`${id} never ${state}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  };
-  return { driver, manager, events, until };
-}
+import { managerSetup, MB, spec } from '../../helpers/fake-manager.js';
 
 t.test('admission: a dyno that does not fit allocatable memory is refused and nothing starts', async (t) => {
-  const s = setup(t, 1536);
+  const s = managerSetup(t, 1536);
   s.manager.start(spec(1));
   s.manager.start(spec(2));
   t.equal(s.manager.committedBytes(), 1024 * MB);
@@ -55,7 +17,7 @@ t.test('admission: a dyno that does not fit allocatable memory is refused and no
 });
 
 t.test('drain refuses new dynos and keeps the running ones; undrain accepts again', async (t) => {
-  const s = setup(t);
+  const s = managerSetup(t);
   s.manager.start(spec(1));
   await s.until('app-worker-1', 'up');
   t.same(s.manager.drain(), { accepting: false, stopping: 0 });
@@ -70,7 +32,7 @@ t.test('drain refuses new dynos and keeps the running ones; undrain accepts agai
 });
 
 t.test('drain with stopDynos stops every dyno Heroku style (stopping, SIGTERM, down)', async (t) => {
-  const s = setup(t);
+  const s = managerSetup(t);
   for (const n of [1, 2, 3]) s.manager.start(spec(n));
   for (const n of [1, 2, 3]) await s.until(`app-worker-${n}`, 'up');
   t.same(s.manager.drain({ stopDynos: true, graceMs: 200 }), { accepting: false, stopping: 3 });

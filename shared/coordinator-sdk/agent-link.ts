@@ -1,12 +1,14 @@
-// One agent's WebSocket connection: decode every frame through the protocol's table, refuse
-// anything before hello, dispatch to one handler per type, keep the link alive with pings.
-// A bad frame is answered with an `error` message and counted; it never closes the link
-// and never throws.
+// One agent's WebSocket connection, server side: every frame goes through the link guard
+// (flood and fragment limits, shared/link-guard.ts) and the protocol's decoder; nothing but
+// a hello is accepted before the hello; pings with a deadline find a dead link. A bad frame
+// is answered with an `error` message and counted; it never closes the link and never throws.
+// A flood does close it (1008), an oversize frame too (1009, by ws).
+import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
-import type { Logger } from '../agent/lib/log.js';
-import { asSlipwayError } from '../shared/errors.js';
-import { decodeAgentMessage, type AgentMessage, type CoordinatorMessage, type Decoded } from '../shared/protocol.js';
-import { CLOSE_NO_HELLO, type AgentHandlerTable, type LinkStats, type SessionContext } from './agent-handlers.js';
+import { CLOSE_NO_HELLO } from '../link-close.js';
+import { guardLink } from '../link-guard.js';
+import { decodeAgentMessage, type AgentMessage, type CoordinatorMessage, type Decoded } from '../protocol.js';
+import type { SdkLogger } from './logger.js';
 
 /** A link that missed this many pongs in a row is dead: with a 15 s ping period an agent
  * that vanished without a FIN is noticed within 45 s. */
@@ -15,14 +17,20 @@ export const MAX_MISSED_PONGS = 2;
  * upgrade; its own wait for the welcome is 10 s too). */
 export const HELLO_TIMEOUT_MS = 10_000;
 
-export interface AgentSessionDeps {
-  handlers: AgentHandlerTable;
-  stats: LinkStats;
-  log: Logger;
+export interface AgentLinkDeps {
+  log: SdkLogger;
   pingIntervalMs: number;
+  helloTimeoutMs?: number;
+  maxMessagesPerSecond?: number;
+  messageBurst?: number;
+  /** Every decoded message; must not throw (the server catches handler errors). */
+  onMessage: (link: AgentLink, message: AgentMessage) => void;
+  /** A frame that failed decoding (its error code), or a flood. */
+  onInvalid: (link: AgentLink, code: string) => void;
 }
 
-export class AgentSession implements SessionContext {
+export class AgentLink {
+  /** Set once the agent's hello was accepted. */
   agentId: string | undefined;
   private missedPongs = 0;
   private readonly pingTimer: NodeJS.Timeout;
@@ -30,10 +38,23 @@ export class AgentSession implements SessionContext {
 
   constructor(
     private readonly socket: WebSocket,
+    rawSocket: Socket,
+    /** Serial number of the connection, unique per server. */
     readonly serial: number,
-    private readonly deps: AgentSessionDeps,
+    readonly remoteAddress: string | undefined,
+    private readonly deps: AgentLinkDeps,
   ) {
-    socket.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    const guard = guardLink(socket, rawSocket, {
+      ...(deps.maxMessagesPerSecond !== undefined ? { perSecond: deps.maxMessagesPerSecond } : {}),
+      ...(deps.messageBurst !== undefined ? { burst: deps.messageBurst } : {}),
+      onViolation: (kind, detail) => {
+        deps.onInvalid(this, kind);
+        deps.log.warn({ serial, agentId: this.agentId, kind }, `closing an agent link that broke its limits: ${detail}`);
+      },
+    });
+    socket.on('message', (data, isBinary) => {
+      if (guard.admit()) this.onFrame(data, isBinary);
+    });
     socket.on('pong', () => {
       this.missedPongs = 0;
     });
@@ -47,7 +68,16 @@ export class AgentSession implements SessionContext {
       if (this.agentId !== undefined) return;
       deps.log.warn({ serial }, 'agent link said no hello in time; closing it');
       socket.close(CLOSE_NO_HELLO, 'no hello');
-    }, HELLO_TIMEOUT_MS);
+    }, deps.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
+  }
+
+  get open(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
+  }
+
+  /** Bytes queued on the socket and not yet written (a slow or stuck agent). */
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
   }
 
   send(message: CoordinatorMessage): void {
@@ -57,6 +87,10 @@ export class AgentSession implements SessionContext {
 
   close(code: number, reason: string): void {
     this.socket.close(code, reason);
+  }
+
+  onClose(listener: (code: number, reason: string) => void): void {
+    this.socket.on('close', (code, reason) => listener(code, reason.toString('utf8')));
   }
 
   /** Closes with a handshake, cutting the socket if the agent does not answer in `graceMs`. */
@@ -90,15 +124,12 @@ export class AgentSession implements SessionContext {
       : decodeAgentMessage(raw);
     if (!decoded.ok) {
       const { code, message, ref } = decoded.error;
-      this.deps.stats.invalidFrames[code] = (this.deps.stats.invalidFrames[code] ?? 0) + 1;
+      this.deps.onInvalid(this, code);
       this.deps.log.warn({ serial: this.serial, agentId: this.agentId, code, ref }, 'invalid frame from agent');
       this.send({ type: 'error', code, message, ...(ref !== undefined ? { ref } : {}) });
       return;
     }
-    this.dispatch(decoded.message);
-  }
-
-  private dispatch(message: AgentMessage): void {
+    const message = decoded.message;
     if (this.agentId === undefined && message.type !== 'hello') {
       // An error message is never answered with another one: two peers could ping-pong forever.
       if (message.type === 'error') {
@@ -109,15 +140,6 @@ export class AgentSession implements SessionContext {
       this.send({ type: 'error', code: 'PROTOCOL_NOT_READY', message: `${message.type} before hello`, ref });
       return;
     }
-    try {
-      // The table is keyed by the message's own type, so the cast only restates that pairing.
-      const handler = this.deps.handlers[message.type] as (s: SessionContext, m: AgentMessage) => void;
-      handler(this, message);
-    } catch (err) {
-      // A handler bug must not take the link (or the coordinator) down with it.
-      const e = asSlipwayError(err);
-      this.deps.log.error({ serial: this.serial, agentId: this.agentId, err }, 'agent message handler failed');
-      if (message.type !== 'error') this.send({ type: 'error', code: e.code, message: 'the coordinator failed to handle this message', ref: message.type });
-    }
+    this.deps.onMessage(this, message);
   }
 }

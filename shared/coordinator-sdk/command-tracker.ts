@@ -2,8 +2,8 @@
 // same id, bounded by commandTimeoutMs; a closed link fails the commands sent on it at once.
 // A result from another agent than the one commanded, or for an unknown id (late, after its
 // timeout), is ignored.
-import { SlipwayError } from '../shared/errors.js';
-import type { Result } from '../shared/protocol.js';
+import { SlipwayError } from '../errors.js';
+import type { Result } from '../protocol.js';
 
 interface Pending {
   agentId: string;
