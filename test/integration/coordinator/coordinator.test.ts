@@ -446,3 +446,28 @@ t.test('POST /slugs/prefetch sends prefetch_slug to every connected agent and re
   t.match(await http('POST', `${c.apiUrl}/slugs/prefetch`, { body: { slug: { url: slug.url, sha256: 'xyz' } } }), { status: 422, json: { error: { code: 'PROTOCOL_SCHEMA_VIOLATION' } } });
   t.match(await http('GET', `${c.apiUrl}/slugs/prefetch`), { status: 405 });
 });
+
+t.test('the welcome carries the desired set: kept dynos by id, a lost one with its spec; and a reconnect spread', async (t) => {
+  const c = await startTestCoordinator(t);
+  const agent = await FakeAgent.connect(t, c.agentUrl, 'host-a');
+  agent.serveCommands();
+  const first = await agent.hello(4096);
+  t.same(first.desired, [], 'nothing placed yet: an empty desired set');
+  t.match(first.reconnect, { spreadMs: 10 }, 'one known agent: a 10 ms spread (100 reconnects a second)');
+  t.equal((await http('PUT', `${c.apiUrl}/apps/blog/formation/web`, { body: formation(2) })).status, 200);
+  const started = agent.of('start_dyno').map((m) => m.dyno);
+  await until(async () => ((await http('GET', `${c.apiUrl}/dynos`)).json.filter((d: DynoStatus) => d.state === 'up').length === 2 || undefined), 'both up');
+
+  // The agent comes back holding only web.1 (web.2's container was lost with the host's disk).
+  await agent.close();
+  const back = await FakeAgent.connect(t, c.agentUrl, 'host-a');
+  const kept = started.find((d) => d.name === 'web.1')!;
+  const lost = started.find((d) => d.name === 'web.2')!;
+  const status: DynoStatus = { id: kept.id, app: 'blog', type: 'web', name: 'web.1', state: 'up', memoryMb: 512, since: new Date().toISOString(), endpoint: { host: '127.0.0.1', port: 5999 } };
+  const welcome = await back.hello(4096, [status]);
+  t.same(welcome.desired?.map((d) => d.id).sort(), [kept.id, lost.id].sort(), 'both are desired');
+  t.notOk(welcome.desired?.find((d) => d.id === kept.id)?.spec, 'the running one by id only');
+  t.same(welcome.desired?.find((d) => d.id === lost.id)?.spec, lost, 'the lost one with the spec it was started from, to start it again');
+  t.notMatch((await http('GET', `${c.apiUrl}/dynos`)).json.find((d: DynoStatus) => d.id === lost.id), { state: 'down' }, 'and it is not recorded down meanwhile');
+
+});
