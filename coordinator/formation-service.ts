@@ -14,6 +14,7 @@ import type { DynoTable, DynoView } from './dyno-table.js';
 import { formationSpecKey, type FormationRequest } from './formation-body.js';
 import { newDynoId, planFormation, randomSuffix, type StartStep } from './formation-plan.js';
 import { chooseAgent, placeDynos } from './placement.js';
+import { LatencyRecorder } from './latency.js';
 
 /** Refusals that say "not here" rather than "not at all": the dyno goes to the next agent. */
 const PLACE_ELSEWHERE = new Set(['INSUFFICIENT_CAPACITY', 'HOST_DRAINING']);
@@ -54,6 +55,8 @@ export class FormationService {
   private readonly formations = new Map<string, Formation>();
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly suffix: () => string;
+  /** How long placement decisions take (the fit check of a change, and each dyno's choice). */
+  readonly placement = new LatencyRecorder();
 
   constructor(private readonly deps: FormationServiceDeps) {
     this.suffix = deps.suffix ?? (() => randomSuffix());
@@ -116,7 +119,7 @@ export class FormationService {
     const { dynos, registry, log } = this.deps;
     const current = dynos.wantedOf(f.app, f.type).map((r) => ({ id: r.id, index: r.index, state: r.state, ...(r.specKey ? { specKey: r.specKey } : {}) }));
     const plan = planFormation(f, current);
-    const fits = placeDynos(registry.placementViews(), plan.starts.map(() => f.size.memoryMb));
+    const fits = this.placement.time(() => placeDynos(registry.placementViews(), plan.starts.map(() => f.size.memoryMb)));
     const unplaced = fits.filter((a) => a === undefined).length;
     if (unplaced > 0) {
       throw new SlipwayError('INSUFFICIENT_CAPACITY', `no room for ${unplaced} of ${plan.starts.length} new ${f.type} dynos of ${f.size.memoryMb} MB (${f.size.name}) on the connected agents; nothing was changed`);
@@ -144,7 +147,7 @@ export class FormationService {
     const { dynos, registry, commander, log } = this.deps;
     const tried = new Set<string>();
     for (;;) {
-      const agent = chooseAgent(registry.placementViews(), f.size.memoryMb, tried);
+      const agent = this.placement.time(() => chooseAgent(registry.placementViews(), f.size.memoryMb, tried));
       if (!agent) {
         const refused = tried.size > 0 ? ` (tried ${[...tried].join(', ')})` : '';
         throw new SlipwayError('INSUFFICIENT_CAPACITY', `no agent has ${f.size.memoryMb} MB free for ${f.app} ${step.name}${refused}`);

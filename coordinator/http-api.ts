@@ -98,7 +98,7 @@ const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
   '/dynos': (d) => d.dynos.views(),
   '/agents': (d) => d.registry.views(),
   '/routes': (d) => d.routes.snapshot(),
-  '/healthz': (d) => ({ ok: true, agentsConnected: d.registry.connectedCount(), links: d.linkStats(), droppedLogLines: d.logs.dropped() }),
+  '/healthz': (d) => ({ ok: true, agentsConnected: d.registry.connectedCount(), links: d.linkStats(), placement: d.formations.placement.snapshot(), droppedLogLines: d.logs.dropped() }),
 };
 
 function notAllowed(res: ServerResponse, method: string, path: string, allowed: string): void {

@@ -221,6 +221,11 @@ export const Welcome = Type.Object({
   reconnect: Type.Optional(ReconnectHint),
 }, strict);
 
+export const Hint = Type.Object({
+  type: Type.Literal('hint'),
+  reconnect: ReconnectHint,
+}, { ...strict, description: "Updates the welcome's reconnect hint on a live link (the coordinator's fleet grew since this agent's welcome): later values replace earlier ones." });
+
 export const Ack = Type.Object({ type: Type.Literal('ack'), seq: Type.Integer({ minimum: 0, description: 'Cumulative: every event up to and including seq.' }) }, strict);
 
 export const StartDyno = Type.Object({ type: Type.Literal('start_dyno'), id: CommandId, dyno: DynoSpec }, strict);
@@ -248,7 +253,7 @@ export const Undrain = Type.Object({ type: Type.Literal('undrain'), id: CommandI
 
 /** Every message type, per direction. The decoder's table is built from these. */
 export const AGENT_MESSAGES = { hello: Hello, event: Event, capacity: CapacityReport, result: Result, logs: LogBatch, error: ErrorMessage } as const;
-export const COORDINATOR_MESSAGES = { welcome: Welcome, ack: Ack, start_dyno: StartDyno, stop_dyno: StopDyno, prefetch_slug: PrefetchSlug, drain: Drain, undrain: Undrain, error: ErrorMessage } as const;
+export const COORDINATOR_MESSAGES = { welcome: Welcome, hint: Hint, ack: Ack, start_dyno: StartDyno, stop_dyno: StopDyno, prefetch_slug: PrefetchSlug, drain: Drain, undrain: Undrain, error: ErrorMessage } as const;
 
 export type DynoSpec = Static<typeof DynoSpec>;
 export type DynoSize = Static<typeof DynoSize>;
@@ -268,6 +273,7 @@ export type Welcome = Static<typeof Welcome>;
 export type DesiredDyno = Static<typeof DesiredDyno>;
 export type ReconnectHint = Static<typeof ReconnectHint>;
 export type Ack = Static<typeof Ack>;
+export type Hint = Static<typeof Hint>;
 export type StartDyno = Static<typeof StartDyno>;
 export type StopDyno = Static<typeof StopDyno>;
 export type PrefetchSlug = Static<typeof PrefetchSlug>;
@@ -275,7 +281,7 @@ export type Drain = Static<typeof Drain>;
 export type Undrain = Static<typeof Undrain>;
 export type LogBatch = Static<typeof LogBatch>;
 export type AgentMessage = Hello | Event | CapacityReport | Result | LogBatch | ErrorMessage;
-export type CoordinatorMessage = Welcome | Ack | StartDyno | StopDyno | PrefetchSlug | Drain | Undrain | ErrorMessage;
+export type CoordinatorMessage = Welcome | Hint | Ack | StartDyno | StopDyno | PrefetchSlug | Drain | Undrain | ErrorMessage;
 export type Command = StartDyno | StopDyno | PrefetchSlug | Drain | Undrain;
 
 export type Decoded<M> =

@@ -13,6 +13,10 @@ export class Backoff {
   /** The delay the current run of attempts backs off from: initialMs, or the time a
    * coordinator named (startFrom). */
   private fromMs: number;
+  /** The coordinator's spread window for this outage (0: none). While set, a failed attempt
+   * waits at least half of it again, at a random point: a fleet that came back too early
+   * (the coordinator still down) retries spread over the window instead of in a cluster. */
+  private windowMs = 0;
 
   constructor(
     private readonly initialMs = RECONNECT_INITIAL_MS,
@@ -26,12 +30,16 @@ export class Backoff {
   next(): number {
     const base = Math.min(this.maxMs, this.fromMs * RECONNECT_MULTIPLIER ** this.attempt);
     this.attempt++;
-    return Math.round(base / 2 + this.random() * (base / 2));
+    const delay = Math.round(base / 2 + this.random() * (base / 2));
+    if (this.windowMs <= 0) return delay;
+    return Math.max(delay, Math.round(this.windowMs / 2 + this.random() * (this.windowMs / 2)));
   }
 
   /** Redial after exactly `ms` (a time the coordinator named, at least initialMs, at most
-   * the cap); if that attempt fails too, back off from there. Returns the delay. */
-  startFrom(ms: number): number {
+   * the cap); if that attempt fails too, back off from there, and while `windowMs` is set
+   * wait at least a random point in its second half. Returns the delay. */
+  startFrom(ms: number, windowMs = 0): number {
+    this.windowMs = Math.min(this.maxMs, Math.max(0, windowMs));
     this.fromMs = Math.min(this.maxMs, Math.max(this.initialMs, Math.round(ms)));
     this.attempt = 1;
     return this.fromMs;
@@ -40,11 +48,12 @@ export class Backoff {
   /** After a working link dropped: the first redial at a random time up to `spreadMs` (the
    * coordinator's hint for its fleet size), so a fleet's redials spread over that window. */
   spread(spreadMs: number): number {
-    return this.startFrom(this.random() * spreadMs);
+    return this.startFrom(this.random() * spreadMs, spreadMs);
   }
 
   reset(): void {
     this.attempt = 0;
+    this.windowMs = 0;
     this.fromMs = this.initialMs;
   }
 

@@ -39,6 +39,8 @@ export interface SessionOptions extends DialOptions {
   onWelcome?: (welcome: Welcome) => void;
   /** After a ready link closed. */
   onLinkLost?: () => void;
+  /** Called on every dial attempt (metrics; the fleet benchmark counts attempts a second). */
+  onDial?: () => void;
   /** Inbound message budget (shared/link-guard.ts); tests lower it. */
   maxMessagesPerSecond?: number;
   messageBurst?: number;
@@ -56,6 +58,8 @@ export interface LinkStatus {
   lastClose: { code: number; delayMs: number; namedByCoordinator: boolean } | null;
   /** Times the link was closed for breaking its limits (flood, oversize frame). */
   policyCloses: number;
+  /** The coordinator's reconnect spread hint (welcome or hint), in ms. */
+  spreadMs: number;
 }
 
 export class CoordinatorSession {
@@ -70,7 +74,7 @@ export class CoordinatorSession {
   private lastError: string | null = null;
   private invalid = 0;
   private capacitySoon: NodeJS.Timeout | undefined;
-  /** The coordinator's reconnect hint from the last welcome. */
+  /** The coordinator's reconnect hint from the last welcome or hint. */
   private spreadMs = 0;
   /** A redial time the coordinator named on a refused upgrade (Retry-After). */
   private namedRetryMs: number | undefined;
@@ -125,6 +129,7 @@ export class CoordinatorSession {
       invalidMessages: this.invalid,
       lastClose: this.lastClose,
       policyCloses: this.policyCloses,
+      spreadMs: this.spreadMs,
     };
   }
 
@@ -144,6 +149,7 @@ export class CoordinatorSession {
   private connect(): void {
     if (this.closed) return;
     this.state = 'connecting';
+    this.o.onDial?.();
     const ws = dial(this.o);
     this.ws = ws;
     let alive = true;
@@ -231,6 +237,10 @@ export class CoordinatorSession {
       this.onWelcome(msg);
       return;
     }
+    if (msg.type === 'hint') {
+      this.spreadMs = msg.reconnect.spreadMs;
+      return;
+    }
     if (this.state !== 'ready' && msg.type !== 'error') {
       this.send({ type: 'error', code: 'PROTOCOL_NOT_READY', message: `${msg.type} before welcome`, ...('id' in msg ? { ref: msg.id } : {}) });
       return;
@@ -278,7 +288,7 @@ export class CoordinatorSession {
     // working link dropped, at a random time within the coordinator's spread hint; else backoff.
     const named = this.namedRetryMs ?? retryAfterFromReason(reason);
     this.namedRetryMs = undefined;
-    const delay = named !== undefined ? this.backoff.startFrom(named) : wasReady && this.spreadMs > 0 ? this.backoff.spread(this.spreadMs) : this.backoff.next();
+    const delay = named !== undefined ? this.backoff.startFrom(named, this.spreadMs) : wasReady && this.spreadMs > 0 ? this.backoff.spread(this.spreadMs) : this.backoff.next();
     this.lastClose = { code, delayMs: delay, namedByCoordinator: named !== undefined };
     this.reconnects++;
     this.o.log.warn({ code, reason, delayMs: delay, lastError: this.lastError }, 'coordinator link closed; redialling');

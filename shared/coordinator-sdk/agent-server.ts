@@ -37,6 +37,9 @@ import { SeqLedger } from './seq-ledger.js';
 export const RECONNECTS_PER_SECOND = 100;
 /** The spread hint never exceeds this: an agent never waits longer than 2 min to come back. */
 export const MAX_SPREAD_MS = 120_000;
+/** How often the server checks whether links were welcomed with a spread hint that the
+ * fleet has since outgrown (a `hint` goes to those whose value is under 3/4 of today's). */
+export const HINT_CHECK_MS = 5_000;
 /** A shutdown waits this long for agents to answer the close handshake before cutting them. */
 const CLOSE_GRACE_MS = 1_000;
 /** 30 s: the agent answers a command right after admission, not when the dyno is up. */
@@ -77,6 +80,7 @@ export interface AgentServerOptions {
   helloTimeoutMs?: number;
   commandTimeoutMs?: number;
   reconnectsPerSecond?: number;
+  hintCheckMs?: number;
   maxMessagesPerSecond?: number;
   messageBurst?: number;
 }
@@ -100,12 +104,28 @@ export class AgentServer implements CommandSender {
   private readonly counters: Omit<AgentServerStats, 'connected'> = { invalidFrames: {}, duplicateEvents: 0, agentErrors: 0, refusedUpgrades: 0 };
   private nextSerial = 1;
   private closing = false;
+  /** The spread hint each link was last given. */
+  private readonly hinted = new WeakMap<AgentLink, number>();
+  private readonly hintTimer: NodeJS.Timeout;
 
   constructor(private readonly o: AgentServerOptions) {
     this.tokenDigest = digest(o.token);
     this.commands = new CommandTracker(o.commandTimeoutMs ?? COMMAND_TIMEOUT_MS);
     // noServer: the upgrade is authenticated here before ws sees it.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+    // Agents that connected while the fleet was small (the first ones after a restart) hold a
+    // small hint; without an update they would all come back at once after the next restart.
+    this.hintTimer = setInterval(() => this.refreshHints(), o.hintCheckMs ?? HINT_CHECK_MS);
+    this.hintTimer.unref();
+  }
+
+  private refreshHints(): void {
+    const spreadMs = this.spreadMs();
+    for (const link of this.links.values()) {
+      if ((this.hinted.get(link) ?? 0) >= spreadMs * 0.75) continue;
+      this.hinted.set(link, spreadMs);
+      link.send({ type: 'hint', reconnect: { spreadMs } });
+    }
   }
 
   /** Serves agent upgrades on `server`; every other upgrade path gets 404. */
@@ -158,6 +178,7 @@ export class AgentServer implements CommandSender {
    */
   async close(spreadMs = this.spreadMs()): Promise<void> {
     this.closing = true;
+    clearInterval(this.hintTimer);
     const links = [...this.all];
     const closed = links.map((link, i) => {
       const slot = links.length > 1 ? Math.round((spreadMs * i) / links.length) : 0;
@@ -257,6 +278,7 @@ export class AgentServer implements CommandSender {
     const welcome: Welcome = { type: 'welcome', protocol: PROTOCOL_VERSION, coordinatorId: this.o.coordinatorId, ackSeq, reconnect: { spreadMs: this.spreadMs() } };
     if (decided?.desired) welcome.desired = fitDesired(decided.desired, welcome);
     link.send(welcome);
+    this.hinted.set(link, welcome.reconnect?.spreadMs ?? 0);
     this.o.log.info({ agentId, hostname: m.agent.hostname, dynos: m.dynos.length, desired: welcome.desired?.length, ackSeq }, 'agent said hello');
     this.call(() => this.o.app.ready?.(agentId));
   }

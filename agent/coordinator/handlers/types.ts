@@ -9,4 +9,4 @@ export interface HandlerContext {
 
 export type Handler<T extends CoordinatorMessage['type']> = (msg: Extract<CoordinatorMessage, { type: T }>, ctx: HandlerContext) => void;
 
-export type HandlerTable = { [T in Exclude<CoordinatorMessage['type'], 'welcome'>]: Handler<T> };
+export type HandlerTable = { [T in Exclude<CoordinatorMessage['type'], 'welcome' | 'hint'>]: Handler<T> };

@@ -105,3 +105,24 @@ t.test('a restarting coordinator names each agent its own time to come back', as
   t.ok(closes.every((x) => x?.namedByCoordinator), 'each redial time was named by the coordinator');
   t.same(closes.map((x) => x!.delayMs).sort((a, b) => a - b), [50, 400, 800, 1200, 1600], 'one slot each (the first at least the initial backoff, 50 ms here)');
 });
+
+t.test('agents welcomed while the fleet was small get a larger spread hint as it grows', async (t) => {
+  const server = new AgentServer({
+    token: TOKEN, coordinatorId: 'hint-test', log: createRootLogger({ level: 'silent' }), hintCheckMs: 50,
+    app: { hello: () => undefined, event: () => undefined, capacity: () => undefined },
+  });
+  const http = createHttpServer();
+  server.attach(http);
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  t.teardown(async () => { await server.close(0); http.closeAllConnections(); await new Promise((r) => http.close(r)); });
+  const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}${AGENT_WS_PATH}`;
+  const first = startSession(t, url, { hello: async () => helloFor('agent-first') }).session;
+  await until('the first welcome', () => first.status().state === 'ready');
+  // Alone, it was told 10 ms; with 20 agents the spread is 200 ms.
+  const rest = Array.from({ length: 19 }, (_, i) => startSession(t, url, { hello: async () => helloFor(`agent-${i}`) }).session);
+  await until('all welcomed', () => rest.every((s) => s.status().state === 'ready'));
+  t.equal(server.spreadMs(), 200);
+  await until('the first agent to hold the new hint', () => first.status().spreadMs === 200, 2_000);
+  t.pass('the first agent now spreads its redials over 200 ms');
+});

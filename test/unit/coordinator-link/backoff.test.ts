@@ -38,3 +38,13 @@ t.test('spread picks the first redial uniformly within the hint', async (t) => {
   t.equal(b.spread(20_000), 250, 'a draw of 0 still waits the initial delay');
   t.equal(b.spread(20_000), 19_980);
 });
+
+t.test('after a spread or named attempt fails, retries land in the second half of the window', async (t) => {
+  const b = new Backoff(250, RECONNECT_MAX_MS, () => 0);
+  t.equal(b.spread(20_000), 250);
+  t.equal(b.next(), 10_000, 'not 250 x 1.5: at least half the window');
+  t.equal(b.startFrom(400, 8_000), 400);
+  t.equal(b.next(), 4_000);
+  b.reset();
+  t.equal(b.next(), 125, 'reset drops the window (equal jitter of 250 with a draw of 0)');
+});
