@@ -3,31 +3,13 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { request } from 'node:http';
+import { getJson, http, procUsage, sleep, until } from './lib.mjs';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const COUNT = Number(process.argv[2] ?? 100);
 const WINDOW_S = Number(process.argv[3] ?? 60);
 const CGROUP_PARENT = '/slipway-bench-density';
-const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-function http(method, url, body) {
-  return new Promise((res, rej) => {
-    const req = request(url, { method, headers: { 'content-type': 'application/json' }, timeout: 30_000 }, (r) => {
-      let d = ''; r.on('data', (c) => { d += c; }); r.on('end', () => res({ status: r.statusCode, body: d }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`timeout ${url}`))); req.on('error', rej);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-const getJson = async (url) => JSON.parse((await http('GET', url)).body);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(what, fn, timeoutMs) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) { const v = await fn().catch(() => undefined); if (v) return v; await sleep(500); }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function spawnBin(bin, args, env = {}, nodeArgs = []) {
   const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', bin, 'main.js'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -39,13 +21,10 @@ function spawnBin(bin, args, env = {}, nodeArgs = []) {
   return { child, lines, waitFor };
 }
 
-/** CPU seconds (user + system) and RSS of a process, from /proc. */
+/** CPU seconds (user + system) and RSS in MB of a process. */
 function usage(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpu = (Number(f[11]) + Number(f[12])) / TICK;
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-  return { cpu, rssMb: rssKb / 1024 };
+  const u = procUsage(pid);
+  return { cpu: u.cpu, rssMb: u.rssKb / 1024 };
 }
 
 async function idle(pid, seconds) {

@@ -1,11 +1,10 @@
 // Driver of scripts/bench/fleet.sh; see there. The reference coordinator (dist/) runs as its
 // own process so that its CPU and memory can be read from /proc; the simulated agents run in
 // WORKERS child processes (fleet-agents.mjs).
-import { execFileSync, fork, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { fork, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { http, procUsage, sleep, until as poll } from './lib.mjs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const AGENTS = Number(process.argv[2] ?? 2000);
@@ -13,30 +12,10 @@ const WORKERS = Number(process.argv[3] ?? 4);
 const STEADY_S = Number(process.argv[4] ?? 30);
 const TOKEN = 'fleet-bench-token-0123456789';
 const START_RATE = 400; // initial boot of the simulated fleet, agents a second (not measured)
-const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+const until = (what, fn, timeoutMs) => poll(what, fn, timeoutMs, 100);
 const TARGETS = { reconnectS: 60, attemptsPerS: 200, kbPerAgent: 50, placementP99Ms: 5 };
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function http(method, url, body) {
-  return new Promise((res, rej) => {
-    const req = request(url, { method, headers: { 'content-type': 'application/json' }, timeout: 30_000 }, (r) => {
-      let d = ''; r.on('data', (c) => { d += c; }); r.on('end', () => res({ status: r.statusCode, body: d }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`timeout ${url}`))); req.on('error', rej);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-async function until(what, fn, timeoutMs) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) { const v = await fn().catch(() => undefined); if (v) return v; await sleep(100); }
-  throw new Error(`timed out waiting for ${what}`);
-}
-function usage(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-  return { cpu: (Number(f[11]) + Number(f[12])) / TICK, rssKb };
-}
+const usage = procUsage;
 /** CPU over the window, and the median of RSS sampled every second (GC makes single samples noisy). */
 async function window(pid, seconds) {
   const a = usage(pid); const t0 = Date.now();

@@ -13,13 +13,11 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
-import { cpSync } from 'node:fs';
 import { join } from 'node:path';
-import { busyboxStack, cgroupChildren, eventually, mountsUnder, processesMentioning, removeCgroupParent, runcContainers, tempDir, uniqueName } from '../../helpers/host.js';
+import { eventually } from '../../helpers/host.js';
 import { spawnBin, type Spawned } from '../../helpers/processes.js';
-import { makeSlug, serveSlugs } from '../../helpers/slugs.js';
 import { getJson, http } from '../../helpers/http.js';
+import { assertNothingLeft, e2eHost, killHard } from './fixtures/e2e-host.js';
 
 interface Applied { seq: number; dynoId: string; from: string | null; state: string }
 
@@ -48,32 +46,12 @@ function journalPending(file: string): number[] {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('coordinator and agent killed while dynos change state: every change arrives once, in order', async (t) => {
-  const dir = await tempDir(t, 'slipway-resume-');
-  const stateDir = join(dir, 'state');
-  const app = uniqueName('rs');
-  const cgroupParent = `/${uniqueName('slipway-test-')}`;
-  const token = uniqueName('token-');
-  const tokenFile = join(dir, 'token');
-  await writeFile(tokenFile, token + '\n', { mode: 0o600 });
+  const host = await e2eHost(t, 'resume', { 'public/index.html': 'hello\n' });
+  const { stateDir, app, cgroupParent, token, tokenFile, slug, procs } = host;
   // Crash restarts every few hundred ms (the first is immediate), so state changes keep coming.
-  const configFile = join(dir, 'agent.json');
+  const configFile = join(host.dir, 'agent.json');
   await writeFile(configFile, JSON.stringify({ restarts: { baseMs: 200, capMs: 400, stableAfterMs: 600_000, jitter: 0 } }));
-  cpSync(busyboxStack(), join(stateDir, 'stacks', 'busybox'), { recursive: true, verbatimSymlinks: true });
-  const slug = await makeSlug(dir, { 'public/index.html': 'hello\n' });
-  const slugs = await serveSlugs({ 'app.tgz': slug.bytes });
-  t.teardown(() => slugs.close());
-
-  const procs: Spawned[] = [];
-  t.teardown(async () => {
-    for (const p of procs.reverse()) await p.stop();
-    execFileSync(process.execPath, [join(import.meta.dirname, '../../../dist/agent/main.js'), 'cleanup', '--state-dir', stateDir, '--cgroup-parent', cgroupParent], { stdio: 'ignore' });
-    removeCgroupParent(cgroupParent);
-  });
-  const kill = async (p: Spawned) => {
-    p.child.kill('SIGKILL');
-    if (p.child.exitCode === null && p.child.signalCode === null) await new Promise((r) => p.child.once('exit', r));
-    procs.splice(procs.indexOf(p), 1);
-  };
+  const kill = (p: Spawned) => killHard(host, p);
 
   let listen = '127.0.0.1:0';
   const startCoordinator = async () => {
@@ -101,7 +79,7 @@ t.test('coordinator and agent killed while dynos change state: every change arri
   let agent = await startAgent();
   await connected(a.apiUrl);
   const command = 'httpd -p $PORT -h /app/public; sleep 1; exit 3';
-  const formation = { size: 'standard-1x', command, slug: { url: slugs.url('app.tgz'), sha256: slug.sha256 } };
+  const formation = { size: 'standard-1x', command, slug: { url: host.slugUrl, sha256: slug.sha256 } };
   t.equal((await http('PUT', `${a.apiUrl}/apps/${app}/formation/web`, { quantity: 2, ...formation })).status, 200);
   await eventually('the first coordinator to apply 8 changes', async () => applied(a.c, agentId).length >= 8 || undefined, 60_000);
 
@@ -169,8 +147,5 @@ t.test('coordinator and agent killed while dynos change state: every change arri
     t.same(breaks, [], `${dynoId}: ${changes.length} changes, each from the state the last one ended in`);
   }
 
-  t.same(runcContainers('slipway-').filter((x) => x.includes(app)), [], 'no container');
-  t.same(mountsUnder(dir), [], 'no mount');
-  t.same(cgroupChildren(cgroupParent), [], 'no cgroup');
-  t.same(processesMentioning(join(stateDir, 'dynos')), [], 'no conmon or dyno process');
+  assertNothingLeft(t, host);
 });

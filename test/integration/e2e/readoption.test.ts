@@ -4,36 +4,18 @@
 // (same container ids and pids) within 10 s, with no duplicate container, their logs going on,
 // and report the killed one crashed and restart it.
 import t from 'tap';
-import { readFile, writeFile } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
-import { cpSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { busyboxStack, cgroupChildren, eventually, mountsUnder, processesMentioning, removeCgroupParent, runcContainers, tempDir, uniqueName } from '../../helpers/host.js';
-import { spawnBin, type Spawned } from '../../helpers/processes.js';
-import { makeSlug, serveSlugs } from '../../helpers/slugs.js';
+import { eventually, runcContainers } from '../../helpers/host.js';
+import { spawnBin } from '../../helpers/processes.js';
 import { getJson, http } from '../../helpers/http.js';
+import { assertNothingLeft, e2eHost, killHard } from './fixtures/e2e-host.js';
 
 const COUNT = 10;
 
 t.test('SIGKILL of the agent with 10 dynos: all re-adopted, none duplicated, a dyno killed meanwhile restarted', async (t) => {
-  const dir = await tempDir(t, 'slipway-readopt-');
-  const stateDir = join(dir, 'state');
-  const app = uniqueName('ra');
-  const cgroupParent = `/${uniqueName('slipway-test-')}`;
-  const token = uniqueName('token-');
-  const tokenFile = join(dir, 'token');
-  await writeFile(tokenFile, token + '\n', { mode: 0o600 });
-  cpSync(busyboxStack(), join(stateDir, 'stacks', 'busybox'), { recursive: true, verbatimSymlinks: true });
-  const slug = await makeSlug(dir, { 'public/index.html': 'hello\n' });
-  const slugs = await serveSlugs({ 'app.tgz': slug.bytes });
-  t.teardown(() => slugs.close());
-
-  const procs: Spawned[] = [];
-  t.teardown(async () => {
-    for (const p of procs.reverse()) await p.stop();
-    execFileSync(process.execPath, [join(import.meta.dirname, '../../../dist/agent/main.js'), 'cleanup', '--state-dir', stateDir, '--cgroup-parent', cgroupParent], { stdio: 'ignore' });
-    removeCgroupParent(cgroupParent);
-  });
+  const host = await e2eHost(t, 'readopt', { 'public/index.html': 'hello\n' });
+  const { stateDir, app, cgroupParent, token, tokenFile, slug, procs } = host;
 
   const coordinator = spawnBin('coordinator', ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0'], { SLIPWAY_COORDINATOR_TOKEN: token });
   procs.push(coordinator);
@@ -59,7 +41,7 @@ t.test('SIGKILL of the agent with 10 dynos: all re-adopted, none duplicated, a d
   await eventually('the agent to connect', async () => (await getJson(`${apiUrl}/agents`)).find((a: any) => a.id === agentId && a.connected));
   // httpd daemonizes; the shell then prints a line every 200 ms: the log must go on across the restart.
   const command = 'httpd -p $PORT -h /app/public; i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done';
-  const put = await http('PUT', `${apiUrl}/apps/${app}/formation/web`, { quantity: COUNT, size: 'standard-1x', command, slug: { url: slugs.url('app.tgz'), sha256: slug.sha256 } });
+  const put = await http('PUT', `${apiUrl}/apps/${app}/formation/web`, { quantity: COUNT, size: 'standard-1x', command, slug: { url: host.slugUrl, sha256: slug.sha256 } });
   t.equal(put.status, 200, put.body);
   const before = await eventually(`${COUNT} dynos up`, async () => {
     const d = await first.dynos();
@@ -72,9 +54,7 @@ t.test('SIGKILL of the agent with 10 dynos: all re-adopted, none duplicated, a d
   const lastTick = (text: string) => Math.max(0, ...[...text.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
   const ticksBefore = lastTick(await first.logs(before[0]!.id));
   // The agent dies hard; its dynos do not notice.
-  first.agent.child.kill('SIGKILL');
-  await new Promise((r) => first.agent.child.once('exit', r));
-  procs.splice(procs.indexOf(first.agent), 1);
+  await killHard(host, first.agent);
   t.equal(runcContainers('slipway-').filter((c) => c.includes(app)).length, COUNT, 'all ten still run without the agent');
   const victim = before[3]!;
   process.kill(victim.pid as number, 'SIGKILL');
@@ -121,11 +101,8 @@ t.test('SIGKILL of the agent with 10 dynos: all re-adopted, none duplicated, a d
   t.match(shipped, /^\S+ slipway\[web\.\d+\]: State changed from starting to up$/m, 'the agent\'s own lines about the dynos are there too');
   t.match(shipped, new RegExp(`^\\S+ slipway\\[${victim.name.replace('.', '\\.')}\\]: State changed from up to crashed$`, 'm'), 'and the crash of the dyno killed while the agent was down');
 
-  t.equal((await http('PUT', `${apiUrl}/apps/${app}/formation/web`, { quantity: 0, size: 'standard-1x', command, slug: { url: slugs.url('app.tgz'), sha256: slug.sha256 } })).status, 200);
+  t.equal((await http('PUT', `${apiUrl}/apps/${app}/formation/web`, { quantity: 0, size: 'standard-1x', command, slug: { url: host.slugUrl, sha256: slug.sha256 } })).status, 200);
   await eventually('all down', async () => ((await second.dynos()).length === 0) || undefined, 60_000);
-  t.same(runcContainers('slipway-').filter((c) => c.includes(app)), [], 'no container');
-  t.same(mountsUnder(dir), [], 'no mount');
-  t.same(cgroupChildren(cgroupParent), [], 'no cgroup');
-  t.same(processesMentioning(join(stateDir, 'dynos')), [], 'no conmon or dyno process');
+  assertNothingLeft(t, host);
   first = second;
 });
