@@ -51,3 +51,18 @@ t.test('crash restart backoff: Heroku-like defaults, partial overrides, a cap be
   t.throws(() => resolveConfig(undefined, { ...base, restarts: { jitter: 2 } }, {}), { code: 'CONFIG_INVALID', message: /jitter/ });
   t.throws(() => resolveConfig(undefined, { ...base, restarts: { baseMS: 1 } as never }, {}), { code: 'CONFIG_INVALID' });
 });
+
+t.test('link: the grace for unknown dynos, and a client certificate that needs its key', async (t) => {
+  const base = { coordinatorUrl: 'wss://x', tokenFile };
+  t.same(resolveConfig(undefined, base, {}).link, { unknownDynoGraceMs: 120_000, clientCert: undefined });
+  const cert = join(dir, 'client.crt');
+  const key = join(dir, 'client.key');
+  writeFileSync(cert, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+  writeFileSync(key, '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n');
+  const c = resolveConfig(undefined, { ...base, link: { unknownDynoGraceMs: 5_000, clientCertFile: cert, clientKeyFile: key } }, {});
+  t.equal(c.link.unknownDynoGraceMs, 5_000);
+  t.match(c.link.clientCert, { cert: /BEGIN CERTIFICATE/, key: /BEGIN PRIVATE KEY/ });
+  t.throws(() => resolveConfig(undefined, { ...base, link: { clientCertFile: cert } }, {}), { code: 'CONFIG_INVALID', message: /clientKeyFile/ });
+  t.throws(() => resolveConfig(undefined, { ...base, link: { clientCertFile: cert, clientKeyFile: join(dir, 'missing.key') } }, {}), { code: 'CONFIG_INVALID', message: /client key/ });
+  t.throws(() => resolveConfig(undefined, { ...base, link: { unknownDynoGraceMs: -1 } }, {}), { code: 'CONFIG_INVALID' });
+});
