@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { SlipwayError } from '../shared/errors.js';
 import {
   DEFAULT_LISTEN, DEFAULT_ROUTER_LISTEN, DEFAULT_SIZES, DEFAULT_STACK, DEFAULT_TIMING,
-  parseListenAddress, readSizesFile, readTokenFile, validateStackName, type CoordinatorConfig,
+  parseListenAddress, readPemFile, readSizesFile, readTokenFile, validateStackName, type CoordinatorConfig,
 } from './config.js';
 
 export const USAGE = `Usage: slipway-coordinator serve [options]
@@ -23,6 +23,10 @@ Options:
   --sizes-file PATH          JSON object of size name -> {name, memoryMb, cpuShares, pidsLimit}
                              replacing the built-in Heroku-like table
   --coordinator-id ID        id sent to agents in welcome (default: hostname + random)
+  --tls-cert PATH --tls-key PATH
+                             serve the API and the agents' WebSocket over TLS (wss://)
+  --tls-client-ca PATH       with TLS: require agents to present a client certificate
+                             that chains to this CA bundle (mutual TLS)
   --help                     print this and exit
 
 Exit status: 0 after SIGINT/SIGTERM, 2 on invalid configuration, 1 on any other failure.
@@ -35,6 +39,9 @@ const OPTIONS = {
   'default-stack': { type: 'string' },
   'sizes-file': { type: 'string' },
   'coordinator-id': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-client-ca': { type: 'string' },
   'help': { type: 'boolean' },
 } as const;
 
@@ -53,7 +60,21 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): Coordina
   }
   const token = values['token-file'] !== undefined ? readTokenFile(values['token-file']) : (env.SLIPWAY_COORDINATOR_TOKEN ?? '').trim();
   if (token === '') throw new SlipwayError('CONFIG_INVALID', 'no agent token: pass --token-file PATH or set SLIPWAY_COORDINATOR_TOKEN');
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) {
+    throw new SlipwayError('CONFIG_INVALID', '--tls-cert and --tls-key go together');
+  }
+  if (values['tls-client-ca'] !== undefined && values['tls-cert'] === undefined) {
+    throw new SlipwayError('CONFIG_INVALID', '--tls-client-ca needs --tls-cert and --tls-key');
+  }
+  const tls = values['tls-cert'] !== undefined && values['tls-key'] !== undefined
+    ? {
+      cert: readPemFile(values['tls-cert'], '--tls-cert'),
+      key: readPemFile(values['tls-key'], '--tls-key'),
+      ...(values['tls-client-ca'] !== undefined ? { clientCa: readPemFile(values['tls-client-ca'], '--tls-client-ca') } : {}),
+    }
+    : undefined;
   return {
+    ...(tls ? { tls } : {}),
     listen: parseListenAddress(values.listen ?? DEFAULT_LISTEN, '--listen'),
     routerListen: parseListenAddress(values['router-listen'] ?? DEFAULT_ROUTER_LISTEN, '--router-listen'),
     token,

@@ -42,6 +42,9 @@ export interface CoordinatorConfig {
   /** Size name -> limits sent in start_dyno. */
   sizes: Readonly<Record<string, DynoSize>>;
   timing: CoordinatorTiming;
+  /** TLS for the API and agent listener (agents then dial wss://); with clientCa, agents must
+   * present a client certificate that chains to it (mutual TLS). PEM text. */
+  tls?: { cert: string; key: string; clientCa?: string };
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7700';
@@ -67,6 +70,18 @@ const checkStack = TypeCompiler.Compile(StackName);
 export function validateStackName(name: string, flag: string): string {
   if (!checkStack.Check(name)) throw new SlipwayError('CONFIG_INVALID', `${flag} is not a valid stack name: ${JSON.stringify(name)}`);
   return name;
+}
+
+/** Reads a PEM file named by a flag. */
+export function readPemFile(path: string, flag: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new SlipwayError('CONFIG_INVALID', `cannot read ${flag} ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!text.includes('-----BEGIN ')) throw new SlipwayError('CONFIG_INVALID', `${flag} ${path} holds no PEM block`);
+  return text;
 }
 
 /** Reads a token file; surrounding whitespace (a trailing newline) is not part of the token. */

@@ -2,6 +2,7 @@
 // listeners, and returns their URLs with one close() that undoes everything.
 import { AppLogs } from './app-logs.js';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../agent/lib/log.js';
 import { AGENT_WS_PATH } from '../shared/protocol.js';
@@ -46,7 +47,14 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
 
   // 4. Listeners: the API (with the agents' WebSocket on it) and the dev router.
   const defaults = { sizes: config.sizes, defaultStack: config.defaultStack };
-  const apiServer = createServer(createApiHandler({ registry, dynos, routes, formations, commander, linkStats: () => ({ ...server.stats(), ...appStats }), logs, defaults, log: log.child({ component: 'api' }) }));
+  const apiHandler = createApiHandler({ registry, dynos, routes, formations, commander, linkStats: () => ({ ...server.stats(), ...appStats }), logs, defaults, log: log.child({ component: 'api' }) });
+  // With TLS, agents dial wss:// (and, with a client CA, must present a certificate from it).
+  const apiServer: Server | HttpsServer = config.tls
+    ? createHttpsServer({
+      cert: config.tls.cert, key: config.tls.key,
+      ...(config.tls.clientCa ? { ca: config.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+    }, apiHandler)
+    : createServer(apiHandler);
   server.attach(apiServer);
   const router = new DevRouter({
     routes, knowsApp: (app) => formations.knowsApp(app) || dynos.hasApp(app),
@@ -65,9 +73,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
 
   let closing: Promise<void> | undefined;
   return {
-    apiUrl: formatUrl('http', api),
+    apiUrl: formatUrl(config.tls ? 'https' : 'http', api),
     routerUrl: formatUrl('http', routerAddress),
-    agentUrl: formatUrl('ws', api, AGENT_WS_PATH),
+    agentUrl: formatUrl(config.tls ? 'wss' : 'ws', api, AGENT_WS_PATH),
     close() {
       closing ??= (async () => {
         await server.close();
@@ -79,7 +87,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   };
 }
 
-function listen(server: Server, address: ListenAddress, flag: string): Promise<ListenAddress> {
+function listen(server: Server | HttpsServer, address: ListenAddress, flag: string): Promise<ListenAddress> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(new SlipwayError('CONFIG_INVALID', `${flag} ${address.host}:${address.port}: ${err.message}`, { cause: err }));
     server.once('error', onError);
@@ -93,7 +101,7 @@ function listen(server: Server, address: ListenAddress, flag: string): Promise<L
 
 /** Stops accepting, then ends idle and active HTTP connections so close() does not hang on
  * keep-alive clients. */
-function closeServer(server: Server): Promise<void> {
+function closeServer(server: Server | HttpsServer): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
     server.close(() => resolve());

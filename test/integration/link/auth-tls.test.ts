@@ -12,7 +12,11 @@ import { createServer, type ServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { createRootLogger } from '../../../agent/lib/log.js';
+import { DEFAULT_TIMING } from '../../../coordinator/config.js';
+import { startCoordinator } from '../../../coordinator/start.js';
 import { AgentServer } from '../../../shared/coordinator-sdk/index.js';
+import { DEFAULT_SIZES } from '../../../shared/sizes.js';
 import { AGENT_WS_PATH } from '../../../shared/protocol.js';
 import { tempDir } from '../../helpers/host.js';
 import { capturingLogger, startSession, TOKEN, until } from './fixtures/link.js';
@@ -44,7 +48,7 @@ async function coordinator(t: Test, tls: ServerOptions) {
     app: { hello: (id) => { welcomed.push(id); return undefined; }, event: () => undefined, capacity: () => undefined },
   });
   const https = createServer(tls);
-  server.attach(https as never);
+  server.attach(https);
   https.listen(0, '127.0.0.1');
   await once(https, 'listening');
   t.teardown(async () => {
@@ -85,6 +89,21 @@ t.test('TLS and the bearer token', async (t) => {
     await until('a refused attempt', () => session.status().reconnects >= 1, 10_000);
     t.match(session.status(), { state: 'waiting', lastError: /certificate|self.signed|unable to verify/i });
     t.same(c.welcomed, []);
+  });
+
+  t.test('the reference coordinator with --tls-cert/--tls-key/--tls-client-ca: agents over wss with a client certificate', async (t) => {
+    const c = await startCoordinator({
+      listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN,
+      coordinatorId: 'tls-reference', defaultStack: 'busybox', sizes: DEFAULT_SIZES, timing: { ...DEFAULT_TIMING },
+      tls: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.ca },
+    }, createRootLogger({ level: 'silent' }));
+    t.teardown(() => c.close());
+    t.match(c.agentUrl, /^wss:\/\//);
+    const without = startSession(t, c.agentUrl, { ca: pki.ca });
+    const withCert = startSession(t, c.agentUrl, { ca: pki.ca, clientCert: { cert: pki.clientCert, key: pki.clientKey } });
+    await until('the agent with a certificate to be welcomed', () => withCert.session.status().state === 'ready');
+    await until('the agent without one to be refused', () => without.session.status().reconnects >= 1, 10_000);
+    t.equal(without.session.status().state, 'waiting', 'no certificate, no link');
   });
 
   t.test('client certificates required: refused without one, welcomed with one', async (t) => {

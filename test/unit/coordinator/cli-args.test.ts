@@ -58,3 +58,21 @@ t.test('listen addresses', async (t) => {
   t.same(parseListenAddress(':9000', '--listen'), { host: '127.0.0.1', port: 9000 });
   t.throws(() => parseListenAddress('127.0.0.1:70000', '--listen'), { code: 'CONFIG_INVALID' });
 });
+
+t.test('TLS flags: cert and key together, a client CA only with them, PEM required', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-coord-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pem = (name: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, `-----BEGIN ${name.toUpperCase()}-----\nAAAA\n-----END ${name.toUpperCase()}-----\n`);
+    return path;
+  };
+  const env = { SLIPWAY_COORDINATOR_TOKEN: 'x' };
+  const config = configFromArgs(['serve', '--tls-cert', pem('cert'), '--tls-key', pem('key'), '--tls-client-ca', pem('ca')], env);
+  t.match(config, { tls: { cert: /BEGIN CERT/, key: /BEGIN KEY/, clientCa: /BEGIN CA/ } });
+  t.notOk((configFromArgs(['serve'], env) as { tls?: unknown }).tls, 'plain by default');
+  t.throws(() => configFromArgs(['serve', '--tls-cert', pem('cert')], env), { code: 'CONFIG_INVALID', message: /go together/ });
+  t.throws(() => configFromArgs(['serve', '--tls-client-ca', pem('ca')], env), { code: 'CONFIG_INVALID', message: /needs --tls-cert/ });
+  writeFileSync(join(dir, 'junk'), 'not a certificate');
+  t.throws(() => configFromArgs(['serve', '--tls-cert', join(dir, 'junk'), '--tls-key', pem('key')], env), { code: 'CONFIG_INVALID', message: /no PEM/ });
+});
