@@ -123,6 +123,8 @@ t.test('agents welcomed while the fleet was small get a larger spread hint as it
   const rest = Array.from({ length: 19 }, (_, i) => startSession(t, url, { hello: async () => helloFor(`agent-${i}`) }).session);
   await until('all welcomed', () => rest.every((s) => s.status().state === 'ready'));
   t.equal(server.spreadMs(), 200);
-  await until('the first agent to hold the new hint', () => first.status().spreadMs === 200, 2_000);
-  t.pass('the first agent now spreads its redials over 200 ms');
+  // A hint goes out when a link's is under 3/4 of today's value, so the first agent may have
+  // been updated while the fleet was still growing (e.g. to 150 ms at 15 agents).
+  const held = await until('the first agent to hold a current hint', () => (first.status().spreadMs >= 150 ? first.status().spreadMs : undefined), 2_000);
+  t.ok(held >= 150 && held <= 200, `the first agent now spreads its redials over ${held} ms (it was told 10 ms alone)`);
 });
