@@ -83,53 +83,59 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     logs,
     ...(config.cycling.enabled ? { cycling: { periodMs: config.cycling.periodMs, jitterMs: config.cycling.jitterMs, graceMs: config.stopGraceMs } } : {}),
   });
+  // Events and their numbering survive an agent restart in the journal: unacked ones are
+  // resent under the same epoch (a new epoch only with a new or unreadable journal).
+  const { journal, state: journaled } = EventJournal.open(join(dirs.agent, 'events.jsonl'));
+  if (journaled.skipped > 0) log.warn({ skipped: journaled.skipped }, 'event journal had unreadable lines');
+  const seqEpoch = journal.epoch;
+  const outbox = new EventOutbox(undefined, journal, journaled);
+  if (journaled.pending.length > 0) log.info({ pending: journaled.pending.length, lastSeq: journaled.lastSeq }, 'unacknowledged events from the last run will be resent');
+  // Every transition is an event, re-adoption reports included: a dyno that crashed while the
+  // agent was down is reported `crashed` as an event (queued until the welcome), not only in
+  // the hello's snapshot.
+  let session: CoordinatorSession | undefined;
+  manager.onTransition((from, status) => {
+    const event = outbox.push(from, status);
+    session?.sendEvent(event);
+    session?.reportCapacitySoon();
+  });
   // What an earlier agent process started is re-adopted before the link opens (the hello then
   // names it); containers nobody owns are removed.
   await manager.recover(dirs.dynos, driverCache(driverOptions, driver));
   const stopSampling = manager.startMemorySampling();
 
-  // 4. Coordinator link: transitions go to the outbox, then out if the link is ready.
+  // 4. Coordinator link: transitions go to the outbox (above), then out if the link is ready.
   const identity: AgentIdentity = { id: config.agentId, hostname: hostname(), address: config.address, version: AGENT_VERSION, runtime: driver.name };
   const capacity = async (): Promise<Capacity> => buildCapacity({
     memory: await readHostMemory(), reservedBytes, committedBytes: manager.committedBytes(),
     dynoCount: manager.list().length, slugCache: await slugs.usage(), accepting: manager.accepting,
     dynoMemory: manager.memoryByDyno(),
   });
-  // Events and their numbering survive an agent restart in the journal: unacked ones are
-  // resent under the same epoch (a new epoch only with a new or unreadable journal).
-  const { journal, state: journaled } = EventJournal.open(join(dirs.agent, 'events.jsonl'));
-  if (journaled.skipped > 0) log.warn({ skipped: journaled.skipped }, 'event journal had unreadable lines');
-  const seqEpoch = journal.epoch;
   const hello = async (): Promise<Hello> => ({ type: 'hello', protocol: PROTOCOL_VERSION, agent: identity, seqEpoch, capacity: await capacity(), dynos: manager.list() });
-  const outbox = new EventOutbox(undefined, journal, journaled);
-  if (journaled.pending.length > 0) log.info({ pending: journaled.pending.length, lastSeq: journaled.lastSeq }, 'unacknowledged events from the last run will be resent');
   const sessionLog = log.child({ component: 'coordinator' });
   const convergence = new Convergence({
     manager, log: sessionLog, graceMs: config.link.unknownDynoGraceMs,
     // A desired dyno this host cannot take is reported down with the refusal's code.
-    refused: (spec, err) => session.sendEvent(outbox.push(null, refusedStatus(spec, err))),
+    refused: (spec, err) => session?.sendEvent(outbox.push(null, refusedStatus(spec, err))),
   });
-  const session = new CoordinatorSession({
+  const link = new CoordinatorSession({
     url: config.coordinatorUrl, token: config.token, ca: config.ca, clientCert: config.link.clientCert, log: sessionLog, hello, capacity, outbox,
-    // hostChanged runs only once commands arrive, after `session` is assigned.
-    handlers: buildHandlers({ manager, outbox, slugs, hostChanged: () => session.reportCapacitySoon(), claimed: (id) => convergence.claim(id) }),
+    // hostChanged runs only once commands arrive, after `link` is assigned.
+    handlers: buildHandlers({ manager, outbox, slugs, hostChanged: () => link.reportCapacitySoon(), claimed: (id) => convergence.claim(id) }),
     onWelcome: (welcome) => convergence.converge(welcome.desired),
     onLinkLost: () => convergence.cancel(),
   });
+  session = link;
   const shipLogs = setInterval(() => {
     // Up to 10 batches a second while lines are queued; none while the link is down or slow.
     for (let i = 0; i < 10 && logs.queued + logs.dropped > 0; i++) {
-      if (!session.trySendLogs(() => {
+      if (!link.trySendLogs(() => {
         const b = logs.take(1000);
         return b ? { type: 'logs', lines: b.lines, dropped: b.dropped } : undefined;
       })) break;
     }
   }, LOG_SHIP_MS);
   shipLogs.unref();
-  manager.onTransition((from, status) => {
-    session.sendEvent(outbox.push(from, status));
-    session.reportCapacitySoon();
-  });
 
   // 5. Diagnostics on loopback.
   const token = await diagnosticsToken(config.diagnosticsTokenFile);
@@ -137,7 +143,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     identity: () => identity,
     dynos: () => manager.list().map((d) => ({ ...d, ...manager.runtimeInfo(d.id) })),
     capacity,
-    link: () => session.status(),
+    link: () => link.status(),
     slugs: () => slugs.usage(),
     dynoLog: async (id, n) => {
       const d = manager.get(id);
@@ -156,17 +162,17 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const bound = diagnostics.address() as AddressInfo;
   const diagnosticsUrl = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
 
-  session.start();
+  link.start();
   log.info({ agentId: config.agentId, address: config.address, diagnosticsUrl, allocatableBytes: allocatable, stateDir: config.stateDir }, 'agent started');
 
   return {
-    manager, session, diagnosticsUrl, diagnosticsToken: token,
+    manager, session: link, diagnosticsUrl, diagnosticsToken: token,
     async close(options = {}) {
       stopSampling();
       clearInterval(shipLogs);
       logs.stop();
       if (options.stopDynos) await manager.stopAll();
-      await session.close();
+      await link.close();
       await new Promise<void>((resolve) => diagnostics.close(() => resolve()));
       diagnostics.closeAllConnections();
     },

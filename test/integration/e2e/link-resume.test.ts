@@ -136,15 +136,21 @@ t.test('coordinator and agent killed while dynos change state: every change arri
     const overlap = run.filter((e) => next.some((n) => n.seq === e.seq)).map((e) => e.seq);
     t.same(overlap, run.slice(run.length - overlap.length).map((e) => e.seq), `coordinator ${i + 2} re-received only the unacknowledged tail of coordinator ${i + 1} (${overlap.length} events)`);
   }
-  // In order per dyno: each change starts where the previous one ended.
+  // In order per dyno: each change starts where the previous one ended. The one exception is
+  // the restarted agent's first report of each dyno it re-adopted (`from: null`: what it found,
+  // e.g. `crashed` for a dyno that exited while no agent ran): exactly one per dyno here, as an
+  // event (not only in the hello's snapshot), since both dynos existed when the agent died.
   const byDyno = new Map<string, Applied[]>();
   for (const s of [...bySeq.keys()].sort((x, y) => x - y)) {
     const e = bySeq.get(s)!;
     byDyno.set(e.dynoId, [...(byDyno.get(e.dynoId) ?? []), e]);
   }
   for (const [dynoId, changes] of byDyno) {
-    const breaks = changes.slice(1).filter((e, i) => e.from !== changes[i]!.state);
+    const readopted = changes.slice(1).filter((e) => e.from === null);
+    const breaks = changes.slice(1).filter((e, i) => e.from !== null && e.from !== changes[i]!.state);
+    if (breaks.length > 0) t.comment(JSON.stringify(changes));
     t.same(breaks, [], `${dynoId}: ${changes.length} changes, each from the state the last one ended in`);
+    t.equal(readopted.length, 1, `${dynoId}: its re-adoption after the agent restart reported as an event`);
   }
 
   assertNothingLeft(t, host);
