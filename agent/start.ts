@@ -83,28 +83,15 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     logs,
     ...(config.cycling.enabled ? { cycling: { periodMs: config.cycling.periodMs, jitterMs: config.cycling.jitterMs, graceMs: config.stopGraceMs } } : {}),
   });
-  // Events and their numbering survive an agent restart in the journal: unacked ones are
-  // resent under the same epoch (a new epoch only with a new or unreadable journal).
+  // 4. Coordinator link. It is built here but dialled only at the end; until the welcome,
+  // events wait in the outbox. Events and their numbering survive an agent restart in the
+  // journal: unacked ones are resent under the same epoch (a new epoch only with a new or
+  // unreadable journal).
   const { journal, state: journaled } = EventJournal.open(join(dirs.agent, 'events.jsonl'));
   if (journaled.skipped > 0) log.warn({ skipped: journaled.skipped }, 'event journal had unreadable lines');
   const seqEpoch = journal.epoch;
   const outbox = new EventOutbox(undefined, journal, journaled);
   if (journaled.pending.length > 0) log.info({ pending: journaled.pending.length, lastSeq: journaled.lastSeq }, 'unacknowledged events from the last run will be resent');
-  // Every transition is an event, re-adoption reports included: a dyno that crashed while the
-  // agent was down is reported `crashed` as an event (queued until the welcome), not only in
-  // the hello's snapshot.
-  let session: CoordinatorSession | undefined;
-  manager.onTransition((from, status) => {
-    const event = outbox.push(from, status);
-    session?.sendEvent(event);
-    session?.reportCapacitySoon();
-  });
-  // What an earlier agent process started is re-adopted before the link opens (the hello then
-  // names it); containers nobody owns are removed.
-  await manager.recover(dirs.dynos, driverCache(driverOptions, driver));
-  const stopSampling = manager.startMemorySampling();
-
-  // 4. Coordinator link: transitions go to the outbox (above), then out if the link is ready.
   const identity: AgentIdentity = { id: config.agentId, hostname: hostname(), address: config.address, version: AGENT_VERSION, runtime: driver.name };
   const capacity = async (): Promise<Capacity> => buildCapacity({
     memory: await readHostMemory(), reservedBytes, committedBytes: manager.committedBytes(),
@@ -116,16 +103,25 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const convergence = new Convergence({
     manager, log: sessionLog, graceMs: config.link.unknownDynoGraceMs,
     // A desired dyno this host cannot take is reported down with the refusal's code.
-    refused: (spec, err) => session?.sendEvent(outbox.push(null, refusedStatus(spec, err))),
+    refused: (spec, err) => link.sendEvent(outbox.push(null, refusedStatus(spec, err))),
   });
   const link = new CoordinatorSession({
     url: config.coordinatorUrl, token: config.token, ca: config.ca, clientCert: config.link.clientCert, log: sessionLog, hello, capacity, outbox,
-    // hostChanged runs only once commands arrive, after `link` is assigned.
     handlers: buildHandlers({ manager, outbox, slugs, hostChanged: () => link.reportCapacitySoon(), claimed: (id) => convergence.claim(id) }),
     onWelcome: (welcome) => convergence.converge(welcome.desired),
     onLinkLost: () => convergence.cancel(),
   });
-  session = link;
+  // Every transition is an event, re-adoption reports included (registered before recover()):
+  // a dyno that crashed while the agent was down is reported `crashed` as an event, sent after
+  // the welcome, not only in the hello's snapshot.
+  manager.onTransition((from, status) => {
+    link.sendEvent(outbox.push(from, status));
+    link.reportCapacitySoon();
+  });
+  // What an earlier agent process started is re-adopted before the link opens (the hello then
+  // names it); containers nobody owns are removed.
+  await manager.recover(dirs.dynos, driverCache(driverOptions, driver));
+  const stopSampling = manager.startMemorySampling();
   const shipLogs = setInterval(() => {
     // Up to 10 batches a second while lines are queued; none while the link is down or slow.
     for (let i = 0; i < 10 && logs.queued + logs.dropped > 0; i++) {

@@ -41,7 +41,8 @@ export function createAgentApp(deps: AgentAppDeps): AgentApp {
       const desired = formations.desiredOn(agentId, reported);
       const respawn = new Set(desired.filter((d) => d.spec).map((d) => d.id));
       const missing = dynos.markMissing(agentId, new Set([...reported, ...respawn]));
-      log.info({ agentId, missing: missing.map((d) => d.id), respawn: [...respawn] }, 'agent state reconciled');
+      // Quiet unless the hello changed something (a reconnect storm is thousands of hellos).
+      if (missing.length + respawn.size > 0) log.info({ agentId, missing: missing.map((d) => d.id), respawn: [...respawn] }, 'agent state reconciled');
       return { desired };
     },
 

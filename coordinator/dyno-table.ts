@@ -149,7 +149,15 @@ export class DynoTable {
 
   /** Dynos on an agent that the coordinator wants stopped but the agent still runs. */
   unwantedOn(agentId: string): DynoRecord[] {
-    return this.list().filter((r) => r.agentId === agentId && r.desired === 'stop' && r.state !== 'down');
+    return this.on(agentId).filter((r) => r.desired === 'stop' && r.state !== 'down');
+  }
+
+  /** Every record placed on an agent, unsorted: runs on each hello, so no sort of the fleet's
+   * dynos (list() sorts them all) during a reconnect storm. */
+  on(agentId: string): DynoRecord[] {
+    const out: DynoRecord[] = [];
+    for (const r of this.records.values()) if (r.agentId === agentId) out.push(r);
+    return out;
   }
 
   hasApp(app: string): boolean {

@@ -101,8 +101,8 @@ export class FormationService {
    */
   desiredOn(agentId: string, reported: ReadonlySet<string>): DesiredDyno[] {
     const out: DesiredDyno[] = [];
-    for (const r of this.deps.dynos.list()) {
-      if (r.agentId !== agentId || r.desired !== 'run') continue;
+    for (const r of this.deps.dynos.on(agentId)) {
+      if (r.desired !== 'run') continue;
       if (reported.has(r.id)) {
         out.push({ id: r.id });
         continue;

@@ -53,13 +53,6 @@ export class MessageBudget {
   }
 }
 
-export interface LinkGuardOptions {
-  perSecond?: number;
-  burst?: number;
-  maxFragments?: number;
-  onViolation: (kind: GuardViolation, detail: string) => void;
-}
-
 interface ReceiverInternals {
   _fragments?: unknown;
 }
@@ -69,16 +62,15 @@ interface ReceiverInternals {
  * message before it is handled; false means the link was closed for flooding and the message
  * must be dropped. Returns the guard.
  */
-export function guardLink(ws: WebSocket, socket: Socket, o: LinkGuardOptions): { admit: () => boolean } {
-  const budget = new MessageBudget(o.perSecond, o.burst);
-  const maxFragments = o.maxFragments ?? MAX_FRAGMENTS;
+export function guardLink(ws: WebSocket, socket: Socket, onViolation: (kind: GuardViolation, detail: string) => void): { admit: () => boolean } {
+  const budget = new MessageBudget();
   let wireBytes = 0;
   let violated = false;
   const violate = (kind: GuardViolation, detail: string) => {
     if (violated) return;
     violated = true;
     socket.off('data', onData);
-    o.onViolation(kind, detail);
+    onViolation(kind, detail);
     ws.close(CLOSE_POLICY_VIOLATION, kind);
     const cut = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
     cut.unref();
@@ -88,7 +80,7 @@ export function guardLink(ws: WebSocket, socket: Socket, o: LinkGuardOptions): {
     wireBytes += chunk.length;
     if (wireBytes > MAX_WIRE_BYTES_PER_MESSAGE) return violate('wire_flood', `${wireBytes} bytes on the wire without a complete message`);
     const fragments = ((ws as unknown as { _receiver?: ReceiverInternals })._receiver?._fragments);
-    if (Array.isArray(fragments) && fragments.length > maxFragments) violate('fragment_flood', `a message in more than ${maxFragments} fragments`);
+    if (Array.isArray(fragments) && fragments.length > MAX_FRAGMENTS) violate('fragment_flood', `a message in more than ${MAX_FRAGMENTS} fragments`);
   };
   // Runs after ws's own 'data' listener (registered first), so the fragment list is current.
   socket.on('data', onData);
@@ -101,7 +93,7 @@ export function guardLink(ws: WebSocket, socket: Socket, o: LinkGuardOptions): {
       wireBytes = 0;
       if (violated) return false;
       if (budget.take()) return true;
-      violate('message_flood', `more than ${o.perSecond ?? MESSAGES_PER_SECOND} messages a second`);
+      violate('message_flood', `more than ${MESSAGES_PER_SECOND} messages a second`);
       return false;
     },
   };

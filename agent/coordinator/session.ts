@@ -41,9 +41,6 @@ export interface SessionOptions extends DialOptions {
   onLinkLost?: () => void;
   /** Called on every dial attempt (metrics; the fleet benchmark counts attempts a second). */
   onDial?: () => void;
-  /** Inbound message budget (shared/link-guard.ts); tests lower it. */
-  maxMessagesPerSecond?: number;
-  messageBurst?: number;
 }
 
 export interface LinkStatus {
@@ -160,14 +157,10 @@ export class CoordinatorSession {
     ws.on('open', () => {
       // Registered after ws's own socket listener, so the guard sees the receiver's state.
       if (socket) {
-        admit = guardLink(ws, socket, {
-          ...(this.o.maxMessagesPerSecond !== undefined ? { perSecond: this.o.maxMessagesPerSecond } : {}),
-          ...(this.o.messageBurst !== undefined ? { burst: this.o.messageBurst } : {}),
-          onViolation: (kind, detail) => {
-            this.policyCloses++;
-            this.lastError = `coordinator broke the link's limits (${kind}): ${detail}`;
-            this.o.log.warn({ kind }, `closing the coordinator link: ${detail}`);
-          },
+        admit = guardLink(ws, socket, (kind, detail) => {
+          this.policyCloses++;
+          this.lastError = `coordinator broke the link's limits (${kind}): ${detail}`;
+          this.o.log.warn({ kind }, `closing the coordinator link: ${detail}`);
         }).admit;
       }
       void this.handshake(ws);

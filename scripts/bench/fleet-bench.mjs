@@ -134,6 +134,7 @@ async function main() {
 
   const met = (ok) => (ok ? 'MET' : 'MISSED');
   console.log(`fleet: summary for ${AGENTS} agents on this machine (${WORKERS} agent processes + the coordinator):`);
+  console.log(`  coordinator RSS ${AGENTS} agents / 0 agents (same run) = ${(steady.rssKb / baseline.rssKb).toFixed(2)}x; CPU ${steady.cpuPct.toFixed(2)}% / ${baseline.cpuPct.toFixed(2)}% of a core`);
   console.log(`  memory per idle agent ${kbPerAgent.toFixed(1)} KB / ${TARGETS.kbPerAgent} KB = ${(kbPerAgent / TARGETS.kbPerAgent).toFixed(2)}x of the budget: ${met(kbPerAgent < TARGETS.kbPerAgent)}`);
   console.log(`  placement p99 ${placement.p99Ms} ms / ${TARGETS.placementP99Ms} ms = ${(placement.p99Ms / TARGETS.placementP99Ms).toFixed(2)}x: ${met(placement.p99Ms < TARGETS.placementP99Ms)}`);
   for (const kind of ['crash', 'graceful']) {

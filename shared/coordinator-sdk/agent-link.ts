@@ -21,8 +21,6 @@ export interface AgentLinkDeps {
   log: SdkLogger;
   pingIntervalMs: number;
   helloTimeoutMs?: number;
-  maxMessagesPerSecond?: number;
-  messageBurst?: number;
   /** Every decoded message; must not throw (the server catches handler errors). */
   onMessage: (link: AgentLink, message: AgentMessage) => void;
   /** A frame that failed decoding (its error code), or a flood. */
@@ -44,13 +42,9 @@ export class AgentLink {
     readonly remoteAddress: string | undefined,
     private readonly deps: AgentLinkDeps,
   ) {
-    const guard = guardLink(socket, rawSocket, {
-      ...(deps.maxMessagesPerSecond !== undefined ? { perSecond: deps.maxMessagesPerSecond } : {}),
-      ...(deps.messageBurst !== undefined ? { burst: deps.messageBurst } : {}),
-      onViolation: (kind, detail) => {
-        deps.onInvalid(this, kind);
-        deps.log.warn({ serial, agentId: this.agentId, kind }, `closing an agent link that broke its limits: ${detail}`);
-      },
+    const guard = guardLink(socket, rawSocket, (kind, detail) => {
+      deps.onInvalid(this, kind);
+      deps.log.warn({ serial, agentId: this.agentId, kind }, `closing an agent link that broke its limits: ${detail}`);
     });
     socket.on('message', (data, isBinary) => {
       if (guard.admit()) this.onFrame(data, isBinary);
