@@ -35,6 +35,8 @@ export interface SessionOptions extends DialOptions {
   outbox: EventOutbox;
   pingIntervalMs?: number;
   reconnectInitialMs?: number;
+  /** A link up this long resets the backoff (default HEALTHY_AFTER_MS); tests shorten it. */
+  healthyAfterMs?: number;
   /** After every welcome (the desired set converges here); must not throw. */
   onWelcome?: (welcome: Welcome) => void;
   /** After a ready link closed. */
@@ -271,7 +273,7 @@ export class CoordinatorSession {
     if (this.ws !== ws) return;
     this.clearTimers();
     const wasReady = this.state === 'ready';
-    const wasHealthy = this.connectedAt !== undefined && wasReady && Date.now() - this.connectedAt >= HEALTHY_AFTER_MS;
+    const wasHealthy = this.connectedAt !== undefined && wasReady && Date.now() - this.connectedAt >= (this.o.healthyAfterMs ?? HEALTHY_AFTER_MS);
     if (wasHealthy) this.backoff.reset();
     this.state = 'waiting';
     this.ws = undefined;
