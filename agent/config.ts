@@ -9,7 +9,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { SlipwayError } from '../shared/errors.js';
 import { DEFAULT_RESTART_POLICY, type RestartPolicyOptions } from './dynos/restart-policy.js';
 import { DEFAULT_MEMORY_SETTINGS } from './dynos/memory-policy.js';
-import { UNKNOWN_DYNO_GRACE_MS } from './coordinator/convergence.js';
+import { UNKNOWN_DYNO_GRACE_MS } from './link/convergence.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/slipway/agent.json';
 
@@ -89,7 +89,7 @@ export interface AgentConfig {
   cycling: { enabled: boolean; periodMs: number; jitterMs: number };
   /** R14/R15 (agent/dynos/memory-policy.ts) and how often dynos are sampled. */
   memory: { r15Multiple: number; r14IntervalMs: number; sampleMs: number };
-  /** The coordinator link beyond URL, token and CA (agent/coordinator/). */
+  /** The coordinator link beyond URL, token and CA (agent/link/). */
   link: {
     /** How long a dyno the coordinator's desired set does not list keeps running (convergence.ts). */
     unknownDynoGraceMs: number;

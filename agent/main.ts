@@ -63,7 +63,7 @@ async function serve(argv: string[]): Promise<void> {
     portRange: values['port-range']?.split('-').map(Number),
   };
   for (const k of Object.keys(flags)) if (flags[k] === undefined) delete flags[k];
-  const [{ resolveConfig }, { createRootLogger }, { startAgent }] = await Promise.all([import('./config.js'), import('./lib/log.js'), import('./start.js')]);
+  const [{ resolveConfig }, { createRootLogger }, { startAgent }] = await Promise.all([import('./config.js'), import('../shared/log.js'), import('./start.js')]);
   const config = resolveConfig(values.config, flags as FileConfig);
   const log = createRootLogger({ level: config.logLevel, name: 'slipway-agent' });
   // A bug in one code path must not take the host's dynos down with the agent: this version
@@ -86,7 +86,7 @@ async function serve(argv: string[]): Promise<void> {
 
 async function cleanup(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' }, 'cgroup-parent': { type: 'string' } } });
-  const [{ createRootLogger }, { driverCache }, { sweepDynos }] = await Promise.all([import('./lib/log.js'), import('./runtime/factory.js'), import('./dynos/sweep.js')]);
+  const [{ createRootLogger }, { driverCache }, { sweepDynos }] = await Promise.all([import('../shared/log.js'), import('./runtime/factory.js'), import('./dynos/sweep.js')]);
   const log = createRootLogger({ name: 'slipway-agent' });
   const stateDir = values['state-dir'] ?? DEFAULTS.stateDir;
   // Every runtime that may have left a dyno: its handle names it; a dir without one is tried

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { PROTOCOL_VERSION, type AgentIdentity, type Capacity, type Hello } from '../shared/protocol.js';
 import type { AgentConfig } from './config.js';
-import type { Logger } from './lib/log.js';
+import type { Logger } from '../shared/log.js';
 import { createSlugStore } from './slugs/factory.js';
 import { StackStore } from './stacks/stacks.js';
 import { createDriver, driverCache } from './runtime/factory.js';
@@ -17,11 +17,11 @@ import { DynoRecords } from './dynos/dyno-records.js';
 import { LogShipper } from './dynos/log-shipper.js';
 import { tailLog } from './dynos/log-tail.js';
 import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity.js';
-import { EventOutbox } from './coordinator/outbox.js';
-import { EventJournal } from './coordinator/event-journal.js';
-import { CoordinatorSession } from './coordinator/session.js';
-import { Convergence, refusedStatus } from './coordinator/convergence.js';
-import { buildHandlers } from './coordinator/handlers/index.js';
+import { EventOutbox } from './link/outbox.js';
+import { EventJournal } from './link/event-journal.js';
+import { LinkSession } from './link/session.js';
+import { Convergence, refusedStatus } from './link/convergence.js';
+import { buildHandlers } from './link/handlers/index.js';
 import { createDiagnosticsServer } from './diagnostics/server.js';
 
 /** How often queued log lines are sent to the coordinator. */
@@ -32,7 +32,7 @@ export const AGENT_VERSION = '0.1.0';
 
 export interface RunningAgent {
   manager: DynoManager;
-  session: CoordinatorSession;
+  session: LinkSession;
   diagnosticsUrl: string;
   diagnosticsToken: string;
   /** Closes the link and the diagnostics server. Dynos keep running unless stopDynos is set. */
@@ -99,13 +99,13 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     dynoMemory: manager.memoryByDyno(),
   });
   const hello = async (): Promise<Hello> => ({ type: 'hello', protocol: PROTOCOL_VERSION, agent: identity, seqEpoch, capacity: await capacity(), dynos: manager.list() });
-  const sessionLog = log.child({ component: 'coordinator' });
+  const sessionLog = log.child({ component: 'link' });
   const convergence = new Convergence({
     manager, log: sessionLog, graceMs: config.link.unknownDynoGraceMs,
     // A desired dyno this host cannot take is reported down with the refusal's code.
     refused: (spec, err) => link.sendEvent(outbox.push(null, refusedStatus(spec, err))),
   });
-  const link = new CoordinatorSession({
+  const link = new LinkSession({
     url: config.coordinatorUrl, token: config.token, ca: config.ca, clientCert: config.link.clientCert, log: sessionLog, hello, capacity, outbox,
     handlers: buildHandlers({ manager, outbox, slugs, hostChanged: () => link.reportCapacitySoon(), claimed: (id) => convergence.claim(id) }),
     onWelcome: (welcome) => convergence.converge(welcome.desired),

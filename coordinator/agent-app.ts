@@ -2,7 +2,7 @@
 // AgentServer (shared/coordinator-sdk/) calls. One small function per message type; all
 // synchronous, nothing waits on the network: anything slow (stopping unwanted dynos after a
 // hello) runs on its own from ready().
-import type { Logger } from '../agent/lib/log.js';
+import type { Logger } from '../shared/log.js';
 import type { AgentApp } from '../shared/coordinator-sdk/index.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { AppLogs } from './app-logs.js';

@@ -5,7 +5,7 @@
 // The error bodies carry Heroku's router code in `routerCode`; shared/errors.ts has no
 // router codes, so the nearest existing codes are used (see the coordinator's report).
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
-import type { Logger } from '../agent/lib/log.js';
+import type { Logger } from '../shared/log.js';
 import { sendError } from './http-json.js';
 import type { Route, RouteTable } from './route-table.js';
 

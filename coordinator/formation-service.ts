@@ -5,7 +5,7 @@
 // Capacity is checked for the whole change before anything is sent, so a request that
 // cannot fit changes nothing (503 INSUFFICIENT_CAPACITY). An agent may still refuse a dyno
 // (its view moved since its last report): that dyno is then placed on the next agent.
-import type { Logger } from '../agent/lib/log.js';
+import type { Logger } from '../shared/log.js';
 import { isErrorCode, SlipwayError } from '../shared/errors.js';
 import type { DesiredDyno, DynoSpec, Result } from '../shared/protocol.js';
 import type { CommandSender } from '../shared/coordinator-sdk/index.js';

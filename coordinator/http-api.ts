@@ -9,7 +9,7 @@
 // Unauthenticated, like a dev tool: it listens on loopback by default. Anything that puts it
 // on a network needs a token in front of it (see the coordinator's report).
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import type { Logger } from '../agent/lib/log.js';
+import type { Logger } from '../shared/log.js';
 import { asSlipwayError } from '../shared/errors.js';
 import type { CommandSender } from '../shared/coordinator-sdk/index.js';
 import type { AgentRegistry } from './agent-registry.js';

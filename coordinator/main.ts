@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // slipway-coordinator: the reference coordinator. Parses flags, installs signal handlers and
 // calls startCoordinator(); everything else lives in start.ts and the modules it wires.
-import { createRootLogger } from '../agent/lib/log.js';
+import { createRootLogger } from '../shared/log.js';
 import { asSlipwayError } from '../shared/errors.js';
 import { configFromArgs, USAGE } from './cli-args.js';
 import type { CoordinatorConfig } from './config.js';

@@ -4,7 +4,7 @@ import { AppLogs } from './app-logs.js';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../agent/lib/log.js';
+import type { Logger } from '../shared/log.js';
 import { AGENT_WS_PATH } from '../shared/protocol.js';
 import { AgentServer, type CommandSender } from '../shared/coordinator-sdk/index.js';
 import { createAgentApp, type AppStats } from './agent-app.js';

@@ -22,6 +22,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$REPO/scripts/lib/node-env.sh"
 SUITE=bookworm
 NAME=""
 STATE_DIR=/var/lib/slipway

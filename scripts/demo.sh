@@ -29,6 +29,7 @@ CGROUP_PARENT=/slipway-demo
 APP=demo
 
 scripts/setup.sh --stack-dir "$STATE/stacks/busybox"
+. scripts/lib/node-env.sh
 
 for port in "$API_PORT" "$ROUTER_PORT" "$SLUG_PORT" "$DIAG_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what slipway needs on a fresh Debian 12 host, idempotently: Debian packages,
-# npm dependencies, the TypeScript build and the busybox test stack.
+# Installs what slipway needs on a fresh Debian 12 host, idempotently: Debian packages, the
+# Node.js 24 runtime (scripts/install-node.sh: the official binary from the npm registry,
+# whatever node the host has), npm dependencies, the TypeScript build and the busybox test stack.
 # Usage: scripts/setup.sh [--stack-dir DIR]   (run as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,9 +33,15 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# npm dependencies, only when the lock file changed since the last install.
+# Node.js 24 LTS, first on PATH for the rest of this script (and for scripts that source
+# scripts/lib/node-env.sh after running this one).
+scripts/install-node.sh
+. scripts/lib/node-env.sh
+
+# npm dependencies, only when the lock file or the runtime changed since the last install
+# (native addons are built for one Node ABI).
 stamp=node_modules/.slipway-lock.sha256
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
+want="$(sha256sum package-lock.json | cut -d' ' -f1) $(node --version)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+. scripts/lib/node-env.sh
 # The Docker driver's tests run against a real engine; CI starts from a machine without one.
 scripts/start-dockerd.sh
 echo "test: type-checking tests"

@@ -9,7 +9,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULTS, loadFileConfig, slugSettings, type FileConfig } from '../config.js';
-import { createRootLogger } from '../lib/log.js';
+import { createRootLogger } from '../../shared/log.js';
 import { createSlugStore } from '../slugs/factory.js';
 import { StackStore } from '../stacks/stacks.js';
 import { createDriver, isRuntimeName } from '../runtime/factory.js';

@@ -3,7 +3,7 @@
 // removes a slug a dyno has mounted; see agent/slugs/in-use.ts).
 import { parseArgs } from 'node:util';
 import { loadFileConfig, slugSettings, type FileConfig } from '../config.js';
-import { createRootLogger } from '../lib/log.js';
+import { createRootLogger } from '../../shared/log.js';
 import { createSlugStore } from '../slugs/factory.js';
 import { SlipwayError } from '../../shared/errors.js';
 

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULTS, loadFileConfig, type FileConfig } from '../config.js';
-import { createRootLogger } from '../lib/log.js';
+import { createRootLogger } from '../../shared/log.js';
 import { importStack, listStacks } from '../stacks/import.js';
 import { SlipwayError } from '../../shared/errors.js';
 

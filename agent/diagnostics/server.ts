@@ -5,8 +5,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { AgentIdentity, Capacity, DynoStatus } from '../../shared/protocol.js';
-import type { LinkStatus } from '../coordinator/session.js';
-import type { Logger } from '../lib/log.js';
+import type { LinkStatus } from '../link/session.js';
+import type { Logger } from '../../shared/log.js';
 import type { CacheUsage } from '../slugs/store.js';
 
 export interface AgentView {

@@ -19,7 +19,7 @@
 import { join } from 'node:path';
 import type { DynoSpec, DynoStateName, DynoStatus, Endpoint, ExitStatus, WireError } from '../../shared/protocol.js';
 import { SlipwayError, asSlipwayError } from '../../shared/errors.js';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../../shared/log.js';
 import type { DynoExit, DynoHandle, LogSource, RecoveredDyno, RuntimeDriver } from '../runtime/driver.js';
 import type { StackStore } from '../stacks/stacks.js';
 import type { PortAllocator } from './ports.js';

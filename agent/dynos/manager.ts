@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { DynoSpec, DynoStateName, DynoStatus } from '../../shared/protocol.js';
 import { SlipwayError } from '../../shared/errors.js';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../../shared/log.js';
 import type { LogSource, RuntimeDriver, RuntimeName } from '../runtime/driver.js';
 import { readHandle } from '../runtime/handle-file.js';
 import { DEFAULT_MEMORY_SETTINGS } from './memory-policy.js';

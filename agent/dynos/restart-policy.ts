@@ -1,6 +1,6 @@
 // When a crashed dyno starts again: Heroku's crash restarts. A pure object: it keeps a count
 // and the time of the last start, and answers with a delay; time and randomness are injected,
-// so the schedule is tested without waiting (test/unit/dynos/restart-policy.test.ts).
+// so the schedule is tested without waiting (test/unit/agent/dynos/restart-policy.test.ts).
 //
 //   crash 1           restart at once (the first restart is immediate)
 //   crash n (n >= 2)  baseMs * 2^(n-2), plus up to `jitter` of that at random, capped at capMs

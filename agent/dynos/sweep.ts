@@ -5,7 +5,7 @@
 // before persisting one) by each of the fallback drivers, which may have begun it.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../../shared/log.js';
 import type { DynoHandle, RuntimeDriver, RuntimeName } from '../runtime/driver.js';
 import { readHandle } from '../runtime/handle-file.js';
 

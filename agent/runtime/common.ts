@@ -2,9 +2,7 @@
 // in files.
 import { readFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
-import { join } from 'node:path';
-import type { DynoExit, DynoHandle, RecoveredDyno, RuntimeDriver } from './driver.js';
-import { readHandle } from './handle-file.js';
+import type { DynoExit, DynoHandle } from './driver.js';
 
 /** After SIGKILL to every process the kernel tears them down promptly; past this the dyno is
  * reported with an unknown exit rather than stalling the stop. */
@@ -61,17 +59,4 @@ export function shared<K, V>(map: Map<K, Promise<V>>, key: K, make: () => Promis
     map.set(key, p);
   }
   return p;
-}
-
-/** recover() of the drivers whose monitor is conmon (runc, LXC): the persisted handle, the
- * monitor's pid, and the runtime's view of the container. `created` or `missing` means
- * nothing of the dyno runs (for `created`, the agent died between create and start). */
-export async function recoverMonitored(driver: Pick<RuntimeDriver, 'name' | 'inspect'>, dir: string): Promise<RecoveredDyno | undefined> {
-  const handle = await readHandle(dir);
-  if (!handle || handle.driver !== driver.name) return undefined;
-  handle.monitorPid ??= await readPid(join(dir, 'conmon.pid'));
-  const state = await driver.inspect(handle);
-  if (state.status === 'missing' || state.status === 'created') return undefined;
-  if (state.pid !== undefined) handle.pid = state.pid;
-  return { handle, running: state.status === 'running' };
 }

@@ -4,7 +4,7 @@
 // policy: the Dyno object decides when to start, stop and report; the driver only does, and
 // every call it makes into a runtime has a named time bound.
 //
-// What every driver guarantees, and test/integration/runtime/conformance.test.ts checks for
+// What every driver guarantees, and test/integration/agent/runtime/fixtures/conformance.ts checks for
 // each of them:
 // - the rootfs is the stack (read-only, never written) under a per-dyno writable layer, with
 //   the slug at /app (writable, reset on the next start: nothing is copied);

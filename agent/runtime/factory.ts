@@ -1,6 +1,6 @@
 // The one place that turns the `runtime` config key into a driver. Each driver's module is
 // loaded on demand: a runc host never loads dockerode, a Docker host never looks for conmon.
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../../shared/log.js';
 import { SlipwayError } from '../../shared/errors.js';
 import { RUNTIME_NAMES, type RuntimeDriver, type RuntimeName } from './driver.js';
 

@@ -22,3 +22,16 @@ export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys'
 /** The OOM score every dyno process starts with: the kernel picks dynos before the agent,
  * conmon and system daemons when the whole host runs out of memory. */
 export const DYNO_OOM_SCORE_ADJ = 500;
+
+/** CFS period for a CPU quota: the kernel's default (100 ms), as runc and Docker use. */
+export const CPU_PERIOD_US = 100_000;
+
+/** A CPU quota in percent of one core as a CFS quota per CPU_PERIOD_US (runc's formula);
+ * 1 ms is the kernel's (and Docker's) smallest quota. */
+export function cfsQuotaUs(cpuQuotaPercent: number): number {
+  return Math.max(1000, Math.round((cpuQuotaPercent * CPU_PERIOD_US) / 100));
+}
+
+/** Largest dyno log the monitor keeps before truncating it (conmon's --log-size-max, Docker's
+ * json-file max-size); the shipper follows the file and sends every line on long before. */
+export const LOG_SIZE_MAX_BYTES = 16 * 1024 * 1024;

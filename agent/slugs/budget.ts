@@ -1,7 +1,7 @@
 // The budgets a slug must stay within while it is extracted. A slug is hostile input: a
 // zip bomb, a million empty files or a 4,000-level tree must be refused early, before it has
 // filled the disk, and with one stable code (SLUG_TOO_LARGE). Pure: the extractor feeds it
-// what it sees and stops at the first verdict (test/unit/slugs/budget.test.ts).
+// what it sees and stops at the first verdict (test/unit/agent/slugs/budget.test.ts).
 import { SlipwayError } from '../../shared/errors.js';
 
 export interface SlugLimits {

@@ -1,6 +1,6 @@
 // The tar entry policy of the slug store: which entries of a slug may be extracted, and with
 // which mode. Pure functions, no I/O, so every rule has a unit test
-// (test/unit/slugs/entry-policy.test.ts).
+// (test/unit/agent/slugs/entry-policy.test.ts).
 //
 // A slug is hostile input (DESIGN.md, "Security rules"). node-tar has its own defences
 // (it strips absolute paths, skips `..` entries, skips devices); we do not rely on them being

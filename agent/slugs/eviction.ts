@@ -1,7 +1,7 @@
 // Which slugs to evict so that the cache stays under its disk budget and the file system
 // keeps its free-space floor, with room for a slug about to be written. Pure: the store
 // gathers the facts (sizes, last use, what running dynos mount, free bytes) and performs
-// the plan (test/unit/slugs/eviction.test.ts).
+// the plan (test/unit/agent/slugs/eviction.test.ts).
 //
 // Least recently used first; a slug in use by a dyno (pinned in memory or mounted in an
 // overlay) is never evicted, even if that leaves the cache over budget.

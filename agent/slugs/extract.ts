@@ -28,7 +28,7 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { SlipwayError } from '../../shared/errors.js';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../../shared/log.js';
 import { checkEntry, DEFAULT_DIR_MODE, SLUG_ROOT } from './entry-policy.js';
 import { DEFAULT_SLUG_LIMITS, SlugBudget, type SlugLimits } from './budget.js';
 import { classifyTarError, sourceFailure } from './failures.js';

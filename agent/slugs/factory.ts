@@ -3,7 +3,7 @@
 // costs ~100 ms and ~20 MB to load, which a host that only sees presigned URLs never pays.
 import type { Readable } from 'node:stream';
 import type { SlugSettings } from '../config.js';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../../shared/log.js';
 import { FileSlugSource } from './file-source.js';
 import { HttpSlugSource, type SlugSource } from './http-source.js';
 import { SlugStore, type SlugStoreOptions } from './store.js';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { SlipwayError } from '../../shared/errors.js';
-import { redactUrl, type Logger } from '../lib/log.js';
+import { redactUrl, type Logger } from '../../shared/log.js';
 import { sourceFailure } from './failures.js';
 import type { SlugSource } from './http-source.js';
 

@@ -10,7 +10,7 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { SlipwayError } from '../../shared/errors.js';
-import { redactUrl, type Logger } from '../lib/log.js';
+import { redactUrl, type Logger } from '../../shared/log.js';
 import { sourceFailure } from './failures.js';
 import { parseRetryAfter } from './retry.js';
 

@@ -17,7 +17,7 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { GetObjectCommand, S3Client, type GetObjectCommandOutput, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { SlipwayError } from '../../shared/errors.js';
-import { redactUrl, type Logger } from '../lib/log.js';
+import { redactUrl, type Logger } from '../../shared/log.js';
 import { sourceFailure } from './failures.js';
 import { DEFAULT_STALL_TIMEOUT_MS, type SlugSource } from './http-source.js';
 import { parseRetryAfter } from './retry.js';

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { asSlipwayError, SlipwayError } from '../../shared/errors.js';
-import { redactUrl, type Logger } from '../lib/log.js';
+import { redactUrl, type Logger } from '../../shared/log.js';
 import { extractSlug, type ExtractResult } from './extract.js';
 import { HttpSlugSource, type SlugSource } from './http-source.js';
 import { DEFAULT_SLUG_LIMITS, type SlugLimits } from './budget.js';

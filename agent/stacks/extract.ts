@@ -16,7 +16,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { Parser, type ReadEntry } from 'tar';
 import { SlipwayError } from '../../shared/errors.js';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../../shared/log.js';
 import { StackEntryJudge } from './entry-policy.js';
 import { STACK_MARKER } from './stacks.js';
 import { DeviceEntryFilter } from './tar-filter.js';

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { SlipwayError } from '../../shared/errors.js';
-import type { Logger } from '../lib/log.js';
+import type { Logger } from '../../shared/log.js';
 import { flushFileSystem } from '../slugs/durability.js';
 import { extractStack } from './extract.js';
 import { stackMounts } from './in-use.js';

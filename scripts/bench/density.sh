@@ -9,4 +9,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/setup.sh >/dev/null
+. scripts/lib/node-env.sh
 exec node scripts/bench/density-bench.mjs "${1:-100}" "${2:-60}"

@@ -3,7 +3,7 @@
 // Startup is outside the measurement: the agent pays it once, not per slug.
 import { createInterface } from 'node:readline';
 import { createSlugStore } from '../../dist/agent/slugs/factory.js';
-import { createRootLogger } from '../../dist/agent/lib/log.js';
+import { createRootLogger } from '../../dist/shared/log.js';
 
 const [, , url, sha, dir] = process.argv;
 const store = createSlugStore(

@@ -1,5 +1,5 @@
 // Worker of scripts/bench/fleet.sh: runs COUNT simulated agents in one process. Each is the
-// real agent's session code (dist/agent/coordinator: transport, session, backoff, outbox,
+// real agent's session code (dist/agent/link: transport, session, backoff, outbox,
 // command results, convergence) over a fake runtime: start_dyno is admitted at once and the
 // dyno reported starting then up; stop_dyno reports stopping then down. Reports to the parent
 // over IPC: dial attempts per 100 ms bucket, and how many agents are ready.
@@ -7,10 +7,10 @@
 import { resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const { CoordinatorSession } = await import(`${ROOT}/dist/agent/coordinator/session.js`);
-const { EventOutbox } = await import(`${ROOT}/dist/agent/coordinator/outbox.js`);
-const { CommandResults } = await import(`${ROOT}/dist/agent/coordinator/command-results.js`);
-const { createRootLogger } = await import(`${ROOT}/dist/agent/lib/log.js`);
+const { LinkSession } = await import(`${ROOT}/dist/agent/link/session.js`);
+const { EventOutbox } = await import(`${ROOT}/dist/agent/link/outbox.js`);
+const { CommandResults } = await import(`${ROOT}/dist/agent/link/command-results.js`);
+const { createRootLogger } = await import(`${ROOT}/dist/shared/log.js`);
 
 const [url, token, firstArg, countArg, rateArg] = process.argv.slice(2);
 const FIRST = Number(firstArg);
@@ -80,7 +80,7 @@ function makeAgent(n) {
     agent: { id, hostname: `${id}.fleet`, address: '127.0.0.1', version: 'bench', runtime: 'fake' },
     capacity: await capacity(), dynos: [...dynos.values()],
   });
-  session = new CoordinatorSession({
+  session = new LinkSession({
     url, token, log, hello, capacity, outbox, handlers,
     onDial: () => dials.push(Date.now()),
   });

@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/setup.sh >/dev/null
+. scripts/lib/node-env.sh
 # One socket per agent on each side, plus headroom.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 exec node scripts/bench/fleet-bench.mjs "${1:-2000}" "${2:-4}" "${3:-30}"

@@ -6,7 +6,7 @@ import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmS
 import { createHash } from 'node:crypto';
 import { join, dirname, resolve } from 'node:path';
 import { SlugStore } from '../../dist/agent/slugs/store.js';
-import { createRootLogger } from '../../dist/agent/lib/log.js';
+import { createRootLogger } from '../../dist/shared/log.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const ROUNDS = Number(process.argv[2] ?? 5);

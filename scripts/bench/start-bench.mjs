@@ -18,7 +18,7 @@ import { ociSeccomp, lxcSeccomp } from '../../dist/agent/runtime/seccomp/profile
 import { detectCgroupVersion } from '../../dist/agent/host/cgroups.js';
 import { dynoArgs, dynoEnv } from '../../dist/agent/dynos/entrypoint.js';
 import { createSlugStore } from '../../dist/agent/slugs/factory.js';
-import { createRootLogger } from '../../dist/agent/lib/log.js';
+import { createRootLogger } from '../../dist/shared/log.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const ROUNDS = Number(process.argv[2] ?? 10);

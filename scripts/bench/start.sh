@@ -8,5 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/setup.sh >/dev/null
+. scripts/lib/node-env.sh
 scripts/start-dockerd.sh || echo "start.sh: no Docker engine; Docker is left out" >&2
 exec node scripts/bench/start-bench.mjs "${1:-10}"

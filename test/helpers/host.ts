@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { cgroupDirs, detectCgroupVersion } from '../../agent/host/cgroups.js';
-import { createRootLogger, type Logger } from '../../agent/lib/log.js';
+import { createRootLogger, type Logger } from '../../shared/log.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 const STACK_CACHE = '/tmp/slipway-test-stacks';

@@ -1,5 +1,5 @@
 // The Docker Engine API (v1.41) create body for one dyno. Pure: the same spec gives the same
-// body, which test/unit/runtime/docker-config.test.ts checks field by field.
+// body, which test/unit/agent/runtime/docker/create-options.test.ts checks field by field.
 //
 // The hardening and limits are runc's (runc/oci-config.ts) expressed as HostConfig, from the
 // same constants in hardening.ts so that the drivers cannot drift. What differs:
@@ -11,9 +11,7 @@
 // - the log is Docker's json-file, capped like conmon's.
 import type Dockerode from 'dockerode';
 import type { ContainerSpec } from '../driver.js';
-import { DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
-import { CPU_PERIOD_US } from '../runc/oci-config.js';
-import { LOG_SIZE_MAX_BYTES } from '../runc/conmon.js';
+import { cfsQuotaUs, CPU_PERIOD_US, DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, LOG_SIZE_MAX_BYTES, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
 
 /** Labels that find a dyno's container again (`docker ps --filter label=slipway.dyno=ID`). */
 export const LABEL_DYNO = 'slipway.dyno';
@@ -47,8 +45,7 @@ export function buildCreateOptions(spec: ContainerSpec, o: CreateOptionsInput): 
   const cpu: Dockerode.HostConfig = { CpuShares: limits.cpuShares };
   if (limits.cpuQuotaPercent !== undefined) {
     cpu.CpuPeriod = CPU_PERIOD_US;
-    // runc's formula; 1 ms is the kernel's (and Docker's) smallest quota.
-    cpu.CpuQuota = Math.max(1000, Math.round((limits.cpuQuotaPercent * CPU_PERIOD_US) / 100));
+    cpu.CpuQuota = cfsQuotaUs(limits.cpuQuotaPercent);
   }
   return {
     Image: o.image,

@@ -11,7 +11,7 @@ import { chmod, chown, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import type { Logger } from '../../lib/log.js';
+import type { Logger } from '../../../shared/log.js';
 import { SlipwayError } from '../../../shared/errors.js';
 import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
 import { readHandle, writeHandle } from '../handle-file.js';

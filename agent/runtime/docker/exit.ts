@@ -14,7 +14,7 @@
 // outside `docker kill -s KILL` reports false. The cgroup itself is gone once the container
 // has exited, so the engine's flag is the record of the counter.
 import type Docker from 'dockerode';
-import type { Logger } from '../../lib/log.js';
+import type { Logger } from '../../../shared/log.js';
 import type { DynoExit } from '../driver.js';
 import { signalFromExitCode } from '../common.js';
 import { httpStatus, inspectContainer, isUnreachable } from './engine.js';

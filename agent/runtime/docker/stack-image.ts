@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { create as createTar } from 'tar';
 import type Docker from 'dockerode';
-import type { Logger } from '../../lib/log.js';
+import type { Logger } from '../../../shared/log.js';
 import { SlipwayError } from '../../../shared/errors.js';
 import { engineCall, engineLookup, IMPORT_TIMEOUT_MS, PING_TIMEOUT_MS } from './engine.js';
 

@@ -8,13 +8,14 @@
 import { chmod, chown, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from '../../lib/log.js';
+import type { Logger } from '../../../shared/log.js';
 import { SlipwayError } from '../../../shared/errors.js';
 import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
 import { writeHandle } from '../handle-file.js';
-import { gracefulStop, KILL_SETTLE_TIMEOUT_MS, readPid, recoverMonitored, shared, signalFromExitCode } from '../common.js';
-import { launchConmon } from '../runc/conmon.js';
-import { isAlive, watchExit } from '../runc/exit-watch.js';
+import { gracefulStop, KILL_SETTLE_TIMEOUT_MS, readPid, shared, signalFromExitCode } from '../common.js';
+import { recoverMonitored } from '../conmon/recover.js';
+import { launchConmon } from '../conmon/launch.js';
+import { isAlive, watchExit } from '../conmon/exit-watch.js';
 import { overlayMountLine, prepareOverlay, unmountOverlay } from '../overlay.js';
 import { cgroupDirs, detectCgroupVersion, oomCounterFile, parseOomKills, type CgroupVersion } from '../../host/cgroups.js';
 import { cgroupPids, signalCgroup } from '../../host/cgroup-procs.js';

@@ -1,5 +1,5 @@
 // Builds the LXC container config (lxc.container.conf(5)) of one dyno. Pure: the same input
-// gives the same text, which test/unit/runtime/lxc-config.test.ts checks line by line.
+// gives the same text, which test/unit/agent/runtime/lxc/lxc-config.test.ts checks line by line.
 //
 // It mirrors the runc driver's OCI config (oci-config.ts) key for key, from hardening.ts:
 // non-root init user, no new privileges, the dyno capability set, masked and read-only /proc
@@ -9,7 +9,7 @@
 // mounted by the driver before lxc-execute runs.
 import type { CgroupVersion } from '../../host/cgroups.js';
 import type { ContainerLimits } from '../driver.js';
-import { DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
+import { cfsQuotaUs, CPU_PERIOD_US, DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
 
 export interface LxcConfigInput {
   hostname: string;
@@ -26,9 +26,6 @@ export interface LxcConfigInput {
   logFile: string;
 }
 
-/** CFS period for a CPU quota: the kernel's default (100 ms), as runc and Docker use. */
-export const CPU_PERIOD_US = 100_000;
-
 /** cgroup v2 cpu.weight from v1 shares, the conversion runc and crun use. */
 export function sharesToWeight(shares: number): number {
   return 1 + Math.floor(((Math.max(2, Math.min(262144, shares)) - 2) * 9999) / 262142);
@@ -40,7 +37,7 @@ export function sharesToWeight(shares: number): number {
 const MASKED_DIRS = new Set(['/proc/acpi', '/proc/asound', '/proc/scsi', '/sys/firmware']);
 
 function cgroupLimits(l: ContainerLimits, version: CgroupVersion): string[] {
-  const quota = l.cpuQuotaPercent === undefined ? undefined : Math.max(1000, Math.round((l.cpuQuotaPercent * CPU_PERIOD_US) / 100));
+  const quota = l.cpuQuotaPercent === undefined ? undefined : cfsQuotaUs(l.cpuQuotaPercent);
   if (version === 2) {
     return [
       `lxc.cgroup2.memory.max = ${l.memoryBytes}`,

@@ -1,5 +1,5 @@
 // Builds the OCI runtime config (config.json) for one dyno. Pure: the same spec gives the
-// same config, which test/unit/runtime/oci-config.test.ts checks field by field.
+// same config, which test/unit/agent/runtime/runc/oci-config.test.ts checks field by field.
 //
 // Starting point is `runc spec` 1.1's default (masked and read-only /proc paths, the mounts
 // below), tightened for dynos: a non-root user, no new privileges, the memory, swap, CPU and
@@ -8,12 +8,9 @@
 // The network namespace is shared with the host for now: a dyno listens on its $PORT on the
 // host's address. Per-dyno network namespaces come with the isolation issue.
 import type { ContainerSpec } from '../driver.js';
-import { DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
+import { cfsQuotaUs, CPU_PERIOD_US, DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
 
 const DEFAULT_CAPABILITIES = [...DYNO_CAPABILITIES];
-
-/** CFS period for a CPU quota: the kernel's default (100 ms), as Docker uses. */
-export const CPU_PERIOD_US = 100_000;
 
 export interface OciConfigOptions {
   cgroupsPath: string;
@@ -26,7 +23,7 @@ export function buildOciConfig(spec: ContainerSpec, options: OciConfigOptions): 
   const cpu: Record<string, number> = { shares: limits.cpuShares };
   if (limits.cpuQuotaPercent !== undefined) {
     cpu.period = CPU_PERIOD_US;
-    cpu.quota = Math.max(1000, Math.round((limits.cpuQuotaPercent * CPU_PERIOD_US) / 100));
+    cpu.quota = cfsQuotaUs(limits.cpuQuotaPercent);
   }
   return {
     ociVersion: '1.0.2',

@@ -4,8 +4,8 @@
 //   runc   ociSeccomp()    -> config.json linux.seccomp (runtime-spec v1.0.2)
 //   LXC    lxcSeccomp()    -> the file lxc.seccomp.profile names (policy version 2)
 //   Docker dockerSeccomp() -> HostConfig.SecurityOpt ['seccomp=<json>'] (Docker's format)
-// All three carry the same rules; test/unit/runtime/seccomp.test.ts holds them to that and
-// test/integration/runtime/seccomp.test.ts shows each runtime loads its rendering.
+// All three carry the same rules; test/unit/agent/runtime/seccomp.test.ts holds them to that and
+// test/integration/agent/runtime/seccomp.test.ts shows each runtime loads its rendering.
 //
 // For the dyno set (no CAP_SYS_ADMIN) the profile refuses mount, umount, unshare, setns,
 // clone with any namespace flag, clone3 (ENOSYS, so glibc falls back to clone), bpf,

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, request, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
-import { createRootLogger } from '../../../agent/lib/log.js';
+import { createRootLogger } from '../../../shared/log.js';
 import { appOfHost, DevRouter } from '../../../coordinator/dev-router.js';
 import { RouteTable } from '../../../coordinator/route-table.js';
 
