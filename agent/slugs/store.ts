@@ -1,12 +1,5 @@
-// The slug store: a content-addressed cache of extracted slugs under <dir>:
-//
-//   <dir>/<sha256>/app/...            the extracted slug, an overlayfs lower layer as is
-//                                     (so it holds nothing but app/); read-only once there
-//   <dir>/<sha256>.json               {sha256, bytes, files, bootId, durable, ...}: written
-//                                     last, its presence is what makes <sha256>/ a cache entry;
-//                                     `durable` once the data was flushed (durability.ts)
-//   <dir>/.staging-<sha256>-<random>  a download in progress, or one that died: init() and
-//                                     failed downloads remove these
+// The slug store: a content-addressed cache of extracted slugs under <dir>, laid out by
+// cache-dir.ts (one dir per slug, its metadata file written last).
 //
 // A miss downloads once even when many dynos ask at the same moment (single flight per
 // sha256), streams the bytes through SHA-256 and the extractor in one pass, and renames the
@@ -19,7 +12,6 @@
 // by a dyno of this agent, or mounted in any overlay (in-use.ts), which also protects the
 // slugs of running dynos from `slipway-agent slug gc` run beside the agent. The last use of a
 // slug is the mtime of its metadata file, so LRU order survives agent restarts.
-import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { asSlipwayError, SlipwayError } from '../../shared/errors.js';
@@ -31,19 +23,13 @@ import { planEviction, type CacheLimits } from './eviction.js';
 import { readMountedSlugs } from './in-use.js';
 import { currentBootId, entrySurvives, flushFileSystem } from './durability.js';
 import { DEFAULT_RETRY_POLICY, retryDelayMs, type RetryPolicy } from './retry.js';
+import type { SlugMeta } from './slug-meta.js';
+import { SHA256_RE, SlugCacheDir, type SlugEntry } from './cache-dir.js';
 
 export type { SlugSource } from './http-source.js';
 export { HttpSlugSource } from './http-source.js';
 
-export interface SlugEntry {
-  sha256: string;
-  /** `<dir>/<sha256>`: contains exactly `app/`. */
-  path: string;
-  /** Sum of the sizes of the slug's regular files. */
-  bytes: number;
-  /** Number of regular files in the slug. */
-  files: number;
-}
+export type { SlugEntry } from './cache-dir.js';
 
 export interface SlugStoreOptions {
   dir: string;
@@ -83,28 +69,9 @@ export interface CacheUsage {
 /** Total deadline of one slug download (brief: 15 min; a 500 MB slug, Heroku's cap, at ~5 Mbit/s). */
 export const DEFAULT_FETCH_TIMEOUT_MS = 15 * 60_000;
 
-const SHA256_RE = /^[a-f0-9]{64}$/;
-const STAGING_PREFIX = '.staging-';
-const META_SUFFIX = '.json';
-const META_TMP_MARK = '.json.tmp-';
-
-interface SlugMeta {
-  sha256: string;
-  bytes: number;
-  files: number;
-  compressedBytes: number;
-  fetchedAt: string;
-  /** The boot the entry was committed in, and whether its data has been flushed since. */
-  bootId: string;
-  durable: boolean;
-}
-
-function isMissing(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
-}
-
 export class SlugStore {
   private readonly dir: string;
+  private readonly files: SlugCacheDir;
   private readonly owner: { uid: number; gid: number };
   private readonly log: Logger;
   private readonly sources: SlugSource[];
@@ -130,6 +97,7 @@ export class SlugStore {
     this.dir = path.resolve(opts.dir);
     this.owner = opts.owner;
     this.log = opts.log;
+    this.files = new SlugCacheDir(this.dir, this.log);
     this.sources = opts.sources ?? [new HttpSlugSource({ log: this.log })];
     this.fetchTimeoutMs = opts.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
     this.limits = opts.limits ?? DEFAULT_SLUG_LIMITS;
@@ -146,34 +114,19 @@ export class SlugStore {
 
   /** mkdir -p the store; remove what an earlier run left half-written; load the index. */
   async init(): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const names = new Set(await fsp.readdir(this.dir));
-    for (const name of names) {
-      const full = path.join(this.dir, name);
-      if (name.startsWith(STAGING_PREFIX) || name.includes(META_TMP_MARK)) {
-        this.log.info({ path: full }, 'removing a half-written slug left by an earlier run');
-        await fsp.rm(full, { recursive: true, force: true, maxRetries: 3 });
-      } else if (SHA256_RE.test(name) && !names.has(name + META_SUFFIX)) {
-        // Renamed into place but the metadata never written: not a cache entry yet.
-        this.log.info({ sha256: name }, 'removing a slug whose metadata was never written');
-        await this.discard(full);
-      } else if (name.endsWith(META_SUFFIX) && SHA256_RE.test(name.slice(0, -META_SUFFIX.length)) && !names.has(name.slice(0, -META_SUFFIX.length))) {
-        await fsp.rm(full, { force: true });
-      }
-    }
+    await this.files.sweepLeftovers();
     this.index.clear();
     for (const entry of await this.list()) {
-      const meta = await this.readMeta(entry.sha256);
+      const meta = await this.files.readMeta(entry.sha256);
       if (meta && !entrySurvives(meta, this.bootId)) {
         // Committed in an earlier boot and never flushed: the host went down before writeback,
         // so its files may be empty or short. Download it again rather than run it.
         this.log.warn({ sha256: entry.sha256, bootId: meta.bootId }, 'discarding a slug committed just before the host went down (its data was never flushed)');
-        await fsp.rm(this.metaPath(entry.sha256), { force: true });
-        await this.discard(entry.path);
+        await this.files.remove(entry.sha256);
         continue;
       }
       this.index.set(entry.sha256, entry);
-      const st = await fsp.stat(this.metaPath(entry.sha256)).catch(() => undefined);
+      const st = await fsp.stat(this.files.metaPath(entry.sha256)).catch(() => undefined);
       this.lastUsed.set(entry.sha256, st?.mtimeMs ?? 0);
       if (meta && meta.durable !== true) this.settle(entry.sha256);
     }
@@ -227,7 +180,7 @@ export class SlugStore {
       .map((e) => ({ sha256: e.sha256, bytes: e.bytes, lastUsed: new Date(this.lastUsed.get(e.sha256) ?? 0).toISOString(), inUse: this.pins.has(e.sha256) || mounted.has(e.sha256) }))
       .sort((a, b) => b.lastUsed.localeCompare(a.lastUsed));
     const { entries, bytes } = this.stats();
-    return { entries, bytes, budgetBytes: this.cacheLimits.budgetBytes, freeBytes: await this.freeBytes(), slugs };
+    return { entries, bytes, budgetBytes: this.cacheLimits.budgetBytes, freeBytes: await this.files.freeBytes(), slugs };
   }
 
   /**
@@ -242,7 +195,7 @@ export class SlugStore {
       // A slug being flushed is spared too: its metadata is about to be rewritten.
       inUse: this.pins.has(e.sha256) || mounted.has(e.sha256) || this.inflight.has(e.sha256) || this.settling.has(e.sha256),
     }));
-    const plan = planEviction(slugs, this.cacheLimits, await this.freeBytes(), needBytes);
+    const plan = planEviction(slugs, this.cacheLimits, await this.files.freeBytes(), needBytes);
     for (const sha of plan.evict) await this.evict(sha);
     if (plan.evict.length > 0) this.log.info({ evicted: plan.evict, needBytes, fits: plan.fits }, 'evicted least recently used slugs');
     return { evicted: plan.evict, fits: plan.fits };
@@ -252,13 +205,7 @@ export class SlugStore {
   private async evict(sha: string): Promise<void> {
     this.index.delete(sha);
     this.lastUsed.delete(sha);
-    await fsp.rm(this.metaPath(sha), { force: true });
-    await this.discard(this.entryPath(sha));
-  }
-
-  private async freeBytes(): Promise<number> {
-    const st = await fsp.statfs(this.dir);
-    return st.bavail * st.bsize;
+    await this.files.remove(sha);
   }
 
   /** Marks a use now; the metadata file's mtime carries it across restarts (best effort). */
@@ -266,11 +213,11 @@ export class SlugStore {
     const now = Date.now();
     this.lastUsed.set(sha, now);
     const t = new Date(now);
-    fsp.utimes(this.metaPath(sha), t, t).catch(() => undefined);
+    fsp.utimes(this.files.metaPath(sha), t, t).catch(() => undefined);
   }
 
   has(sha256: string): boolean {
-    return SHA256_RE.test(sha256) && existsSync(this.metaPath(sha256)) && existsSync(this.entryPath(sha256));
+    return this.files.has(sha256);
   }
 
   stats(): { entries: number; bytes: number } {
@@ -279,59 +226,19 @@ export class SlugStore {
     return { entries: this.index.size, bytes };
   }
 
-  async list(): Promise<SlugEntry[]> {
-    const names = await fsp.readdir(this.dir).catch((err: unknown) => {
-      if (isMissing(err)) return [] as string[];
-      throw err;
-    });
-    const out: SlugEntry[] = [];
-    for (const name of names.sort()) {
-      const sha = name.slice(0, -META_SUFFIX.length);
-      if (!name.endsWith(META_SUFFIX) || !SHA256_RE.test(sha)) continue;
-      const entry = await this.readEntry(sha);
-      if (entry) out.push(entry);
-    }
-    return out;
-  }
-
-  private entryPath(sha: string): string {
-    return path.join(this.dir, sha);
-  }
-
-  private metaPath(sha: string): string {
-    return path.join(this.dir, sha + META_SUFFIX);
-  }
-
-  private async readMeta(sha: string): Promise<Partial<SlugMeta> | undefined> {
-    try {
-      return JSON.parse(await fsp.readFile(this.metaPath(sha), 'utf8')) as Partial<SlugMeta>;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** The committed entry for `sha`, or undefined when it is not (completely) in the store. */
-  private async readEntry(sha: string): Promise<SlugEntry | undefined> {
-    const meta = await this.readMeta(sha);
-    try {
-      const st = await fsp.lstat(this.entryPath(sha));
-      if (!st.isDirectory()) return undefined;
-    } catch {
-      return undefined;
-    }
-    if (!meta || meta.sha256 !== sha || !Number.isSafeInteger(meta.bytes) || !Number.isSafeInteger(meta.files)) return undefined;
-    return { sha256: sha, path: this.entryPath(sha), bytes: meta.bytes!, files: meta.files! };
+  list(): Promise<SlugEntry[]> {
+    return this.files.list();
   }
 
   private async resolve(url: string, sha: string | undefined): Promise<SlugEntry & { cached: boolean }> {
     if (sha !== undefined) {
-      const hit = await this.readEntry(sha);
+      const hit = await this.files.readEntry(sha);
       if (hit) {
         this.index.set(sha, hit);
         return { ...hit, cached: true };
       }
       // A dir without (valid) metadata is a commit that died half-way: nobody uses it.
-      if (existsSync(this.entryPath(sha))) await this.discard(this.entryPath(sha));
+      if (existsSync(this.files.entryPath(sha))) await this.files.discard(this.files.entryPath(sha));
     }
     const { entry, cached } = await this.download(url, sha);
     this.index.set(entry.sha256, entry);
@@ -386,7 +293,7 @@ export class SlugStore {
   /** One try: room on disk, a fresh staging dir, stream, verify, commit. Leaves nothing on failure. */
   private async attempt(url: URL, source: SlugSource, sha: string | undefined, signal: AbortSignal): Promise<{ entry: SlugEntry; cached: boolean; compressedBytes: number }> {
     await this.ensureRoom(0);
-    const staging = path.join(this.dir, `${STAGING_PREFIX}${sha ?? 'unknown'}-${randomBytes(6).toString('hex')}`);
+    const staging = this.files.stagingPath(sha);
     await fsp.mkdir(staging, { mode: 0o755 });
     // The extractor writes as the dyno user, from inside this dir (the store dir stays 0700).
     await fsp.chown(staging, this.owner.uid, this.owner.gid);
@@ -409,14 +316,14 @@ export class SlugStore {
         });
       }
       const result = await extractSlug({ source: stream, stagingDir: staging, owner: this.owner, expectedSha256: sha, log: this.log, limits: this.limits });
-      if (sha === undefined && (await this.readEntry(result.sha256))) {
+      if (sha === undefined && (await this.files.readEntry(result.sha256))) {
         // Fetched by URL and it was already here under its digest: keep the cached copy.
-        await this.discard(staging);
-        return { entry: (await this.readEntry(result.sha256)) as SlugEntry, cached: true, compressedBytes: result.compressedBytes };
+        await this.files.discard(staging);
+        return { entry: (await this.files.readEntry(result.sha256)) as SlugEntry, cached: true, compressedBytes: result.compressedBytes };
       }
       return { entry: await this.commit(staging, result.sha256, result), cached: false, compressedBytes: result.compressedBytes };
     } catch (err) {
-      await this.discard(staging).catch((rmErr: unknown) => {
+      await this.files.discard(staging).catch((rmErr: unknown) => {
         this.log.error({ path: staging, err: rmErr }, 'could not remove a failed slug staging dir');
       });
       throw err;
@@ -427,35 +334,27 @@ export class SlugStore {
   private async ensureRoom(needBytes: number): Promise<void> {
     const { fits } = await this.gc(needBytes);
     if (!fits) {
-      const free = await this.freeBytes();
+      const free = await this.files.freeBytes();
       throw new SlipwayError('SLUG_DISK_FULL', `slug cache needs ${needBytes} bytes but has ${free} free with a floor of ${this.cacheLimits.floorBytes} (budget ${this.cacheLimits.budgetBytes}) after evicting every unused slug`);
     }
   }
 
   /** Staging dir -> <sha256>/ (atomic), then the metadata, written to a temp file and fsynced. */
   private async commit(staging: string, sha: string, result: ExtractResult): Promise<SlugEntry> {
-    await fsp.rename(staging, this.entryPath(sha));
+    await fsp.rename(staging, this.files.entryPath(sha));
     // Read-only from here on: nothing writes a committed slug (overlayfs never writes its
     // lower layers; dynos write to their upper dir). Only eviction removes it, as root.
     // The slug's root dir goes back to root: the dyno user owns the files, not the entry.
-    await fsp.chown(this.entryPath(sha), 0, 0);
-    await fsp.chmod(this.entryPath(sha), 0o555);
+    await fsp.chown(this.files.entryPath(sha), 0, 0);
+    await fsp.chmod(this.files.entryPath(sha), 0o555);
     const meta: SlugMeta = {
       sha256: sha, bytes: result.bytes, files: result.files, compressedBytes: result.compressedBytes,
       fetchedAt: new Date().toISOString(), bootId: this.bootId, durable: false,
     };
-    await this.writeMeta(meta);
+    await this.files.writeMeta(meta);
     this.lastUsed.set(sha, Date.now());
     this.settle(sha);
-    return { sha256: sha, path: this.entryPath(sha), bytes: result.bytes, files: result.files };
-  }
-
-  /** Metadata goes to a temp file and is renamed over the old one: never half written. No
-   * fsync: until the entry is durable, a host crash discards it anyway (durability.ts). */
-  private async writeMeta(meta: SlugMeta): Promise<void> {
-    const tmp = path.join(this.dir, `${meta.sha256}${META_TMP_MARK}${randomBytes(6).toString('hex')}`);
-    await fsp.writeFile(tmp, JSON.stringify(meta) + '\n', { flag: 'wx', mode: 0o644 });
-    await fsp.rename(tmp, this.metaPath(meta.sha256));
+    return { sha256: sha, path: this.files.entryPath(sha), bytes: result.bytes, files: result.files };
   }
 
   /** In the background: flush the file system, then mark the entry durable. The entry is
@@ -464,32 +363,16 @@ export class SlugStore {
     if (this.settling.has(sha)) return;
     const work = (async () => {
       await this.flush(this.dir);
-      const meta = await this.readMeta(sha);
-      if (!meta || meta.durable === true || !existsSync(this.entryPath(sha))) return;
+      const meta = await this.files.readMeta(sha);
+      if (!meta || meta.durable === true || !existsSync(this.files.entryPath(sha))) return;
       const lastUsed = this.lastUsed.get(sha);
-      await this.writeMeta({ ...(meta as SlugMeta), durable: true });
+      await this.files.writeMeta({ ...meta, durable: true });
       // The metadata file's mtime is the slug's last use (LRU across restarts): keep it.
-      if (lastUsed !== undefined) await fsp.utimes(this.metaPath(sha), new Date(lastUsed), new Date(lastUsed)).catch(() => undefined);
+      if (lastUsed !== undefined) await fsp.utimes(this.files.metaPath(sha), new Date(lastUsed), new Date(lastUsed)).catch(() => undefined);
     })()
       .catch((err: unknown) => this.log.warn({ sha256: sha, err }, 'could not flush a committed slug; it stays non-durable until the next start'))
       .finally(() => this.settling.delete(sha));
     this.settling.set(sha, work);
-  }
-
-  /**
-   * Removes a staging (or uncommitted) dir. It is first renamed to a fresh name: writes of an
-   * aborted extraction that are still in flight use the old path and fail there, so nothing
-   * can reappear while the tree is being removed.
-   */
-  private async discard(dir: string): Promise<void> {
-    const trash = path.join(this.dir, `${STAGING_PREFIX}discard-${randomBytes(6).toString('hex')}`);
-    try {
-      await fsp.rename(dir, trash);
-    } catch (err) {
-      if (isMissing(err)) return;
-      throw err;
-    }
-    await fsp.rm(trash, { recursive: true, force: true, maxRetries: 5 });
   }
 }
 
