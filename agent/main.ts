@@ -2,69 +2,18 @@
 // slipway-agent: parses arguments, installs signal handlers and calls startAgent().
 // Each command loads only its own modules (dynamic imports): the whole agent takes ~0.6 s to
 // load, which an operator's `slipway-agent slug ls` should not pay.
-import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { DEFAULTS, type FileConfig } from './config.js';
+import { AGENT_USAGE, CLEANUP_FLAGS, SERVE_FLAGS } from './config/commands.js';
+import { loadCommandConfig, parseCommandLine } from './config/flags.js';
 import { asSlipwayError } from '../shared/errors.js';
 
 const AGENT_VERSION = '0.1.0';
 
-const USAGE = `Usage: slipway-agent <command> [options]
-
-Commands:
-  serve      Run the agent: dial the coordinator, run its dynos, serve diagnostics.
-  cleanup    Remove every dyno container, mount and directory under the state dir.
-  slug       Fetch, list and garbage-collect the slug cache (slipway-agent slug --help).
-  stack      Import and list stacks (slipway-agent stack --help).
-  dyno run   Run a one-off dyno on this host and exit with its exit code (slipway-agent dyno run --help).
-  version    Print the version.
-
-Options for serve (flags override the config file):
-  --config FILE               JSON config (default ${'/etc/slipway/agent.json'} if present)
-  --coordinator URL           ws:// or wss:// URL of the coordinator's agent endpoint
-  --token-file FILE           bearer token for the coordinator (or env SLIPWAY_AGENT_TOKEN)
-  --ca-file FILE              PEM CA bundle for a wss:// coordinator
-  --agent-id ID               default: the hostname
-  --address ADDR              address dyno endpoints are reachable at (default: first non-loopback IPv4)
-  --state-dir DIR             default ${DEFAULTS.stateDir}
-  --cgroup-parent PATH        default ${DEFAULTS.cgroupParent}
-  --runtime runc|lxc|docker   the container runtime of this host (default ${DEFAULTS.runtime})
-  --reserved-memory-mb N      memory kept back from dynos (default ${DEFAULTS.reservedMemoryMb})
-  --port-range MIN-MAX        host ports for web dynos (default ${DEFAULTS.portRange.join('-')})
-  --boot-timeout-ms N         R10 boot timeout (default ${DEFAULTS.bootTimeoutMs})
-  --stop-grace-ms N           SIGTERM-to-SIGKILL grace (default ${DEFAULTS.stopGraceMs})
-  --diagnostics-listen H:P    loopback address of the diagnostics endpoint (default ${DEFAULTS.diagnosticsListen})
-  --stop-dynos-on-exit        stop every dyno (with grace) when the agent is asked to exit
-  -h, --help                  this text
-
-Options for cleanup:
-  --state-dir DIR             default ${DEFAULTS.stateDir}
-`;
-
-function intFlag(v: string | undefined): number | undefined {
-  return v === undefined ? undefined : Number(v);
-}
-
 async function serve(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string' }, coordinator: { type: 'string' }, 'token-file': { type: 'string' }, 'ca-file': { type: 'string' },
-      'agent-id': { type: 'string' }, address: { type: 'string' }, 'state-dir': { type: 'string' }, 'cgroup-parent': { type: 'string' },
-      runtime: { type: 'string' }, 'reserved-memory-mb': { type: 'string' }, 'port-range': { type: 'string' }, 'boot-timeout-ms': { type: 'string' },
-      'stop-grace-ms': { type: 'string' }, 'diagnostics-listen': { type: 'string' }, 'stop-dynos-on-exit': { type: 'boolean' },
-    },
-  });
-  const flags: Record<string, unknown> = {
-    coordinatorUrl: values.coordinator, tokenFile: values['token-file'], caFile: values['ca-file'], agentId: values['agent-id'],
-    address: values.address, stateDir: values['state-dir'], cgroupParent: values['cgroup-parent'], runtime: values.runtime,
-    reservedMemoryMb: intFlag(values['reserved-memory-mb']), bootTimeoutMs: intFlag(values['boot-timeout-ms']),
-    stopGraceMs: intFlag(values['stop-grace-ms']), diagnosticsListen: values['diagnostics-listen'],
-    portRange: values['port-range']?.split('-').map(Number),
-  };
-  for (const k of Object.keys(flags)) if (flags[k] === undefined) delete flags[k];
-  const [{ resolveConfig }, { createRootLogger }, { startAgent }] = await Promise.all([import('./config.js'), import('../shared/log.js'), import('./start.js')]);
-  const config = resolveConfig(values.config, flags as FileConfig);
+  const { configPath, flags, values } = parseCommandLine(argv, SERVE_FLAGS);
+  const [{ resolveConfig }, { createRootLogger }, { startAgent }] = await Promise.all([import('./config/resolve.js'), import('../shared/log.js'), import('./start.js')]);
+  const config = resolveConfig(configPath, flags);
+  const stopDynos = values['stop-dynos-on-exit'] === true;
   const log = createRootLogger({ level: config.logLevel, name: 'slipway-agent' });
   // A bug in one code path must not take the host's dynos down with the agent: this version
   // removes leftover dynos when it starts again. Log loudly and keep serving instead.
@@ -74,8 +23,8 @@ async function serve(argv: string[]): Promise<void> {
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal, stopDynos: values['stop-dynos-on-exit'] === true }, 'agent shutting down');
-    agent.close({ stopDynos: values['stop-dynos-on-exit'] === true }).then(
+    log.info({ signal, stopDynos }, 'agent shutting down');
+    agent.close({ stopDynos }).then(
       () => process.exit(0),
       (err: unknown) => { log.error({ err }, 'shutdown failed'); process.exit(1); },
     );
@@ -85,17 +34,16 @@ async function serve(argv: string[]): Promise<void> {
 }
 
 async function cleanup(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { 'state-dir': { type: 'string' }, 'cgroup-parent': { type: 'string' } } });
+  const { config } = loadCommandConfig(argv, CLEANUP_FLAGS);
   const [{ createRootLogger }, { driverCache }, { sweepDynos }] = await Promise.all([import('../shared/log.js'), import('./runtime/factory.js'), import('./dynos/sweep.js')]);
   const log = createRootLogger({ name: 'slipway-agent' });
-  const stateDir = values['state-dir'] ?? DEFAULTS.stateDir;
   // Every runtime that may have left a dyno: its handle names it; a dir without one is tried
   // with the two that need no engine (a Docker container without a handle was never started).
-  const drivers = driverCache({ cgroupParent: values['cgroup-parent'] ?? DEFAULTS.cgroupParent, log });
-  const removed = await sweepDynos(join(stateDir, 'dynos'), drivers, ['runc', 'lxc'], log);
+  const drivers = driverCache({ cgroupParent: config.cgroupParent, log });
+  const removed = await sweepDynos(join(config.stateDir, 'dynos'), drivers, ['runc', 'lxc'], log);
   // Their records go too: a later agent start must not re-adopt (or restart) what was removed.
   const { rm } = await import('node:fs/promises');
-  await rm(join(stateDir, 'agent', 'dynos'), { recursive: true, force: true });
+  await rm(join(config.stateDir, 'agent', 'dynos'), { recursive: true, force: true });
   process.stdout.write(JSON.stringify({ removed }) + '\n');
 }
 
@@ -129,7 +77,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (!command || command === '-h' || command === '--help' || rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(USAGE);
+    process.stdout.write(AGENT_USAGE);
     return;
   }
   switch (command) {
@@ -137,7 +85,7 @@ async function main(argv: string[]): Promise<void> {
     case 'cleanup': return cleanup(rest);
     case 'version': process.stdout.write(`slipway-agent ${AGENT_VERSION}\n`); return;
     default:
-      process.stderr.write(`CONFIG_INVALID: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      process.stderr.write(`CONFIG_INVALID: unknown command ${JSON.stringify(command)}\n${AGENT_USAGE}`);
       process.exit(2);
   }
 }

@@ -1,12 +1,14 @@
 // Wires the agent's components in a visible order and starts them. Dependencies are passed
-// through constructors; nothing here is a module-level singleton.
+// through constructors; nothing here is a module-level singleton. Each component owns its
+// part: the manager the dynos, AgentLink (link/agent-link.ts) everything sent to the
+// coordinator; this module only builds them and connects the manager's transitions to the link.
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { PROTOCOL_VERSION, type AgentIdentity, type Capacity, type Hello } from '../shared/protocol.js';
-import type { AgentConfig } from './config.js';
+import type { AgentIdentity, Capacity } from '../shared/protocol.js';
+import type { AgentConfig } from './config/resolve.js';
 import type { Logger } from '../shared/log.js';
 import { createSlugStore } from './slugs/factory.js';
 import { StackStore } from './stacks/stacks.js';
@@ -17,11 +19,7 @@ import { DynoRecords } from './dynos/dyno-records.js';
 import { LogShipper } from './dynos/log-shipper.js';
 import { tailLog } from './dynos/log-tail.js';
 import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity.js';
-import { EventOutbox } from './link/outbox.js';
-import { EventJournal } from './link/event-journal.js';
-import { LinkSession } from './link/session.js';
-import { Convergence, refusedStatus } from './link/convergence.js';
-import { buildHandlers } from './link/handlers/index.js';
+import { AgentLink } from './link/agent-link.js';
 import { createDiagnosticsServer } from './diagnostics/server.js';
 
 /** How often queued log lines are sent to the coordinator. */
@@ -32,7 +30,7 @@ export const AGENT_VERSION = '0.1.0';
 
 export interface RunningAgent {
   manager: DynoManager;
-  session: LinkSession;
+  link: AgentLink;
   diagnosticsUrl: string;
   diagnosticsToken: string;
   /** Closes the link and the diagnostics server. Dynos keep running unless stopDynos is set. */
@@ -83,41 +81,25 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     logs,
     ...(config.cycling.enabled ? { cycling: { periodMs: config.cycling.periodMs, jitterMs: config.cycling.jitterMs, graceMs: config.stopGraceMs } } : {}),
   });
-  // 4. Coordinator link. It is built here but dialled only at the end; until the welcome,
-  // events wait in the outbox. Events and their numbering survive an agent restart in the
-  // journal: unacked ones are resent under the same epoch (a new epoch only with a new or
-  // unreadable journal).
-  const { journal, state: journaled } = EventJournal.open(join(dirs.agent, 'events.jsonl'));
-  if (journaled.skipped > 0) log.warn({ skipped: journaled.skipped }, 'event journal had unreadable lines');
-  const seqEpoch = journal.epoch;
-  const outbox = new EventOutbox(undefined, journal, journaled);
-  if (journaled.pending.length > 0) log.info({ pending: journaled.pending.length, lastSeq: journaled.lastSeq }, 'unacknowledged events from the last run will be resent');
+  // 4. Coordinator link: one owner (agent-link.ts) of what goes to the coordinator: the outbox,
+  // the event journal, convergence, the command handlers and the session. It is built here but
+  // dialled only at the end; until the welcome, events wait in its outbox. Its transition
+  // listener is registered before recover(): a dyno that crashed while the agent was down is
+  // reported `crashed` as an event, sent after the welcome, not only in the hello's snapshot.
+  // The listener never throws and never waits on the disk (the journal is written after).
   const identity: AgentIdentity = { id: config.agentId, hostname: hostname(), address: config.address, version: AGENT_VERSION, runtime: driver.name };
   const capacity = async (): Promise<Capacity> => buildCapacity({
     memory: await readHostMemory(), reservedBytes, committedBytes: manager.committedBytes(),
     dynoCount: manager.list().length, slugCache: await slugs.usage(), accepting: manager.accepting,
     dynoMemory: manager.memoryByDyno(),
   });
-  const hello = async (): Promise<Hello> => ({ type: 'hello', protocol: PROTOCOL_VERSION, agent: identity, seqEpoch, capacity: await capacity(), dynos: manager.list() });
-  const sessionLog = log.child({ component: 'link' });
-  const convergence = new Convergence({
-    manager, log: sessionLog, graceMs: config.link.unknownDynoGraceMs,
-    // A desired dyno this host cannot take is reported down with the refusal's code.
-    refused: (spec, err) => link.sendEvent(outbox.push(null, refusedStatus(spec, err))),
+  const link = new AgentLink({
+    dial: { url: config.coordinatorUrl, token: config.token, ca: config.ca, clientCert: config.link.clientCert },
+    unknownDynoGraceMs: config.link.unknownDynoGraceMs,
+    journalFile: join(dirs.agent, 'events.jsonl'),
+    identity, capacity, manager, slugs, log: log.child({ component: 'link' }),
   });
-  const link = new LinkSession({
-    url: config.coordinatorUrl, token: config.token, ca: config.ca, clientCert: config.link.clientCert, log: sessionLog, hello, capacity, outbox,
-    handlers: buildHandlers({ manager, outbox, slugs, hostChanged: () => link.reportCapacitySoon(), claimed: (id) => convergence.claim(id) }),
-    onWelcome: (welcome) => convergence.converge(welcome.desired),
-    onLinkLost: () => convergence.cancel(),
-  });
-  // Every transition is an event, re-adoption reports included (registered before recover()):
-  // a dyno that crashed while the agent was down is reported `crashed` as an event, sent after
-  // the welcome, not only in the hello's snapshot.
-  manager.onTransition((from, status) => {
-    link.sendEvent(outbox.push(from, status));
-    link.reportCapacitySoon();
-  });
+  manager.onTransition(link.transition);
   // What an earlier agent process started is re-adopted before the link opens (the hello then
   // names it); containers nobody owns are removed.
   await manager.recover(dirs.dynos, driverCache(driverOptions, driver));
@@ -162,7 +144,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   log.info({ agentId: config.agentId, address: config.address, diagnosticsUrl, allocatableBytes: allocatable, stateDir: config.stateDir }, 'agent started');
 
   return {
-    manager, session: link, diagnosticsUrl, diagnosticsToken: token,
+    manager, link, diagnosticsUrl, diagnosticsToken: token,
     async close(options = {}) {
       stopSampling();
       clearInterval(shipLogs);

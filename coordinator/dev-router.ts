@@ -1,9 +1,24 @@
 // The dev HTTP router: `Host: <app>.localhost` (any port) goes round-robin to that app's
-// routes, streamed both ways with node's http module. Answers of its own:
-//   404 unknown app, 503 app without routes (Heroku's H14), 502 upstream failure (H13),
-//   504 no response headers within upstreamTimeoutMs (H12, 30 s).
-// The error bodies carry Heroku's router code in `routerCode`; shared/errors.ts has no
-// router codes, so the nearest existing codes are used (see the coordinator's report).
+// routes, streamed both ways with node's http module. Answers of its own, with the status of
+// each code (docs/errors.md):
+//   APP_NOT_FOUND 404 unknown app, ROUTER_NO_DYNOS 503 app without routes (Heroku's H14),
+//   ROUTER_UPSTREAM_FAILED 502 upstream failure (H13), ROUTER_UPSTREAM_TIMEOUT 504 no
+//   response headers within upstreamTimeoutMs (H12, 30 s).
+// The error bodies also carry Heroku's router code in `routerCode`.
+//
+// Connections to dynos: one keep-alive pool (an http.Agent) per routed dyno, so that one
+// dyno's pool can be closed without touching the others'. When a dyno leaves the route table
+// (RouteTable.onRemoved: stopping, crashed, down, starting, or its endpoint moved), its pool
+// retires at once: idle sockets are destroyed, and sockets of requests still in flight are
+// closed when their response ends instead of going back to the pool (Agent.keepSocketAlive
+// returns false). The request headers went out before the removal, so `Connection: close`
+// cannot be added to them; closing the socket after the response is its equivalent for the
+// dyno. Without this, a dyno's `server.close()` after SIGTERM waits for the router's idle
+// connection until the dyno's keep-alive timeout (Node closes only the connections idle when
+// close() is called; a request in flight then leaves one idle later), and a well-behaved app
+// hits R12. The client's side is left alone: its connection is to the router, not to the dyno,
+// and its next request goes to another dyno.
+import type { Duplex } from 'node:stream';
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { Logger } from '../shared/log.js';
 import { sendError } from './http-json.js';
@@ -22,38 +37,102 @@ export interface DevRouterDeps {
   log: Logger;
 }
 
-export class DevRouter {
-  /** Keep-alive pool to the dynos, destroyed on close so shutdown does not wait on it. */
-  private readonly agent = new Agent({ keepAlive: true });
+/** The keep-alive pool of one dyno's endpoint. Retired once the dyno left the route table:
+ * from then on no socket is kept after its response. */
+class DynoPool extends Agent {
+  retired = false;
+  /** Proxied requests not yet closed. */
+  inFlight = 0;
 
-  constructor(private readonly deps: DevRouterDeps) {}
+  constructor(readonly host: string, readonly port: number) {
+    super({ keepAlive: true });
+  }
+
+  /** Node's documented hook: a falsy answer destroys the socket instead of pooling it
+   * (@types/node declares it void; Node's own returns a boolean). */
+  override keepSocketAlive(socket: Duplex): boolean {
+    if (this.retired) return false;
+    return (super.keepSocketAlive(socket) as unknown) !== false;
+  }
+
+  retire(): void {
+    this.retired = true;
+    // freeSockets is documented read-only: a destroyed socket is taken out of it by the
+    // agent's own close listener.
+    for (const sockets of Object.values(this.freeSockets)) for (const socket of [...(sockets ?? [])]) socket.destroy();
+  }
+}
+
+export class DevRouter {
+  /** Pools of the routed dynos, by dyno id. Retired pools leave the map; their in-flight
+   * sockets close with their responses. */
+  private readonly pools = new Map<string, DynoPool>();
+  /** Every pool with sockets that may still be in use, destroyed on close() so shutdown does
+   * not wait on them. A retired pool stays until its last request closed. */
+  private readonly open = new Set<DynoPool>();
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly deps: DevRouterDeps) {
+    this.unsubscribe = deps.routes.onRemoved((route) => this.retire(route));
+  }
 
   readonly handle: RequestListener = (req, res) => {
     const app = appOfHost(req.headers.host);
-    if (app === undefined) return sendError(res, 404, 'APP_NOT_FOUND', 'the router serves Host: <app>.localhost');
+    if (app === undefined) return sendError(res, 'APP_NOT_FOUND', 'the router serves Host: <app>.localhost');
     const route = this.deps.routes.next(app);
     if (!route) {
       if (!this.deps.knowsApp(app) && !this.deps.routes.hasRoutes(app)) {
-        return sendError(res, 404, 'APP_NOT_FOUND', `no such app: ${app}`);
+        return sendError(res, 'APP_NOT_FOUND', `no such app: ${app}`);
       }
-      return sendError(res, 503, 'ROUTER_NO_DYNOS', `app ${app} has no dyno up to serve the request`, { routerCode: 'H14' });
+      return sendError(res, 'ROUTER_NO_DYNOS', `app ${app} has no dyno up to serve the request`, { routerCode: 'H14' });
     }
     this.proxy(app, route, req, res);
   };
 
   close(): void {
-    this.agent.destroy();
+    this.unsubscribe();
+    for (const pool of this.open) pool.destroy();
+    this.open.clear();
+    this.pools.clear();
+  }
+
+  private poolFor(route: Route): DynoPool {
+    const pool = this.pools.get(route.dynoId);
+    if (pool && pool.host === route.host && pool.port === route.port) return pool;
+    // The route table reports a moved endpoint's old route; this only covers a missed one.
+    if (pool) this.retirePool(route.dynoId, pool);
+    const fresh = new DynoPool(route.host, route.port);
+    this.pools.set(route.dynoId, fresh);
+    this.open.add(fresh);
+    return fresh;
+  }
+
+  private retire(route: Route): void {
+    const pool = this.pools.get(route.dynoId);
+    if (pool && pool.host === route.host && pool.port === route.port) this.retirePool(route.dynoId, pool);
+  }
+
+  private retirePool(dynoId: string, pool: DynoPool): void {
+    this.pools.delete(dynoId);
+    pool.retire();
+    if (pool.inFlight === 0) this.open.delete(pool);
   }
 
   private proxy(app: string, route: Route, req: IncomingMessage, res: ServerResponse): void {
     const { log, upstreamTimeoutMs } = this.deps;
+    const pool = this.poolFor(route);
     const upstream = httpRequest({
-      host: route.host, port: route.port, method: req.method, path: req.url, agent: this.agent,
+      host: route.host, port: route.port, method: req.method, path: req.url, agent: pool,
       headers: forwardedHeaders(req),
+    });
+    pool.inFlight++;
+    upstream.on('close', () => {
+      // Its socket is pooled, or (retired pool) destroyed with the end of the response.
+      if (--pool.inFlight === 0 && pool.retired) this.open.delete(pool);
     });
     // H12: the dyno must start its answer within the bound; after that the body streams freely.
     const timer = setTimeout(() => {
-      if (!res.headersSent) sendError(res, 504, 'ROUTER_UPSTREAM_TIMEOUT', `dyno ${route.name} did not answer within ${upstreamTimeoutMs} ms`, { routerCode: 'H12' });
+      if (!res.headersSent) sendError(res, 'ROUTER_UPSTREAM_TIMEOUT', `dyno ${route.name} did not answer within ${upstreamTimeoutMs} ms`, { routerCode: 'H12' });
       upstream.destroy();
     }, upstreamTimeoutMs);
     upstream.on('response', (up) => {
@@ -72,7 +151,7 @@ export class DevRouter {
       if (res.writableEnded) return; // the router already answered (504)
       if (res.headersSent) return void res.destroy();
       log.warn({ app, dyno: route.name, dynoId: route.dynoId, err: err.message }, 'upstream request failed');
-      sendError(res, 502, 'ROUTER_UPSTREAM_FAILED', `dyno ${route.name} failed the request: ${err.message}`, { routerCode: 'H13' });
+      sendError(res, 'ROUTER_UPSTREAM_FAILED', `dyno ${route.name} failed the request: ${err.message}`, { routerCode: 'H13' });
     });
     // A client that goes away takes its upstream request with it.
     res.on('close', () => {

@@ -8,6 +8,9 @@
 //   GET /dynos  GET /agents  GET /routes  GET /healthz
 // Unauthenticated, like a dev tool: it listens on loopback by default. Anything that puts it
 // on a network needs a token in front of it (see the coordinator's report).
+// Every error is `{error: {code, message}}` with its code's status (docs/errors.md): an
+// unknown path HTTP_NOT_FOUND, a known path with another method HTTP_METHOD_NOT_ALLOWED (with
+// Allow), and an agent's refusal (a drain) the status of the agent's code.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from '../shared/log.js';
 import { asSlipwayError } from '../shared/errors.js';
@@ -16,7 +19,7 @@ import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable } from './dyno-table.js';
 import { parseFormationRequest, type FormationDefaults } from './formation-body.js';
 import type { FormationService } from './formation-service.js';
-import { readJsonBody, sendError, sendJson, sendSlipwayError } from './http-json.js';
+import { readJsonBody, sendError, sendJson, sendSlipwayError, sendWireError } from './http-json.js';
 import type { RouteTable } from './route-table.js';
 import { parsePrefetchBody, prefetchSlug } from './slug-prefetch.js';
 import { parseDrainBody } from './drain-body.js';
@@ -83,15 +86,15 @@ async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespons
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
     const command = m[2] === 'drain' ? parseDrainBody(hasBody ? await readJsonBody(req) : {}) : { type: 'undrain' as const };
     const result = await deps.commander.sendCommand(decode(m[1]), command);
-    if (!result.ok) return sendJson(res, 409, { error: result.error });
+    if (!result.ok) return sendWireError(res, result.error);
     return sendJson(res, 200, { agent: decode(m[1]), ...result.host });
   }
   const view = READ_ONLY[path];
   if (view) {
-    if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET');
+    if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET, HEAD');
     return sendJson(res, 200, view(deps));
   }
-  sendError(res, 404, 'API_NOT_FOUND', `no API endpoint ${method} ${path}`);
+  sendError(res, 'HTTP_NOT_FOUND', `no API endpoint ${method} ${path}`);
 }
 
 const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
@@ -102,8 +105,7 @@ const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
 };
 
 function notAllowed(res: ServerResponse, method: string, path: string, allowed: string): void {
-  res.setHeader('allow', allowed);
-  sendError(res, 405, 'API_NOT_FOUND', `${method} is not supported on ${path}`);
+  sendError(res, 'HTTP_METHOD_NOT_ALLOWED', `${method} is not supported on ${path}`, {}, { allow: allowed });
 }
 
 function decode(segment: string | undefined): string {

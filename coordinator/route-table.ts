@@ -12,6 +12,10 @@
 // down (DESIGN.md), and dropping them would turn a coordinator-side network blip into an
 // outage of every app on that host. The agent's hello on reconnect carries the truth and
 // corrects the table either way.
+//
+// Whoever holds connections to dynos (the dev router's pools) subscribes with onRemoved() and
+// hears of every route the router may no longer pick: its dyno left the table, or its endpoint
+// moved (the old route). Listeners run synchronously, inside the state change that caused it.
 import type { DynoStateName, Endpoint } from '../shared/protocol.js';
 
 export interface Route {
@@ -32,10 +36,19 @@ export interface RoutableDyno {
 /** Hosts that mean "every interface of the dyno's host": the agent's address is used instead. */
 const UNSPECIFIED_HOSTS = new Set(['', '0.0.0.0', '::', '[::]']);
 
+export type RouteRemovedListener = (route: Route) => void;
+
 export class RouteTable {
   private readonly byApp = new Map<string, Map<string, Route>>();
   /** Round-robin position per app; survives route changes (it is taken modulo the count). */
   private readonly cursor = new Map<string, number>();
+  private readonly removedListeners = new Set<RouteRemovedListener>();
+
+  /** Calls `listener` with each route that leaves the table. Returns the unsubscribe. */
+  onRemoved(listener: RouteRemovedListener): () => void {
+    this.removedListeners.add(listener);
+    return () => this.removedListeners.delete(listener);
+  }
 
   /** Adds, updates or removes the dyno's route from its state. `agentAddress` replaces an
    * unspecified endpoint host. Returns whether the table changed. */
@@ -44,9 +57,10 @@ export class RouteTable {
       const host = UNSPECIFIED_HOSTS.has(dyno.endpoint.host) && agentAddress ? agentAddress : dyno.endpoint.host;
       const route: Route = { dynoId: dyno.id, name: dyno.name, host, port: dyno.endpoint.port };
       let routes = this.byApp.get(dyno.app);
-      if (!routes) this.byApp.set(dyno.app, (routes = new Map()));
+      if (!routes) this.byApp.set(dyno.app, (routes = new Map<string, Route>()));
       const old = routes.get(dyno.id);
       routes.set(dyno.id, route);
+      if (old && (old.host !== route.host || old.port !== route.port)) this.removed(old);
       return !old || old.host !== route.host || old.port !== route.port || old.name !== route.name;
     }
     return this.remove(dyno.app, dyno.id);
@@ -54,12 +68,19 @@ export class RouteTable {
 
   remove(app: string, dynoId: string): boolean {
     const routes = this.byApp.get(app);
-    if (!routes?.delete(dynoId)) return false;
+    const route = routes?.get(dynoId);
+    if (!routes || !route) return false;
+    routes.delete(dynoId);
     if (routes.size === 0) {
       this.byApp.delete(app);
       this.cursor.delete(app);
     }
+    this.removed(route);
     return true;
+  }
+
+  private removed(route: Route): void {
+    for (const listener of this.removedListeners) listener(route);
   }
 
   /** The app's routes in a stable order (dyno name, then id). */

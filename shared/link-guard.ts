@@ -1,12 +1,16 @@
-// Limits one side of the link enforces on what its peer sends, beyond ws's maxPayload
-// (which closes with 1009 by itself):
+// Limits one side of the link enforces on what its peer sends. Two are ws's own, set by
+// LINK_WS_LIMITS on both sides' sockets (agent/link/transport.ts, the SDK's agent-server.ts):
+// - a payload bound (maxPayload = MAX_FRAME_BYTES): ws closes with 1009.
+// - a fragment bound (maxFragments = MAX_FRAGMENTS): ws assembles a fragmented message in
+//   memory, one Buffer per fragment; a peer sending a 1 MiB message in 1-byte fragments would
+//   make about a million Buffer objects (~100 MB). ws's receiver (lib/receiver.js, 8.23)
+//   refuses fragment MAX_FRAGMENTS + 1 of a message with a RangeError of code
+//   WS_ERR_TOO_MANY_BUFFERED_PARTS and closes with 1008 and no reason; the guard hears that
+//   error and reports `fragment_flood`. ws uses the same code for its bound on buffered TCP
+//   chunks (maxBufferedChunks, default 262,144), also a flood of parts held in memory.
+// The guard adds:
 // - a message budget (token bucket): a peer that sends more than `perSecond` messages a
 //   second, sustained beyond a burst, is flooding; the link closes with 1008.
-// - a fragment bound: ws assembles a fragmented message in memory, one Buffer per fragment,
-//   and only bounds the total payload. A peer sending a 1 MiB message in 1-byte fragments
-//   would make about a million Buffer objects (~100 MB). MAX_FRAGMENTS fragments of one
-//   message close the link with 1008. ws keeps no public count, so the guard reads the
-//   receiver's fragment list; link-guard.test.ts fails if a ws upgrade moves it.
 // - a wire bound: bytes received without completing a message (control frames aside) may
 //   not exceed MAX_FRAME_BYTES plus headroom.
 // Both sides close the same way; the agent then redials with backoff.
@@ -22,6 +26,10 @@ export const MESSAGE_BURST = 5_000;
 /** The agent and the coordinator send every message in one frame; 64 leaves room for
  * another implementation's fragmenting without inviting a fragment flood. */
 export const MAX_FRAGMENTS = 64;
+/** ws's options on every link socket, both sides: ws enforces these bounds itself. */
+export const LINK_WS_LIMITS = { maxPayload: MAX_FRAME_BYTES, maxFragments: MAX_FRAGMENTS } as const;
+/** The code of ws's error when a peer breaks maxFragments (or maxBufferedChunks). */
+export const WS_TOO_MANY_PARTS = 'WS_ERR_TOO_MANY_BUFFERED_PARTS';
 /** Wire bytes for one message: its payload bound plus frame headers and control frames. */
 export const MAX_WIRE_BYTES_PER_MESSAGE = MAX_FRAME_BYTES + 64 * 1024;
 /** A peer that does not answer a policy close within this is cut. */
@@ -53,14 +61,10 @@ export class MessageBudget {
   }
 }
 
-interface ReceiverInternals {
-  _fragments?: unknown;
-}
-
 /**
- * Watches `ws` (whose raw TCP socket is `socket`). `admit()` is called once per received
- * message before it is handled; false means the link was closed for flooding and the message
- * must be dropped. Returns the guard.
+ * Watches `ws` (whose raw TCP socket is `socket`, and which was opened with LINK_WS_LIMITS).
+ * `admit()` is called once per received message before it is handled; false means the link
+ * was closed for flooding and the message must be dropped. Returns the guard.
  */
 export function guardLink(ws: WebSocket, socket: Socket, onViolation: (kind: GuardViolation, detail: string) => void): { admit: () => boolean } {
   const budget = new MessageBudget();
@@ -78,12 +82,14 @@ export function guardLink(ws: WebSocket, socket: Socket, onViolation: (kind: Gua
   };
   const onData = (chunk: Buffer) => {
     wireBytes += chunk.length;
-    if (wireBytes > MAX_WIRE_BYTES_PER_MESSAGE) return violate('wire_flood', `${wireBytes} bytes on the wire without a complete message`);
-    const fragments = ((ws as unknown as { _receiver?: ReceiverInternals })._receiver?._fragments);
-    if (Array.isArray(fragments) && fragments.length > MAX_FRAGMENTS) violate('fragment_flood', `a message in more than ${MAX_FRAGMENTS} fragments`);
+    if (wireBytes > MAX_WIRE_BYTES_PER_MESSAGE) violate('wire_flood', `${wireBytes} bytes on the wire without a complete message`);
   };
-  // Runs after ws's own 'data' listener (registered first), so the fragment list is current.
   socket.on('data', onData);
+  // ws has already begun its own close (1008) when it emits this; violate() only reports it
+  // and bounds the closing handshake.
+  ws.on('error', (err: Error & { code?: string }) => {
+    if (err.code === WS_TOO_MANY_PARTS) violate('fragment_flood', `a message in more than ${MAX_FRAGMENTS} fragments (ws: ${err.message})`);
+  });
   const reset = () => { wireBytes = 0; };
   ws.on('ping', reset);
   ws.on('pong', reset);

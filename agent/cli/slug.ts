@@ -1,11 +1,18 @@
 // `slipway-agent slug fetch|ls|gc`: the slug cache from an operator's shell. Uses the same
 // store code and the same state dir as the agent; safe beside a running agent (gc never
 // removes a slug a dyno has mounted; see agent/slugs/in-use.ts).
-import { parseArgs } from 'node:util';
-import { loadFileConfig, slugSettings, type FileConfig } from '../config.js';
+import { loadCommandConfig, type CommandFlags } from '../config/flags.js';
+import { optionLines } from '../config/help.js';
+import { slugSettings } from '../config/load.js';
 import { createRootLogger } from '../../shared/log.js';
 import { createSlugStore } from '../slugs/factory.js';
 import { SlipwayError } from '../../shared/errors.js';
+
+const SLUG_FLAGS = {
+  keys: ['stateDir'],
+  own: { sha256: { type: 'string' } },
+  positionals: true,
+} as const satisfies CommandFlags;
 
 export const SLUG_USAGE = `Usage: slipway-agent slug <fetch|ls|gc> [options]
 
@@ -16,23 +23,19 @@ export const SLUG_USAGE = `Usage: slipway-agent slug <fetch|ls|gc> [options]
   gc                         evict unused slugs over the budget or under the free-space floor;
                              prints {evicted, fits}
 
-Options: --state-dir DIR, --config FILE (for stateDir, dynoUser, slug cache limits, s3)
+Options:
+${optionLines(SLUG_FLAGS, 'stateDir, dynoUser, the slug cache limits and s3')}
 Logs: off; SLIPWAY_LOG_LEVEL=info prints the store's pino logs on stderr.
 On failure: exit 1, stderr starts with the error code (e.g. SLUG_UNSAFE_PATH: ...).
 `;
 
 export async function slugCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { sha256: { type: 'string' }, 'state-dir': { type: 'string' }, config: { type: 'string' } },
-  });
+  const { config, values, positionals } = loadCommandConfig(argv, SLUG_FLAGS);
   const [sub, ...rest] = positionals;
-  const flags: FileConfig = values['state-dir'] ? { stateDir: values['state-dir'] } : {};
-  const settings = slugSettings(loadFileConfig(values.config, flags));
+  const settings = slugSettings(config);
   // stdout carries the command's JSON and stderr starts with the error code, so the store's
   // own logs are off unless SLIPWAY_LOG_LEVEL asks for them (then on stderr).
-  const log = createRootLogger({ level: process.env.SLIPWAY_LOG_LEVEL ?? 'silent', destination: process.stderr as never }).child({ component: 'slugs' });
+  const log = createRootLogger({ level: process.env.SLIPWAY_LOG_LEVEL ?? 'silent', destination: process.stderr }).child({ component: 'slugs' });
   const store = createSlugStore(settings, log);
   await store.init();
   const print = (v: unknown) => process.stdout.write(JSON.stringify(v) + '\n');

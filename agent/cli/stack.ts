@@ -2,11 +2,17 @@
 // code as the agent; safe beside a running agent (a stack a dyno has mounted is never
 // replaced; see agent/stacks/in-use.ts).
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { DEFAULTS, loadFileConfig, type FileConfig } from '../config.js';
+import { loadCommandConfig, type CommandFlags } from '../config/flags.js';
+import { optionLines } from '../config/help.js';
 import { createRootLogger } from '../../shared/log.js';
 import { importStack, listStacks } from '../stacks/import.js';
 import { SlipwayError } from '../../shared/errors.js';
+
+const STACK_FLAGS = {
+  keys: ['stateDir'],
+  own: { force: { type: 'boolean' } },
+  positionals: true,
+} as const satisfies CommandFlags;
 
 export const STACK_USAGE = `Usage: slipway-agent stack <import|ls> [options]
 
@@ -18,7 +24,8 @@ export const STACK_USAGE = `Usage: slipway-agent stack <import|ls> [options]
   ls                         one JSON line per stack
                              {name, path, bytes, files, importedAt, sha256, shell}
 
-Options: --state-dir DIR, --config FILE (for stateDir)
+Options:
+${optionLines(STACK_FLAGS, 'stateDir')}
 Device nodes and FIFOs in the archive are skipped; the archive must have bin/sh.
 Logs: off; SLIPWAY_LOG_LEVEL=info prints pino logs on stderr.
 On failure: exit 1, stderr starts with the error code (e.g. STACK_INVALID: ...).
@@ -26,15 +33,10 @@ On failure: exit 1, stderr starts with the error code (e.g. STACK_INVALID: ...).
 
 /** `out` receives each JSON line (the CLI's stdout). */
 export async function stackCommand(argv: string[], out: (line: string) => void = (l) => process.stdout.write(l)): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { force: { type: 'boolean' }, 'state-dir': { type: 'string' }, config: { type: 'string' } },
-  });
+  const { config, values, positionals } = loadCommandConfig(argv, STACK_FLAGS);
   const [sub, ...rest] = positionals;
-  const flags: FileConfig = values['state-dir'] ? { stateDir: values['state-dir'] } : {};
-  const stacksDir = join(loadFileConfig(values.config, flags).stateDir ?? DEFAULTS.stateDir, 'stacks');
-  const log = createRootLogger({ level: process.env.SLIPWAY_LOG_LEVEL ?? 'silent', destination: process.stderr as never }).child({ component: 'stacks' });
+  const stacksDir = join(config.stateDir, 'stacks');
+  const log = createRootLogger({ level: process.env.SLIPWAY_LOG_LEVEL ?? 'silent', destination: process.stderr }).child({ component: 'stacks' });
   const print = (v: unknown) => out(JSON.stringify(v) + '\n');
   switch (sub) {
     case 'import': {

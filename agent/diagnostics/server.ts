@@ -2,8 +2,14 @@
 // /healthz. It reads the agent through the small read-only AgentView, so it cannot change
 // anything, and tests can feed it a fake. Env and commands are never shown (they are
 // secrets); DynoStatus carries neither.
+//
+// Errors are `{error: {code, message}}` with the status of the code (shared/errors.ts):
+// another method than GET HTTP_METHOD_NOT_ALLOWED (before the token is looked at: the answer
+// tells nothing about the agent), a missing or wrong token AUTH_INVALID_TOKEN, an unknown path
+// HTTP_NOT_FOUND, an unknown dyno's logs DYNO_NOT_FOUND, a failure of the view INTERNAL.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import { httpStatusOf, type ErrorCode } from '../../shared/errors.js';
 import type { AgentIdentity, Capacity, DynoStatus } from '../../shared/protocol.js';
 import type { LinkStatus } from '../link/session.js';
 import type { Logger } from '../../shared/log.js';
@@ -27,18 +33,25 @@ export function tokenMatches(header: string | undefined, token: string): boolean
   return given.length === want.length && timingSafeEqual(given, want);
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+/** A 2xx answer; errors go through sendError. */
+function json(res: ServerResponse, status: 200, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
+}
+
+/** The only way an error leaves this server: the status is the code's. */
+function sendError(res: ServerResponse, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
+  res.writeHead(httpStatusOf(code), { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+  res.end(JSON.stringify({ error: { code, message } }));
 }
 
 export function createDiagnosticsServer(view: AgentView, token: string, log: Logger): Server {
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://diagnostics');
-    if (req.method !== 'GET') return json(res, 405, { error: { code: 'PROTOCOL_UNKNOWN_TYPE', message: 'GET only' } });
+    if (req.method !== 'GET') return sendError(res, 'HTTP_METHOD_NOT_ALLOWED', 'GET only', { allow: 'GET' });
     if (url.pathname === '/healthz') return json(res, 200, { ok: true, link: view.link().state });
     if (!tokenMatches(req.headers.authorization, token)) {
-      return json(res, 401, { error: { code: 'AUTH_INVALID_TOKEN', message: 'missing or wrong bearer token' } });
+      return sendError(res, 'AUTH_INVALID_TOKEN', 'missing or wrong bearer token', { 'www-authenticate': 'Bearer' });
     }
     if (url.pathname === '/v1/dynos') return json(res, 200, view.dynos());
     if (url.pathname === '/v1/slugs') return json(res, 200, await view.slugs());
@@ -49,14 +62,14 @@ export function createDiagnosticsServer(view: AgentView, token: string, log: Log
     if (m) {
       const n = Math.min(MAX_LOG_LINES, Math.max(1, Number(url.searchParams.get('lines') ?? 100) || 100));
       const lines = await view.dynoLog(m[1]!, n);
-      return lines ? json(res, 200, { lines }) : json(res, 404, { error: { code: 'DYNO_NOT_FOUND', message: 'no such dyno' } });
+      return lines ? json(res, 200, { lines }) : sendError(res, 'DYNO_NOT_FOUND', 'no such dyno');
     }
-    json(res, 404, { error: { code: 'DYNO_NOT_FOUND', message: `no route ${url.pathname}` } });
+    sendError(res, 'HTTP_NOT_FOUND', `no route ${url.pathname}`);
   };
   const server = createServer((req, res) => {
     route(req, res).catch((err: unknown) => {
       log.error({ err }, 'diagnostics request failed');
-      if (!res.headersSent) json(res, 500, { error: { code: 'INTERNAL', message: 'internal error' } });
+      if (!res.headersSent) sendError(res, 'INTERNAL', 'internal error');
     });
   });
   server.requestTimeout = 10_000;

@@ -1,19 +1,32 @@
 // Events waiting for the coordinator's cumulative ack. Every event gets the next per-agent
 // sequence number and stays here until acknowledged; after a reconnect everything still
-// pending is resent in order. With a journal (event-journal.ts) the pending events and the
-// numbering also survive an agent restart.
+// pending is resent in order. With a journal the pending events and the numbering also
+// survive an agent restart.
+//
+// Ownership: the outbox is the only holder of the numbering and of what is pending; it tells
+// its journal of every change. In the agent that journal is JournalWriter (journal-writer.ts),
+// which only takes note and never throws, so a push never fails on the disk; EventJournal
+// (event-journal.ts) can also be given directly, writing at once (tools and tests).
 import type { DynoStateName, DynoStatus, Event } from '../../shared/protocol.js';
-import type { EventJournal, JournalState } from './event-journal.js';
+import type { JournalState } from './event-journal.js';
 
 /** At ~1 KB an event, 10,000 pending events bound the outbox near 10 MB during a long outage. */
 export const MAX_PENDING_EVENTS = 10_000;
+
+/** What the outbox tells its journal after each change (EventJournal and JournalWriter). */
+export interface OutboxJournal {
+  append(ev: Event): void;
+  ack(seq: number, pending: readonly Event[]): void;
+  rewrite(pending: readonly Event[]): void;
+}
 
 export class EventOutbox {
   private seq = 0;
   private pending: Event[] = [];
   private droppedCount = 0;
+  private ackedTo = 0;
 
-  constructor(private readonly max = MAX_PENDING_EVENTS, private readonly journal?: EventJournal, restored?: JournalState) {
+  constructor(private readonly max = MAX_PENDING_EVENTS, private readonly journal?: OutboxJournal, restored?: JournalState) {
     if (restored) {
       this.seq = restored.lastSeq;
       this.pending = [...restored.pending];
@@ -35,6 +48,7 @@ export class EventOutbox {
   ack(seq: number): void {
     if (this.pending.length === 0 || seq < this.pending[0]!.seq) return;
     this.pending = this.pending.filter((e) => e.seq > seq);
+    this.ackedTo = Math.max(this.ackedTo, seq);
     this.journal?.ack(seq, this.pending);
   }
 
@@ -44,6 +58,11 @@ export class EventOutbox {
 
   get lastSeq(): number {
     return this.seq;
+  }
+
+  /** The highest cumulative ack that removed something (0: none since this process began). */
+  get ackedSeq(): number {
+    return this.ackedTo;
   }
 
   get dropped(): number {

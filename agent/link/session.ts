@@ -1,7 +1,9 @@
 // Session: keeps one link to the coordinator alive. Dial, send the hello with the complete
 // current state, wait for the welcome, resend unacknowledged events, then dispatch inbound
 // messages through the handler table. A silent link is closed and redialled with backoff;
-// dynos keep running whatever the link does.
+// dynos keep running whatever the link does. The session owns the socket and its timing;
+// what goes out (the outbox, the journal, handlers, convergence) belongs to AgentLink
+// (agent-link.ts), which builds the session.
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { retryAfterFromHeader, retryAfterFromReason } from '../../shared/link-close.js';
@@ -10,6 +12,7 @@ import { decodeCoordinatorMessage, type AgentMessage, type CapacityReport, type 
 import type { Logger } from '../../shared/log.js';
 import { Backoff, HEALTHY_AFTER_MS } from './backoff.js';
 import type { EventOutbox } from './outbox.js';
+import type { JournalStatus } from './journal-writer.js';
 import type { HandlerTable } from './handlers/types.js';
 import { dial, type DialOptions } from './transport.js';
 
@@ -33,6 +36,8 @@ export interface SessionOptions extends DialOptions {
   capacity: () => Promise<CapacityReport['capacity']>;
   handlers: HandlerTable;
   outbox: EventOutbox;
+  /** The outbox's journal writer, for the status (none: status().journal is null). */
+  journal?: { status(): JournalStatus };
   pingIntervalMs?: number;
   reconnectInitialMs?: number;
   /** A link up this long resets the backoff (default HEALTHY_AFTER_MS); tests shorten it. */
@@ -59,6 +64,8 @@ export interface LinkStatus {
   policyCloses: number;
   /** The coordinator's reconnect spread hint (welcome or hint), in ms. */
   spreadMs: number;
+  /** Whether unacked events reach the disk (journal-writer.ts); null without a journal. */
+  journal: JournalStatus | null;
 }
 
 export class LinkSession {
@@ -129,6 +136,7 @@ export class LinkSession {
       lastClose: this.lastClose,
       policyCloses: this.policyCloses,
       spreadMs: this.spreadMs,
+      journal: this.o.journal?.status() ?? null,
     };
   }
 
@@ -155,9 +163,9 @@ export class LinkSession {
     let socket: Socket | undefined;
     let admit: () => boolean = () => true;
     let refused: string | undefined;
-    ws.on('upgrade', (res) => { socket = res.socket as Socket; });
+    ws.on('upgrade', (res) => { socket = res.socket; });
     ws.on('open', () => {
-      // Registered after ws's own socket listener, so the guard sees the receiver's state.
+      // Registered once the raw socket is known: the guard counts its bytes (wire bound) and hears ws's fragment-bound error.
       if (socket) {
         admit = guardLink(ws, socket, (kind, detail) => {
           this.policyCloses++;

@@ -1,7 +1,7 @@
 // Transport: dials the coordinator's WebSocket. The agent only ever dials out; nothing is
 // listened for from the network. The bearer token rides on the upgrade request.
 import { WebSocket } from 'ws';
-import { MAX_FRAME_BYTES } from '../../shared/protocol.js';
+import { LINK_WS_LIMITS } from '../../shared/link-guard.js';
 
 /** TCP + TLS + upgrade on a sane network take well under a second; 10 s is a dead link. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -19,7 +19,8 @@ export function dial(o: DialOptions): WebSocket {
   return new WebSocket(o.url, {
     headers: { authorization: `Bearer ${o.token}` },
     handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-    maxPayload: MAX_FRAME_BYTES,
+    // ws's own payload (1009) and fragment (1008) bounds; shared/link-guard.ts says why.
+    ...LINK_WS_LIMITS,
     perMessageDeflate: false,
     ...(o.ca ? { ca: o.ca } : {}),
     ...(o.clientCert ? { cert: o.clientCert.cert, key: o.clientCert.key } : {}),

@@ -2,7 +2,7 @@
 // default credential chain) and file://. The S3 source is loaded on first use: the SDK
 // costs ~100 ms and ~20 MB to load, which a host that only sees presigned URLs never pays.
 import type { Readable } from 'node:stream';
-import type { SlugSettings } from '../config.js';
+import type { SlugSettings } from '../config/load.js';
 import type { Logger } from '../../shared/log.js';
 import { FileSlugSource } from './file-source.js';
 import { HttpSlugSource, type SlugSource } from './http-source.js';

@@ -13,12 +13,13 @@
 // https.Server with `requestCert: true, rejectUnauthorized: true, ca` refuses an agent
 // without a valid client certificate before any upgrade.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { asSlipwayError, isErrorCode, SlipwayError } from '../errors.js';
+import { asSlipwayError, httpStatusOf, isErrorCode, SlipwayError, type ErrorCode } from '../errors.js';
+import { LINK_WS_LIMITS } from '../link-guard.js';
 import {
   CLOSE_PROTOCOL_UNSUPPORTED, CLOSE_REPLACED, CLOSE_SERVICE_RESTART, retryAfterReason,
 } from '../link-close.js';
@@ -111,7 +112,8 @@ export class AgentServer implements CommandSender {
     this.tokenDigest = digest(o.token);
     this.commands = new CommandTracker(o.commandTimeoutMs ?? COMMAND_TIMEOUT_MS);
     // noServer: the upgrade is authenticated here before ws sees it.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+    // The payload and fragment bounds are ws's own (link-guard.ts: what it closes with).
+    this.wss = new WebSocketServer({ noServer: true, ...LINK_WS_LIMITS, perMessageDeflate: false });
     // Agents that connected while the fleet was small (the first ones after a restart) hold a
     // small hint; without an update they would all come back at once after the next restart.
     this.hintTimer = setInterval(() => this.refreshHints(), o.hintCheckMs ?? HINT_CHECK_MS);
@@ -179,13 +181,13 @@ export class AgentServer implements CommandSender {
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => this.o.log.debug({ err }, 'upgrade socket error'));
     const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
-    if (path !== AGENT_WS_PATH) return this.refuse(socket, 404, 'Not Found', 'PROTOCOL_UNKNOWN_TYPE', `no WebSocket endpoint at ${path}`);
+    if (path !== AGENT_WS_PATH) return this.refuse(socket, 'HTTP_NOT_FOUND', `no WebSocket endpoint at ${path}`);
     if (this.closing) {
-      return this.refuse(socket, 503, 'Service Unavailable', 'PROTOCOL_NOT_READY', 'the coordinator is shutting down', Math.ceil(this.spreadMs() / 1000) || 1);
+      return this.refuse(socket, 'COORDINATOR_SHUTTING_DOWN', 'the coordinator is shutting down', Math.ceil(this.spreadMs() / 1000) || 1);
     }
     if (!this.authorized(req.headers.authorization)) {
       this.o.log.warn({ remote: req.socket.remoteAddress }, 'agent upgrade refused: bad bearer token');
-      return this.refuse(socket, 401, 'Unauthorized', 'AUTH_INVALID_TOKEN', 'missing or wrong bearer token');
+      return this.refuse(socket, 'AUTH_INVALID_TOKEN', 'missing or wrong bearer token');
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
   }
@@ -300,9 +302,12 @@ export class AgentServer implements CommandSender {
     }
   }
 
-  /** Answers a refused upgrade with a JSON error and destroys the socket once it is written. */
-  private refuse(socket: Duplex, status: number, statusText: string, code: string, message: string, retryAfterS?: number): void {
+  /** Answers a refused upgrade with a JSON error, in the status of its code, and destroys the
+   * socket once it is written. */
+  private refuse(socket: Duplex, code: ErrorCode, message: string, retryAfterS?: number): void {
     this.counters.refusedUpgrades++;
+    const status = httpStatusOf(code);
+    const statusText = STATUS_CODES[status] ?? 'Error';
     const body = JSON.stringify({ error: { code, message } });
     socket.once('finish', () => socket.destroy());
     socket.end(

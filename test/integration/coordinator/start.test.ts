@@ -1,14 +1,14 @@
 // The coordinator in-process on port 0, with real `ws` clients acting as agents and real
 // HTTP servers acting as dynos. Each test closes what it opened.
 import { EventEmitter, once } from 'node:events';
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { WebSocket } from 'ws';
 import { createRootLogger } from '../../../shared/log.js';
 import { DEFAULT_TIMING, type CoordinatorTiming } from '../../../coordinator/config.js';
 import { startCoordinator, type RunningCoordinator } from '../../../coordinator/start.js';
-import type { ErrorCode } from '../../../shared/errors.js';
+import { httpStatusOf, type ErrorCode } from '../../../shared/errors.js';
 import type { CoordinatorMessage, DynoStateName, DynoStatus, StartDyno, StopDyno, Welcome } from '../../../shared/protocol.js';
 import { DEFAULT_SIZES } from '../../../shared/sizes.js';
 
@@ -26,6 +26,13 @@ async function startTestCoordinator(t: Test, timing: Partial<CoordinatorTiming> 
 }
 
 interface Answer { status: number; headers: IncomingHttpHeaders; body: string; json: any }
+
+async function jsonOf(res: IncomingMessage): Promise<unknown> {
+  let body = '';
+  res.setEncoding('utf8');
+  for await (const c of res) body += c as string;
+  return JSON.parse(body);
+}
 
 function http(method: string, url: string, options: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
@@ -284,14 +291,16 @@ t.test('a wrong or missing bearer token gets 401 and no link', async (t) => {
     const ws = new WebSocket(c.agentUrl, { headers });
     ws.on('error', () => {}); // terminating a refused handshake reports an error; expected here
     t.teardown(() => ws.terminate());
-    const [, res] = (await once(ws, 'unexpected-response')) as [unknown, { statusCode: number }];
+    const [, res] = (await once(ws, 'unexpected-response')) as [unknown, IncomingMessage];
     t.equal(res.statusCode, 401);
+    t.match(await jsonOf(res), { error: { code: 'AUTH_INVALID_TOKEN' } });
   }
   const other = new WebSocket(c.agentUrl.replace('/v1/agent', '/elsewhere'), { headers: { authorization: `Bearer ${TOKEN}` } });
   other.on('error', () => {});
   t.teardown(() => other.terminate());
-  const [, res] = (await once(other, 'unexpected-response')) as [unknown, { statusCode: number }];
+  const [, res] = (await once(other, 'unexpected-response')) as [unknown, IncomingMessage];
   t.equal(res.statusCode, 404, 'only the agent path upgrades');
+  t.match(await jsonOf(res), { error: { code: 'HTTP_NOT_FOUND' } }, 'an unknown path, not an unknown message type');
   t.same((await http('GET', `${c.apiUrl}/agents`)).json, []);
 });
 
@@ -388,8 +397,17 @@ t.test('the API refuses bad requests with codes', async (t) => {
   t.match(badBody, { status: 422, json: { error: { code: 'PROTOCOL_SCHEMA_VIOLATION' } } });
   const noAgents = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1) });
   t.match(noAgents, { status: 503, json: { error: { code: 'INSUFFICIENT_CAPACITY' } } });
-  t.match(await http('GET', `${c.apiUrl}/nope`), { status: 404, json: { error: { code: 'API_NOT_FOUND' } } });
-  t.match(await http('DELETE', `${c.apiUrl}/dynos`), { status: 405 });
+  t.match(await http('GET', `${c.apiUrl}/nope`), { status: 404, json: { error: { code: 'HTTP_NOT_FOUND' } } });
+  t.match(await http('DELETE', `${c.apiUrl}/dynos`), { status: 405, headers: { allow: 'GET, HEAD' }, json: { error: { code: 'HTTP_METHOD_NOT_ALLOWED' } } });
+  t.match(await http('GET', `${c.apiUrl}/apps/shop/formation/web`), { status: 405, headers: { allow: 'PUT' }, json: { error: { code: 'HTTP_METHOD_NOT_ALLOWED' } } });
+  const tooLarge = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: { ...formation(1), env: { BIG: 'x'.repeat(MIB + 1) } } });
+  t.match(tooLarge, { status: 413, json: { error: { code: 'HTTP_BODY_TOO_LARGE' } } });
+  const badApp = await http('PUT', `${c.apiUrl}/apps/Shop!/formation/web`, { body: formation(1) });
+  t.match(badApp, { status: 422, json: { error: { code: 'PROTOCOL_SCHEMA_VIOLATION', message: /app name/ } } });
+  for (const answer of [unknownSize, badJson, badBody, noAgents, tooLarge, badApp]) {
+    const code = answer.json.error.code as ErrorCode;
+    t.equal(answer.status, httpStatusOf(code), `${code} is answered with its status from the table`);
+  }
   t.match(await http('GET', `${c.apiUrl}/healthz`), { status: 200, json: { ok: true } });
 });
 

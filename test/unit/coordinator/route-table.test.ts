@@ -66,3 +66,30 @@ t.test('a moved endpoint replaces the old one', async (t) => {
   t.equal(routes.applyDynoState(dyno('d1', 'web.1', 'up', 5009)), true);
   t.same(routes.routesFor('shop').map((r) => r.port), [5009]);
 });
+
+t.test('listeners hear of every route that leaves the table, and of a moved endpoint\'s old route', async (t) => {
+  const routes = new RouteTable();
+  const removed: string[] = [];
+  const unsubscribe = routes.onRemoved((r) => removed.push(`${r.dynoId}@${r.port}`));
+  routes.applyDynoState(dyno('d1', 'web.1', 'up', 5001));
+  routes.applyDynoState(dyno('d2', 'web.2', 'up', 5002));
+  routes.applyDynoState(dyno('d1', 'web.1', 'up', 5001));
+  t.same(removed, [], 'adding and re-reporting remove nothing');
+  routes.applyDynoState(dyno('d1', 'web.1', 'up', 5009));
+  t.same(removed, ['d1@5001'], 'a moved endpoint: the old route left');
+  for (const gone of ['stopping', 'crashed', 'down', 'starting'] as const) {
+    routes.applyDynoState(dyno('d2', 'web.2', 'up', 5002));
+    removed.length = 0;
+    routes.applyDynoState(dyno('d2', 'web.2', gone));
+    t.same(removed, ['d2@5002'], `${gone}: the route left`);
+  }
+  removed.length = 0;
+  routes.applyDynoState(dyno('d2', 'web.2', 'down'));
+  t.same(removed, [], 'a dyno without a route removes nothing');
+  t.equal(routes.remove('shop', 'd1'), true);
+  t.same(removed, ['d1@5009'], 'remove() (a forgotten dyno) tells too');
+  unsubscribe();
+  routes.applyDynoState(dyno('d3', 'web.3', 'up', 5003));
+  routes.applyDynoState(dyno('d3', 'web.3', 'stopping'));
+  t.same(removed, ['d1@5009'], 'an unsubscribed listener hears nothing');
+});

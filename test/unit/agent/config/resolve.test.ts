@@ -2,7 +2,8 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveConfig, DEFAULTS } from '../../../agent/config.js';
+import { resolveConfig } from '../../../../agent/config/resolve.js';
+import { DEFAULTS } from '../../../../agent/config/schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipway-config-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -65,4 +66,36 @@ t.test('link: the grace for unknown dynos, and a client certificate that needs i
   t.throws(() => resolveConfig(undefined, { ...base, link: { clientCertFile: cert } }, {}), { code: 'CONFIG_INVALID', message: /clientKeyFile/ });
   t.throws(() => resolveConfig(undefined, { ...base, link: { clientCertFile: cert, clientKeyFile: join(dir, 'missing.key') } }, {}), { code: 'CONFIG_INVALID', message: /client key/ });
   t.throws(() => resolveConfig(undefined, { ...base, link: { unknownDynoGraceMs: -1 } }, {}), { code: 'CONFIG_INVALID' });
+});
+
+t.test('env: a key neither the file nor a flag sets, converted and checked like a flag', async (t) => {
+  const file = join(dir, 'env.json');
+  writeFileSync(file, JSON.stringify({ tokenFile, logLevel: 'warn' }));
+  const env = { SLIPWAY_COORDINATOR_URL: 'wss://from-env/v1/agent', SLIPWAY_LOG_LEVEL: 'debug' };
+  const c = resolveConfig(file, {}, env);
+  t.equal(c.coordinatorUrl, 'wss://from-env/v1/agent', 'the env fills what is unset');
+  t.equal(c.logLevel, 'warn', 'the file beats the env');
+  t.equal(resolveConfig(file, { coordinatorUrl: 'ws://flag' }, env).coordinatorUrl, 'ws://flag', 'a flag beats the env');
+  t.equal(resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile }, { SLIPWAY_LOG_LEVEL: 'debug' }).logLevel, 'debug');
+  t.equal(resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile }, { SLIPWAY_LOG_LEVEL: '' }).logLevel, 'info', 'an empty variable is unset');
+  t.throws(() => resolveConfig(undefined, { tokenFile }, { SLIPWAY_COORDINATOR_URL: 'http://x' }), { code: 'CONFIG_INVALID', message: /^env SLIPWAY_COORDINATOR_URL "http:\/\/x": coordinatorUrl / });
+  t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile }, { SLIPWAY_LOG_LEVEL: 'loud' }), { code: 'CONFIG_INVALID', message: /SLIPWAY_LOG_LEVEL/ });
+  t.throws(() => resolveConfig(undefined, { tokenFile }, {}), { message: /--coordinator, coordinatorUrl or env SLIPWAY_COORDINATOR_URL/ }, 'the message says every way to set it');
+  t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x' }, {}), { message: /--token-file, tokenFile or env SLIPWAY_AGENT_TOKEN/ });
+});
+
+t.test('every default and computed value, and the shape start.ts reads', async (t) => {
+  const c = resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile }, {});
+  t.same(Object.keys(c).sort(), ['address', 'agentId', 'bootTimeoutMs', 'ca', 'cgroupParent', 'coordinatorUrl', 'cycling', 'diagnosticsListen', 'diagnosticsTokenFile',
+    'dockerSocket', 'dynoUser', 'link', 'logLevel', 'memory', 'nofile', 'portRange', 'reservedMemoryMb', 'restarts', 'runtime', 'slugs', 'stateDir', 'stopGraceMs', 'token'].sort());
+  t.match(c, {
+    stateDir: DEFAULTS.stateDir, cgroupParent: DEFAULTS.cgroupParent, runtime: 'runc', dockerSocket: undefined, ca: undefined, reservedMemoryMb: 1024,
+    portRange: [20000, 29999], dynoUser: { uid: 64000, gid: 64000 }, bootTimeoutMs: 60_000, stopGraceMs: 30_000, nofile: 10_000, logLevel: 'info',
+    diagnosticsListen: '127.0.0.1:7701', diagnosticsTokenFile: '/var/lib/slipway/agent/diagnostics.token', agentId: /^[A-Za-z0-9._-]{1,128}$/, address: /^[0-9.]+$/,
+  });
+  t.same(c.cycling, { enabled: true, periodMs: 86_400_000, jitterMs: 12_960_000 });
+  t.same(c.memory, { r15Multiple: 2, r14IntervalMs: 60_000, sampleMs: 5_000 });
+  t.same(c.slugs, { dir: '/var/lib/slipway/slugs', owner: { uid: 64000, gid: 64000 }, budgetBytes: 20 * 1024 ** 3, floorBytes: 2 * 1024 ** 3, s3: {} });
+  t.same(resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, cycling: { enabled: false } }, {}).cycling, { enabled: false, periodMs: 86_400_000, jitterMs: 12_960_000 });
+  t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, portRange: [30000, 20000] }, {}), { code: 'CONFIG_INVALID', message: /portRange 30000-20000 is empty/ });
 });

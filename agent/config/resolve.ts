@@ -1,0 +1,132 @@
+// The configuration `serve` runs with: the config file (validated), then the flags over it,
+// then the environment for keys the schema gives an env variable, then the schema's defaults
+// (agent/config/schema.ts), then the defaults computed on this host and the secrets read from
+// their files. Everything is checked here, so a bad value is CONFIG_INVALID before any
+// component starts.
+import { readFileSync } from 'node:fs';
+import { hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { SlipwayError } from '../../shared/errors.js';
+import type { RestartPolicyOptions } from '../dynos/restart-policy.js';
+import { CONFIG_KEYS, keyMeta, keySchema, withDefaults, type ConfigKey, type FileConfig } from './schema.js';
+import { loadFileConfig, slugSettings, type SlugSettings } from './load.js';
+import { flagOf, valueFromText } from './flags.js';
+
+export interface AgentConfig {
+  agentId: string;
+  coordinatorUrl: string;
+  token: string;
+  ca: string | undefined;
+  stateDir: string;
+  address: string;
+  cgroupParent: string;
+  /** The container runtime of this host: runc (default), lxc or docker. */
+  runtime: 'runc' | 'lxc' | 'docker';
+  dockerSocket: string | undefined;
+  reservedMemoryMb: number;
+  portRange: [number, number];
+  /** uid/gid dynos run as: a dedicated id no host account uses (no user namespace yet, so
+   * it is the same id on the host). The busybox stack's /etc/passwd names it `dyno`. */
+  dynoUser: { uid: number; gid: number };
+  bootTimeoutMs: number;
+  stopGraceMs: number;
+  nofile: number;
+  /** Crash restart backoff (agent/dynos/restart-policy.ts). */
+  restarts: RestartPolicyOptions;
+  /** Heroku's daily cycling: every dyno restarted after periodMs + random(jitterMs). */
+  cycling: { enabled: boolean; periodMs: number; jitterMs: number };
+  /** R14/R15 (agent/dynos/memory-policy.ts) and how often dynos are sampled. */
+  memory: { r15Multiple: number; r14IntervalMs: number; sampleMs: number };
+  /** The coordinator link beyond URL, token and CA (agent/link/). */
+  link: {
+    /** How long a dyno the coordinator's desired set does not list keeps running (convergence.ts). */
+    unknownDynoGraceMs: number;
+    /** Client certificate for a coordinator that requires mutual TLS. */
+    clientCert: { cert: string; key: string } | undefined;
+  };
+  diagnosticsListen: string;
+  diagnosticsTokenFile: string;
+  logLevel: string;
+  slugs: SlugSettings;
+}
+
+/** First non-internal IPv4 address: where dyno ports are reachable from the router. */
+export function defaultAddress(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function readSecret(file: string, what: string): string {
+  try {
+    const v = readFileSync(file, 'utf8').trim();
+    if (!v) throw new Error('empty');
+    return v;
+  } catch (err) {
+    throw new SlipwayError('CONFIG_INVALID', `cannot read ${what} from ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Keys neither the file nor a flag set, from their env variables (converted and checked like flags). */
+function fromEnv(c: FileConfig, env: NodeJS.ProcessEnv): FileConfig {
+  const out: Record<string, unknown> = { ...c };
+  for (const key of CONFIG_KEYS) {
+    const name = keyMeta(keySchema(key)).env;
+    const text = name === undefined ? undefined : env[name];
+    if (out[key] === undefined && text) out[key] = valueFromText(key, text, `env ${name}`);
+  }
+  return out;
+}
+
+/** How a required key can be given, for the message that says it was not: "--x, x or env X". */
+function sources(key: ConfigKey): string {
+  const m = keyMeta(keySchema(key));
+  const flag = flagOf(key);
+  const ways = [...(flag ? [`--${flag.name}`] : []), key, ...[m.env ?? m.secretEnv].filter((e) => e !== undefined).map((e) => `env ${e}`)];
+  return `${ways.slice(0, -1).join(', ')} or ${ways.at(-1)}`;
+}
+
+/** Merges file, flag and env values (in that order of precedence: flags win) and resolves secrets. */
+export function resolveConfig(configPath: string | undefined, flags: FileConfig, env = process.env): AgentConfig {
+  const c = withDefaults(fromEnv(loadFileConfig(configPath, flags), env));
+  if (!c.coordinatorUrl) throw new SlipwayError('CONFIG_INVALID', `no coordinator URL (${sources('coordinatorUrl')})`);
+  const tokenEnv = keyMeta(keySchema('tokenFile')).secretEnv;
+  const token = c.tokenFile ? readSecret(c.tokenFile, 'the coordinator token') : tokenEnv && env[tokenEnv];
+  if (!token) throw new SlipwayError('CONFIG_INVALID', `no coordinator token (${sources('tokenFile')})`);
+  if (c.portRange[0] > c.portRange[1]) throw new SlipwayError('CONFIG_INVALID', `portRange ${c.portRange.join('-')} is empty`);
+  if ((c.link.clientCertFile === undefined) !== (c.link.clientKeyFile === undefined)) {
+    throw new SlipwayError('CONFIG_INVALID', 'link.clientCertFile and link.clientKeyFile go together');
+  }
+  if (c.restarts.capMs < c.restarts.baseMs) throw new SlipwayError('CONFIG_INVALID', `restarts.capMs ${c.restarts.capMs} is below restarts.baseMs ${c.restarts.baseMs}`);
+  return {
+    agentId: c.agentId ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 128),
+    coordinatorUrl: c.coordinatorUrl,
+    token,
+    ca: c.caFile ? readSecret(c.caFile, 'the CA bundle') : undefined,
+    stateDir: c.stateDir,
+    address: c.address ?? defaultAddress(),
+    cgroupParent: c.cgroupParent,
+    runtime: c.runtime,
+    dockerSocket: c.dockerSocket,
+    reservedMemoryMb: c.reservedMemoryMb,
+    portRange: c.portRange,
+    dynoUser: c.dynoUser,
+    bootTimeoutMs: c.bootTimeoutMs,
+    stopGraceMs: c.stopGraceMs,
+    nofile: c.nofile,
+    restarts: c.restarts,
+    memory: c.memory,
+    cycling: c.cycling,
+    link: {
+      unknownDynoGraceMs: c.link.unknownDynoGraceMs,
+      clientCert: c.link.clientCertFile && c.link.clientKeyFile
+        ? { cert: readSecret(c.link.clientCertFile, 'the client certificate'), key: readSecret(c.link.clientKeyFile, 'the client key') }
+        : undefined,
+    },
+    diagnosticsListen: c.diagnosticsListen,
+    diagnosticsTokenFile: c.diagnosticsTokenFile ?? join(c.stateDir, 'agent', 'diagnostics.token'),
+    logLevel: c.logLevel,
+    slugs: slugSettings(c),
+  };
+}

@@ -1,0 +1,67 @@
+// Flags come from the schema's flag metadata: each is converted to its key's type and checked
+// by the key's schema, so a bad flag is refused up front naming the flag and the field.
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadCommandConfig, parseCommandLine, valueFromText } from '../../../../agent/config/flags.js';
+import { SERVE_FLAGS } from '../../../../agent/config/commands.js';
+import { DEFAULTS } from '../../../../agent/config/schema.js';
+
+t.test('serve: every flagged key, converted to its type', async (t) => {
+  const p = parseCommandLine([
+    '--coordinator', 'wss://c.example/v1/agent', '--token-file', '/t', '--ca-file', '/ca.pem', '--agent-id', 'a-1', '--address', '10.0.0.5',
+    '--state-dir', '/srv/s', '--cgroup-parent', '/sw', '--runtime', 'lxc', '--reserved-memory-mb', '512', '--port-range', '31000-31999',
+    '--boot-timeout-ms', '1000', '--stop-grace-ms=0', '--diagnostics-listen', '127.0.0.1:0', '--stop-dynos-on-exit', '--config', '/c.json',
+  ], SERVE_FLAGS);
+  t.same(p.flags, {
+    coordinatorUrl: 'wss://c.example/v1/agent', tokenFile: '/t', caFile: '/ca.pem', agentId: 'a-1', address: '10.0.0.5', stateDir: '/srv/s',
+    cgroupParent: '/sw', runtime: 'lxc', reservedMemoryMb: 512, portRange: [31000, 31999], bootTimeoutMs: 1000, stopGraceMs: 0,
+    diagnosticsListen: '127.0.0.1:0',
+  });
+  t.equal(p.configPath, '/c.json');
+  t.equal(p.values['stop-dynos-on-exit'], true);
+  t.same(parseCommandLine([], SERVE_FLAGS).flags, {}, 'no flag, no key');
+});
+
+t.test('a bad flag value is CONFIG_INVALID naming the flag and the field', async (t) => {
+  const bad = (args: string[], message: RegExp) => t.throws(() => parseCommandLine(args, SERVE_FLAGS), { code: 'CONFIG_INVALID', message }, args.join(' '));
+  bad(['--port-range', '1-x'], /^--port-range "1-x": expected MIN-MAX$/);
+  bad(['--port-range', '20000'], /expected MIN-MAX/);
+  bad(['--port-range', '0-5'], /^--port-range "0-5": portRange\/0 Expected integer to be greater or equal to 1$/);
+  bad(['--reserved-memory-mb', '1.5'], /^--reserved-memory-mb "1.5": expected N$/);
+  bad(['--reserved-memory-mb', '0x10'], /expected N/);
+  bad(['--reserved-memory-mb=-5'], /^--reserved-memory-mb "-5": reservedMemoryMb Expected integer to be greater or equal to 0$/);
+  bad(['--boot-timeout-ms', '10'], /bootTimeoutMs/);
+  bad(['--runtime', 'kata'], /^--runtime "kata": runtime /);
+  bad(['--coordinator', 'http://x'], /coordinatorUrl/);
+  bad(['--diagnostics-listen', '0.0.0.0:7701'], /diagnosticsListen/);
+  bad(['--state-dir', 'relative'], /stateDir/);
+  bad(['--frobnicate'], /frobnicate/);
+  bad(['--stop-grace-ms'], /stop-grace-ms/);
+  bad(['stray'], /stray/);
+});
+
+t.test('operator commands: the keys they name, their own flags, operands; the file under the flags', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-flags-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'agent.json');
+  writeFileSync(file, JSON.stringify({ stateDir: '/from/file', slugCacheBudgetMb: 7 }));
+  const command = { keys: ['stateDir'], own: { sha256: { type: 'string' }, force: { type: 'boolean' } }, positionals: true } as const;
+  const a = loadCommandConfig(['fetch', 'URL', '--sha256', 'ab', '--force', '--config', file], command);
+  t.same(a.positionals, ['fetch', 'URL']);
+  t.same(a.values, { sha256: 'ab', force: true }, 'own flags only');
+  t.equal(a.config.stateDir, '/from/file');
+  t.equal(a.config.slugCacheBudgetMb, 7);
+  t.equal(a.config.bootTimeoutMs, DEFAULTS.bootTimeoutMs, 'the rest defaulted');
+  t.equal(loadCommandConfig(['--config', file, '--state-dir', '/from/flag'], command).config.stateDir, '/from/flag', 'the flag wins');
+  t.throws(() => loadCommandConfig(['--runtime', 'lxc'], command), { code: 'CONFIG_INVALID', message: /runtime/ }, 'a key it does not name is no flag');
+  t.throws(() => loadCommandConfig(['--config', join(dir, 'missing.json')], command), { code: 'CONFIG_INVALID', message: /missing\.json/ });
+  t.throws(() => parseCommandLine([], { keys: ['nofile'] }), /nofile has no flag/, 'a key without a flag is a programming error');
+});
+
+t.test('text of other sources converts the same way', async (t) => {
+  t.equal(valueFromText('logLevel', 'debug', 'env SLIPWAY_LOG_LEVEL'), 'debug');
+  t.throws(() => valueFromText('logLevel', 'loud', 'env SLIPWAY_LOG_LEVEL'), { code: 'CONFIG_INVALID', message: /^env SLIPWAY_LOG_LEVEL "loud": logLevel / });
+  t.throws(() => valueFromText('nofile', 'many', 'env X'), { code: 'CONFIG_INVALID', message: /expected an integer/ });
+});
