@@ -107,7 +107,7 @@ export function readSizesFile(path: string): Record<string, DynoSize> {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new SlipwayError('CONFIG_INVALID', `--sizes-file ${path} must hold a JSON object of size name -> size`);
   }
-  const sizes: Record<string, DynoSize> = Object.create(null);
+  const sizes = Object.create(null) as Record<string, DynoSize>;
   for (const [name, size] of Object.entries(parsed)) {
     if (!checkSize.Check(size) || size.name !== name) {
       throw new SlipwayError('CONFIG_INVALID', `--sizes-file ${path}: size ${JSON.stringify(name)} is invalid or its name differs from its key`);

@@ -3,7 +3,7 @@
 # imports it with `slipway-agent stack import`, idempotently:
 #   1. debootstrap --variant=minbase into a cache dir, once (27 s here from deb.debian.org,
 #      minutes from a slow mirror; a marker records what was built, so later runs skip it);
-#   2. the dyno user (uid/gid 64000, home /app, as agent/config.ts's dynoUser) in etc/passwd,
+#   2. the dyno user (uid/gid 64000, home /app, as agent/config/schema.ts's dynoUser) in etc/passwd,
 #      etc/group, etc/shadow and etc/gshadow, written only when missing or different;
 #   3. a tar of the rootfs (sorted, numeric owners, clamped mtimes: same bytes every time);
 #   4. the import, skipped when the installed stack came from an archive with the same sha256.

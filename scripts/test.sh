@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what is missing (scripts/setup.sh), type-checks the tests, then runs the whole
+# Installs what is missing (scripts/setup.sh), type-checks and lints, then runs the whole
 # suite with tap. Ends with the line `N passed, N failed`. Extra arguments go to tap
 # (e.g. scripts/test.sh test/unit).
 set -euo pipefail
@@ -9,8 +9,12 @@ scripts/setup.sh
 . scripts/lib/node-env.sh
 # The Docker driver's tests run against a real engine; CI starts from a machine without one.
 scripts/start-dockerd.sh
+# A type error or a lint finding fails the run before the suite (still ending with the count line).
 echo "test: type-checking tests"
-npx tsc -p tsconfig.test.json --noEmit
+npx tsc -p tsconfig.test.json --noEmit || { echo "0 passed, 1 failed"; exit 1; }
+# ESLint with typescript-eslint's type-checked rules (eslint.config.mjs), at zero warnings.
+echo "test: linting"
+npx eslint --max-warnings 0 agent shared coordinator test || { echo "0 passed, 1 failed"; exit 1; }
 
 log=$(mktemp /tmp/slipway-tap.XXXXXX)
 trap 'rm -f "$log"' EXIT

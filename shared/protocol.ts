@@ -291,7 +291,7 @@ export type Decoded<M> =
 type Table = Record<string, TypeCheck<TSchema>>;
 
 function compileTable(messages: Record<string, TSchema>): Table {
-  const table: Table = Object.create(null);
+  const table = Object.create(null) as Table;
   for (const [type, schema] of Object.entries(messages)) table[type] = TypeCompiler.Compile(schema);
   return table;
 }

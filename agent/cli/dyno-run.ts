@@ -1,27 +1,47 @@
 // `slipway-agent dyno run`: a one-off dyno on this host without a coordinator, like
-// `heroku run`. Same slug store, stacks, drivers and dyno semantics as the agent's dynos
-// (env, .profile.d, limits, hardening); the output streams to this terminal (the dyno's
-// stdout to stdout, stderr to stderr) and the command's exit code is this process's.
-// Ctrl-C stops the dyno Heroku style (SIGTERM to all, grace, SIGKILL). One-off dynos are never
-// restarted. Runs as root, beside a running agent or without one.
+// `heroku run`. Same slug store, stacks, drivers and dyno semantics as the agent's dynos: the
+// container spec (env, .profile.d, limits, user) comes from the agent's own builder
+// (agent/dynos/container-spec.ts) with the host settings of the same config file, so the
+// memory hard limit is `memory.r15Multiple` x quota here too, and hardening is each driver's.
+// The output streams to this terminal (the dyno's stdout to stdout, stderr to stderr) and the
+// command's exit code is this process's. Ctrl-C stops the dyno Heroku style (SIGTERM to all,
+// grace, SIGKILL). One-off dynos are never restarted. Runs as root, beside a running agent or
+// without one.
+//
+// The words after `--` are one command string when there is one, else a command and its
+// arguments, each shell-quoted (agent/dynos/one-off.ts): `dyno run -- sh -c 'echo $HOME'`
+// does what `docker run IMAGE sh -c 'echo $HOME'` does.
+//
+// No R14/R15 memory watch runs here (agent/dynos/memory-watch-hook.ts). The hard limit is the
+// same as an agent dyno's, so a one-off can use no more memory than the agent would let it;
+// reaching it is the kernel's OOM kill, which ends the command and shows in `--json` as
+// `oomKilled: true`. The sample-based R15 kills at that same line, so it would add nothing,
+// and R14 warnings are lines for the app's log stream: this terminal's stderr is the
+// command's own, and agent lines mixed into it would break scripts that read it.
 import { parseArgs } from 'node:util';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULTS, loadFileConfig, slugSettings, type FileConfig } from '../config.js';
+import { DEFAULTS, type FileConfig } from '../config/schema.js';
+import { loadFileConfig, slugSettings } from '../config/load.js';
 import { createRootLogger } from '../../shared/log.js';
 import { createSlugStore } from '../slugs/factory.js';
 import { StackStore } from '../stacks/stacks.js';
 import { createDriver, isRuntimeName } from '../runtime/factory.js';
-import { dynoArgs, dynoEnv } from '../dynos/entrypoint.js';
+import type { ContainerSpec } from '../runtime/driver.js';
+import { dynoContainerSpec } from '../dynos/container-spec.js';
 import { LogFollower } from '../dynos/log-follow.js';
+import { oneOffCommand } from '../dynos/one-off.js';
 import { resolveSize } from '../../shared/sizes.js';
 import { SlipwayError } from '../../shared/errors.js';
-import type { DynoSpec } from '../../shared/protocol.js';
+import type { DynoSize } from '../../shared/protocol.js';
 
 export const DYNO_RUN_USAGE = `Usage: slipway-agent dyno run --slug URL [options] -- COMMAND [ARG...]
 
-Runs COMMAND in a one-off dyno on this host and exits with its exit code.
+Runs COMMAND in a one-off dyno on this host and exits with its exit code. A single word
+after -- is a command string for the stack's shell (-- 'echo $HOME; ls', as heroku run);
+several are a command and its arguments, passed on as they are (-- sh -c 'echo $HOME', as
+docker run IMAGE sh -c 'echo $HOME').
 
   --slug URL            the slug (http(s)://, s3://, file://)
   --sha256 HEX          its expected SHA-256 (recommended)
@@ -68,7 +88,7 @@ export async function dynoRunCommand(argv: string[]): Promise<number> {
   const graceMs = values['grace-ms'] === undefined ? RUN_STOP_GRACE_MS : Number(values['grace-ms']);
 
   // Logs of the agent's components go to stderr only when asked for: the terminal is the dyno's.
-  const log = createRootLogger({ level: process.env.SLIPWAY_LOG_LEVEL ?? 'silent', destination: process.stderr as never });
+  const log = createRootLogger({ level: process.env.SLIPWAY_LOG_LEVEL ?? 'silent', destination: process.stderr });
   const stateDir = file.stateDir ?? DEFAULTS.stateDir;
   const slugs = createSlugStore(slugSettings(file), log.child({ component: 'slugs' }));
   await slugs.init();
@@ -77,21 +97,13 @@ export async function dynoRunCommand(argv: string[]): Promise<number> {
 
   const started = Date.now();
   const id = `run-${randomBytes(5).toString('hex')}`;
-  // Heroku names one-off dynos run.N with a random N; the command's words are joined as
-  // `heroku run` does, and run by the stack's shell.
-  const spec: Pick<DynoSpec, 'name' | 'env' | 'command' | 'stack'> = { name: `run.${randomInt(1000, 10000)}`, env, command: command.join(' '), stack: values.stack ?? 'busybox' };
   const slug = await slugs.ensure({ url: values.slug, sha256: values.sha256?.toLowerCase() }, { pin: id });
-  const dynosDir = join(stateDir, 'dynos');
-  await mkdir(dynosDir, { recursive: true, mode: 0o711 });
-  const handle = await driver.start({
-    dynoId: id, dir: join(dynosDir, id), stackName: spec.stack, stackDir: stack.dir, slugDir: slug.path,
-    args: dynoArgs(spec.command, stack.shell), env: dynoEnv(spec, undefined), cwd: '/app',
-    user: file.dynoUser ?? DEFAULTS.dynoUser, hostname: id,
-    limits: {
-      memoryBytes: size.memoryMb * 1024 * 1024, cpuShares: size.cpuShares, pidsLimit: size.pidsLimit, nofile: file.nofile ?? DEFAULTS.nofile,
-      ...(size.cpuQuotaPercent === undefined ? {} : { cpuQuotaPercent: size.cpuQuotaPercent }),
-    },
-  });
+  await mkdir(join(stateDir, 'dynos'), { recursive: true, mode: 0o711 });
+  // Heroku names one-off dynos run.N with a random N.
+  const handle = await driver.start(oneOffContainerSpec({
+    id, name: `run.${randomInt(1000, 10000)}`, size, env, command: oneOffCommand(command),
+    stackName: values.stack ?? 'busybox', stack, slugDir: slug.path, file,
+  }));
   const follower = new LogFollower(driver.log(handle), (r) => {
     const out = r.stream === 'stderr' ? process.stderr : process.stdout;
     out.write(r.partial ? r.text : `${r.text}\n`);
@@ -115,4 +127,29 @@ export async function dynoRunCommand(argv: string[]): Promise<number> {
     await driver.destroy(handle).catch((err: unknown) => log.error({ err }, 'could not remove the one-off dyno'));
     slugs.unpin(slug.sha256, id);
   }
+}
+
+export interface OneOff {
+  id: string;
+  name: string;
+  size: DynoSize;
+  env: Record<string, string>;
+  command: string;
+  stackName: string;
+  stack: { dir: string; shell: string };
+  slugDir: string;
+  /** The config file (with the flags over it): state dir, dyno user, nofile, memory.r15Multiple. */
+  file: FileConfig;
+}
+
+/** The one-off's container spec: the agent dynos' builder, with the host settings the agent
+ * would take from the same config file. */
+export function oneOffContainerSpec(o: OneOff): ContainerSpec {
+  const host = {
+    dynosDir: join(o.file.stateDir ?? DEFAULTS.stateDir, 'dynos'),
+    dynoUser: o.file.dynoUser ?? DEFAULTS.dynoUser,
+    nofile: o.file.nofile ?? DEFAULTS.nofile,
+    r15Multiple: o.file.memory?.r15Multiple ?? DEFAULTS.memory.r15Multiple,
+  };
+  return dynoContainerSpec({ spec: { id: o.id, name: o.name, env: o.env, command: o.command, stack: o.stackName, size: o.size }, stack: o.stack, slugDir: o.slugDir, port: undefined, host });
 }

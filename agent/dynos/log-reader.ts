@@ -20,8 +20,9 @@ export class LogReader {
   constructor(readonly source: LogSource) {}
 
   /** Skips what the file holds now (a re-adopted dyno: its past output is not read again). */
-  async skipToEnd(): Promise<void> {
+  skipToEnd(): Promise<void> {
     this.offset = statSync(this.source.path, { throwIfNoEntry: false })?.size ?? 0;
+    return Promise.resolve();
   }
 
   /** Whether the file changed size since the last read: one synchronous stat, no promise or

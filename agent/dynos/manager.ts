@@ -193,9 +193,18 @@ export class DynoManager {
     await Promise.all([...this.dynos.keys()].map((id) => this.stop(id, graceMs).done));
   }
 
+  /** Hands a dyno's transition to every listener. A listener that throws is logged and the
+   * others still hear of it: a listener's bug must not break the dyno's transition (its entry
+   * actions, a crash restart) that called it synchronously. */
   private forward(from: DynoStateName | null, status: DynoStatus): void {
     // A dyno that is down is forgotten once reported; its id may be reused by a new start.
     if (status.state === 'down') this.dynos.delete(status.id);
-    for (const l of this.listeners) l(from, status);
+    for (const l of this.listeners) {
+      try {
+        l(from, status);
+      } catch (err) {
+        this.opts.log.error({ err, dynoId: status.id, from, to: status.state }, 'a dyno transition listener failed');
+      }
+    }
   }
 }

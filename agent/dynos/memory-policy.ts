@@ -10,10 +10,10 @@
 // Heroku count: page cache the kernel can drop is not the app's memory).
 //
 // For the dyno to run above its quota at all, the kernel's hard limit is the R15 line, not the
-// quota: Dyno passes quota x r15Multiple to the runtime as the memory limit (swap capped at the
-// same, so no swap beyond it). Reaching that limit is the kernel's OOM kill, read from the
-// cgroup's counter and also reported as R15. With r15Multiple 1 the limit is the quota itself
-// and there is no R14 phase: a fleet that wants no overcommit at all sets that.
+// quota: container-spec.ts passes quota x r15Multiple to the runtime as the memory limit (swap
+// capped at the same, so no swap beyond it). Reaching that limit is the kernel's OOM kill, read
+// from the cgroup's counter and also reported as R15. With r15Multiple 1 the limit is the quota
+// itself and there is no R14 phase: a fleet that wants no overcommit at all sets that.
 
 export interface MemoryPolicyOptions {
   quotaBytes: number;
@@ -30,6 +30,12 @@ export type MemoryVerdict = { action: 'ok' | 'r14' | 'r15'; totalBytes: number }
 
 export const DEFAULT_MEMORY_SETTINGS = { r15Multiple: 2, r14IntervalMs: 60_000, sampleMs: 5_000 };
 
+/** The hard limit the runtime enforces, quota x r15Multiple: one formula for the agent's dynos
+ * and the one-off `dyno run` (container-spec.ts). */
+export function memoryLimitBytes(quotaBytes: number, r15Multiple: number): number {
+  return Math.floor(quotaBytes * r15Multiple);
+}
+
 export class MemoryPolicy {
   private lastR14: number | undefined;
   private r14s = 0;
@@ -44,7 +50,7 @@ export class MemoryPolicy {
 
   /** The hard limit the runtime enforces: quota x r15Multiple. */
   get limitBytes(): number {
-    return Math.floor(this.opts.quotaBytes * this.opts.r15Multiple);
+    return memoryLimitBytes(this.opts.quotaBytes, this.opts.r15Multiple);
   }
 
   /** R14 warnings issued so far. */

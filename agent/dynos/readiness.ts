@@ -1,7 +1,10 @@
 // A web dyno is routable once its $PORT accepts a TCP connection (Heroku's router cue).
-// Probes every PROBE_INTERVAL_MS until the deadline or until aborted (the dyno exited or
-// is being stopped). Each connect attempt is itself bounded.
+// waitForPort probes every PROBE_INTERVAL_MS until the port accepts or the wait is aborted (the
+// dyno exited, is being stopped, or its boot deadline passed: boot-deadline-hook.ts owns R10).
+// Each connect attempt is itself bounded. The connect is real; the pauses between attempts are
+// on the dyno's clock (clock.ts).
 import { connect } from 'node:net';
+import { pause, realClock, type Clock } from '../lib/clock.js';
 
 export const PROBE_INTERVAL_MS = 100;
 export const PROBE_CONNECT_TIMEOUT_MS = 1_000;
@@ -19,21 +22,11 @@ export function probeOnce(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** 'ready', 'timeout' or 'aborted'. */
-export async function waitForPort(
-  host: string,
-  port: number,
-  deadlineMs: number,
-  signal: AbortSignal,
-): Promise<'ready' | 'timeout' | 'aborted'> {
-  const end = Date.now() + deadlineMs;
+/** 'ready' once the port accepts, 'aborted' when `signal` ends the wait first. */
+export async function waitForPort(host: string, port: number, signal: AbortSignal, clock: Clock = realClock): Promise<'ready' | 'aborted'> {
   while (!signal.aborted) {
-    if (await probeOnce(host, port)) return 'ready';
-    if (Date.now() >= end) return 'timeout';
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, Math.min(PROBE_INTERVAL_MS, Math.max(0, end - Date.now())));
-      signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-    });
+    if (await probeOnce(host, port)) return signal.aborted ? 'aborted' : 'ready';
+    await pause(clock, PROBE_INTERVAL_MS, signal);
   }
   return 'aborted';
 }

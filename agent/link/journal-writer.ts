@@ -22,6 +22,7 @@
 // each is one small write into the page cache, no fsync, run from this writer's timer.
 import type { Event } from '../../shared/protocol.js';
 import type { Logger } from '../../shared/log.js';
+import { realClock, type Clock } from '../lib/clock.js';
 import { Backoff } from './backoff.js';
 import type { EventJournal, JournalState } from './event-journal.js';
 import { EventOutbox, type OutboxJournal } from './outbox.js';
@@ -67,18 +68,8 @@ export interface JournalStatus {
   failedWrites: number;
 }
 
-/** Time, injectable so that tests run the retry path on fake time. */
-export interface JournalClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(timer: unknown): void;
-}
-
-export const systemClock: JournalClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
-  clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout),
-};
+/** Time, injectable so that tests run the retry path on fake time (agent/lib/clock.ts). */
+export type JournalClock = Clock;
 
 export interface JournalWriterOptions {
   journal: EventJournal;
@@ -110,7 +101,7 @@ export class JournalWriter implements OutboxJournal {
   private readonly clock: JournalClock;
 
   constructor(private readonly o: JournalWriterOptions) {
-    this.clock = o.clock ?? systemClock;
+    this.clock = o.clock ?? realClock;
     this.backoff = new Backoff(JOURNAL_RETRY_INITIAL_MS, JOURNAL_RETRY_MAX_MS, o.random);
     this.writtenSeq = o.writtenSeq;
     this.schedule(0);

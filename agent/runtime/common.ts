@@ -8,8 +8,9 @@ import type { DynoExit, DynoHandle } from './driver.js';
  * reported with an unknown exit rather than stalling the stop. */
 export const KILL_SETTLE_TIMEOUT_MS = 10_000;
 
-/** Heroku's stop on any driver: SIGTERM to all, up to graceMs, then SIGKILL to all;
- * `forced` tells whether the grace ran out (R12). */
+/** Heroku's stop on any driver: SIGTERM to every process of the dyno, once each (nothing in
+ * the dyno passes it on: agent/dynos/entrypoint.ts has the contract), up to graceMs, then
+ * SIGKILL to all; `forced` tells whether the grace ran out (R12). */
 export async function gracefulStop(
   d: { wait(h: DynoHandle): Promise<DynoExit>; signal(h: DynoHandle, s: 'SIGTERM' | 'SIGKILL'): Promise<void> },
   handle: DynoHandle,

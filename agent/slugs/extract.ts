@@ -124,8 +124,8 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
       stdio: ['pipe', 'ignore', 'pipe'],
     });
-    tar.stderr!.on('data', (b: Buffer) => { if (stderr.length < STDERR_KEEP) stderr += b.toString('utf8'); });
-    tar.stdin!.on('error', () => undefined); // EPIPE after a kill is expected
+    tar.stderr.on('data', (b: Buffer) => { if (stderr.length < STDERR_KEEP) stderr += b.toString('utf8'); });
+    tar.stdin.on('error', () => undefined); // EPIPE after a kill is expected
     tar.on('error', (err) => fail(new SlipwayError('INTERNAL', `cannot run tar: ${err.message}`, { cause: err })));
     tar.on('close', (code) => void onTarExit(code));
 
@@ -157,13 +157,13 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
       if (failure) return;
       parser.write(plain);
       if (failure) return; // this chunk held a rejected header: it never reaches tar
-      if (!tar.stdin!.write(plain)) gunzip.pause();
+      if (!tar.stdin.write(plain)) gunzip.pause();
     });
-    tar.stdin!.on('drain', () => gunzip.resume());
+    tar.stdin.on('drain', () => gunzip.resume());
     gunzip.on('end', () => {
       if (failure) return;
       parser.end();
-      if (!failure) tar.stdin!.end();
+      if (!failure) tar.stdin.end();
     });
     gunzip.on('error', (err: unknown) => fail(new SlipwayError('SLUG_CORRUPT', `slug is not a readable gzipped tar: ${(err as Error).message}`, { cause: err })));
 
@@ -186,7 +186,7 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
       if (settled) return;
       settled = true;
       if (result) resolve(result);
-      else reject(mismatch() ?? failure);
+      else reject(mismatch() ?? failure ?? new SlipwayError('INTERNAL', 'extraction ended with neither a result nor a failure'));
     }
 
     async function onTarExit(code: number | null): Promise<void> {

@@ -11,7 +11,7 @@ interface ErrorLike {
 }
 
 function fields(err: unknown): ErrorLike {
-  return typeof err === 'object' && err !== null ? (err as ErrorLike) : {};
+  return typeof err === 'object' && err !== null ? (err) : {};
 }
 
 function messageOf(err: unknown): string {

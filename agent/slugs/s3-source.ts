@@ -103,7 +103,7 @@ function header(headers: Record<string, string | undefined> | undefined, name: s
  */
 export function s3Failure(err: unknown, shown: string): SlipwayError {
   if (err instanceof SlipwayError) return err;
-  const e: SdkErrorLike = typeof err === 'object' && err !== null ? (err as SdkErrorLike) : {};
+  const e: SdkErrorLike = typeof err === 'object' && err !== null ? (err) : {};
   const name = typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : 'Error';
   const rawStatus = e.$metadata?.httpStatusCode ?? e.$response?.statusCode;
   const status = typeof rawStatus === 'number' ? rawStatus : undefined;

@@ -54,6 +54,6 @@ export function parseSlugMeta(text: string): { meta: SlugMeta } | { problem: str
     const first = check.Errors(parsed).First();
     return { problem: `not slug metadata: ${first ? `${first.path || '/'} ${first.message}` : 'invalid'}` };
   }
-  const { sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable } = parsed as SlugMeta;
+  const { sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable } = parsed;
   return { meta: { sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable } };
 }

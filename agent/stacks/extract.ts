@@ -106,8 +106,8 @@ export async function extractStack(opts: StackExtractOptions): Promise<StackExtr
     const tar = spawn(opts.tarPath ?? 'tar', [
       '-x', '-f', '-', '--numeric-owner', '--same-owner', '--same-permissions', '--no-acls', '--no-xattrs', '--no-selinux',
     ], { cwd: stagingDir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' }, stdio: ['pipe', 'ignore', 'pipe'] });
-    tar.stderr!.on('data', (b: Buffer) => { if (stderr.length < STDERR_KEEP) stderr += b.toString('utf8'); });
-    tar.stdin!.on('error', () => undefined); // EPIPE after a kill is expected
+    tar.stderr.on('data', (b: Buffer) => { if (stderr.length < STDERR_KEEP) stderr += b.toString('utf8'); });
+    tar.stdin.on('error', () => undefined); // EPIPE after a kill is expected
     tar.on('error', (err) => fail(new SlipwayError('INTERNAL', `cannot run GNU tar: ${err.message}`, { cause: err })));
     tar.on('close', (code) => onTarExit(code));
 
@@ -127,7 +127,7 @@ export async function extractStack(opts: StackExtractOptions): Promise<StackExtr
       if (out.length === 0) return;
       parser.write(out);
       if (failure) return; // this chunk held a rejected header: it never reaches GNU tar
-      if (!tar.stdin!.write(out)) (gunzip ?? source).pause();
+      if (!tar.stdin.write(out)) (gunzip ?? source).pause();
     };
     const plainEnd = () => {
       if (failure) return;
@@ -135,10 +135,10 @@ export async function extractStack(opts: StackExtractOptions): Promise<StackExtr
       if (rest.length) parser.write(rest);
       parser.end();
       if (failure) return;
-      if (rest.length) tar.stdin!.write(rest);
-      tar.stdin!.end();
+      if (rest.length) tar.stdin.write(rest);
+      tar.stdin.end();
     };
-    tar.stdin!.on('drain', () => (gunzip ?? source).resume());
+    tar.stdin.on('drain', () => (gunzip ?? source).resume());
 
     const start = (first: Buffer) => {
       if (first[0] === 0x1f && first[1] === 0x8b) {
@@ -195,7 +195,7 @@ export async function extractStack(opts: StackExtractOptions): Promise<StackExtr
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
       if (result) resolve(result);
-      else reject(failure);
+      else reject(failure ?? new SlipwayError('INTERNAL', 'extraction ended with neither a result nor a failure'));
     }
 
     function onTarExit(code: number | null): void {

@@ -15,7 +15,6 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { asSlipwayError, httpStatusOf, isErrorCode, SlipwayError, type ErrorCode } from '../errors.js';
@@ -142,7 +141,7 @@ export class AgentServer implements CommandSender {
     if (!link || !link.open) return Promise.reject(new SlipwayError('AGENT_UNREACHABLE', `agent ${agentId} is not connected`));
     const id = `cmd-${randomUUID()}`;
     const answer = this.commands.track(id, agentId, link.serial);
-    link.send({ ...command, id } as Command);
+    link.send({ ...command, id });
     return answer;
   }
 
@@ -202,7 +201,7 @@ export class AgentServer implements CommandSender {
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
     const serial = this.nextSerial++;
-    const link = new AgentLink(ws, req.socket as Socket, serial, req.socket.remoteAddress, {
+    const link = new AgentLink(ws, req.socket, serial, req.socket.remoteAddress, {
       log: this.o.log,
       pingIntervalMs: this.o.pingIntervalMs ?? PING_INTERVAL_MS,
       ...(this.o.helloTimeoutMs !== undefined ? { helloTimeoutMs: this.o.helloTimeoutMs } : {}),

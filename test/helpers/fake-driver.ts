@@ -1,11 +1,15 @@
 // A stand-in runtime driver for the dyno owner's and the manager's unit tests: it records
 // starts, signals and destroys, lets the test end a container (exit()), and for web dynos
-// listens on $PORT with a real TCP server so the readiness probe sees a real port. Real
-// runtimes are exercised in test/integration.
+// listens on $PORT with a real TCP server so the readiness probe sees a real port. The stop's
+// grace (R12) runs on the clock it is given (a fake one: test/helpers/stepped-clock.ts), real
+// by default. Real runtimes are exercised in test/integration.
 import { createServer, type Server } from 'node:net';
-import type { ContainerSpec, DynoExit, DynoHandle, RuntimeDriver } from '../../agent/runtime/driver.js';
+import { realClock, type Clock } from '../../agent/lib/clock.js';
+import type { ContainerSpec, DynoExit, DynoHandle, RecoveredDyno, RuntimeDriver } from '../../agent/runtime/driver.js';
 
 export class FakeDriver implements RuntimeDriver {
+  constructor(private readonly clock: Clock = realClock) {}
+
   // A stand-in for any driver; it borrows runc's name only to satisfy the type.
   readonly name = 'runc' as const;
   started: ContainerSpec[] = [];
@@ -22,14 +26,24 @@ export class FakeDriver implements RuntimeDriver {
     const id = spec.dynoId;
     this.waits.set(id, new Promise((resolve) => this.exits.set(id, resolve)));
     const port = spec.env.find((e) => e.startsWith('PORT='))?.slice(5);
-    if (port && this.listen) {
-      const srv = createServer((s) => s.destroy());
-      await new Promise<void>((r) => srv.listen(Number(port), '127.0.0.1', r));
-      this.servers.push(srv);
-    }
+    if (port && this.listen) await this.listenOn(Number(port));
     return { driver: 'runc', dynoId: id, containerId: id, dir: spec.dir, startedAt: new Date().toISOString() };
   }
   exit(id: string, e: DynoExit) { this.exits.get(id)?.(e); }
+  /** A container an earlier agent process started, as recover() would find it: running (for a
+   * web dyno listening on `port` unless `listen` is off), or exited meanwhile with `exited`. */
+  async found(id: string, o: { port?: number; exited?: DynoExit } = {}): Promise<RecoveredDyno> {
+    this.waits.set(id, new Promise((resolve) => this.exits.set(id, resolve)));
+    if (o.exited) this.exit(id, o.exited);
+    else if (o.port !== undefined && this.listen) await this.listenOn(o.port);
+    return { handle: { driver: 'runc', dynoId: id, containerId: id, dir: `/dynos/${id}`, startedAt: new Date().toISOString() }, running: !o.exited };
+  }
+  /** A real TCP listener on `port` (closed by close()), as a dyno that bound $PORT. */
+  async listenOn(port: number) {
+    const srv = createServer((s) => s.destroy());
+    await new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
+    this.servers.push(srv);
+  }
   wait(h: DynoHandle) { return this.waits.get(h.containerId)!; }
   async signal(h: DynoHandle, sig: 'SIGTERM' | 'SIGKILL') {
     this.signals.push(sig);
@@ -38,7 +52,10 @@ export class FakeDriver implements RuntimeDriver {
   }
   async stop(h: DynoHandle, graceMs: number) {
     await this.signal(h, 'SIGTERM');
-    const inGrace = await Promise.race([this.wait(h), new Promise<undefined>((r) => setTimeout(() => r(undefined), graceMs))]);
+    let timer: unknown;
+    const grace = new Promise<undefined>((r) => { timer = this.clock.setTimeout(() => r(undefined), graceMs); });
+    const inGrace = await Promise.race([this.wait(h), grace]);
+    this.clock.clearTimeout(timer);
     if (inGrace) return { forced: false, exit: inGrace };
     await this.signal(h, 'SIGKILL');
     return { forced: true, exit: await this.wait(h) };

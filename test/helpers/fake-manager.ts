@@ -25,7 +25,7 @@ export function managerSetup(t: { teardown(fn: () => unknown): void }, allocatab
   const manager = new DynoManager({
     driver, ports, log: quietLogger(), stopGraceMs: 1000, allocatableBytes: () => allocatableMb * MB,
     slugs: { async ensure() { return { path: '/slugs/x' }; }, unpin() {} },
-    stacks: { resolve: () => ({ dir: '/stacks/busybox', shell: '/bin/sh' }) } as never,
+    stacks: { resolve: () => ({ dir: '/stacks/busybox', shell: '/bin/sh' }) },
     settings: { dynosDir: '/dynos', address: '127.0.0.1', dynoUser: { uid: 64000, gid: 64000 }, bootTimeoutMs: 5000, nofile: 10000 },
   });
   const events: DynoStatus[] = [];

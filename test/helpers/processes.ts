@@ -20,7 +20,7 @@ export function spawnBin(bin: 'agent' | 'coordinator', args: string[], env: Node
   const lines: Record<string, unknown>[] = [];
   const waiters: { msg: string; resolve: (l: Record<string, unknown>) => void }[] = [];
   let buf = '';
-  child.stdout!.on('data', (b: Buffer) => {
+  child.stdout.on('data', (b: Buffer) => {
     buf += b.toString('utf8');
     let nl;
     while ((nl = buf.indexOf('\n')) >= 0) {
@@ -33,7 +33,7 @@ export function spawnBin(bin: 'agent' | 'coordinator', args: string[], env: Node
     }
   });
   let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => { stderr += b.toString('utf8'); });
+  child.stderr.on('data', (b: Buffer) => { stderr += b.toString('utf8'); });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     child,

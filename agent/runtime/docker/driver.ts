@@ -124,15 +124,17 @@ export class DockerDriver implements RuntimeDriver {
     return shared(this.waits, ref, () => waitForExit(this.docker, ref, { log: this.opts.log }));
   }
 
-  /** To every process of the dyno through its cgroup: the engine's kill reaches only pid 1,
-   * which as a pid namespace's init ignores SIGTERM (entrypoint.ts). */
+  /** To every process of the dyno through its cgroup, once each (entrypoint.ts: the signal
+   * contract): the engine's kill reaches only pid 1, the entry shell, which passes nothing on. */
   async signal(handle: DynoHandle, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
     if (handle.cgroupPath && existsSync(join(procsDir(handle.cgroupPath, this.cgroupVersion), 'cgroup.procs'))) {
       await signalCgroup(handle.cgroupPath, this.cgroupVersion, signal);
       return;
     }
     // No cgroup to read: the container has exited (its cgroup goes with it), or its cgroup is
-    // not where we expect it; pid 1 through the engine is then the best there is.
+    // not where we expect it (an engine whose cgroup driver is not cgroupfs); pid 1 through the engine
+    // is then the best there is. A SIGTERM that way stops no app (the entry shell only notes
+    // it); the SIGKILL after the grace ends pid 1 and with it the whole pid namespace.
     try {
       await engineCall(`kill ${this.ref(handle)}`, KILL_TIMEOUT_MS, (abortSignal) => this.docker.getContainer(this.ref(handle)).kill({ signal, abortSignal }));
     } catch (err) {

@@ -145,9 +145,12 @@ export class LxcDriver implements RuntimeDriver {
     return { code, signal, oomKilled: parseOomKills(live) > 0 };
   }
 
-  /** To every process of the dyno but init.lxc on SIGTERM: init.lxc passes a SIGTERM it gets
-   * on to its child and then reports the signal as the exit status (143), where runc and
-   * Docker report the app's own status. SIGKILL goes to all. */
+  /** To every process of the dyno, once each (entrypoint.ts: the signal contract), but not to
+   * init.lxc on SIGTERM: init.lxc is LXC's, not the dyno's, and a SIGTERM of its own makes it
+   * send SIGTERM to every process of the container (a second one for each) and SIGKILL to all
+   * a second later, cutting the grace to 1 s (seen with LXC 5.0.2: exit 137 after ~1 s; its
+   * lxc_init.c does kill(-1, SIGTERM) then alarm(1)). init.lxc is the one process of the
+   * cgroup whose parent is lxc-execute (handle.pid). SIGKILL goes to all. */
   async signal(handle: DynoHandle, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
     if (!handle.cgroupPath) return;
     for (const pid of await cgroupPids(handle.cgroupPath, this.cgroupVersion)) {

@@ -8,7 +8,7 @@
 // (scripts/bench/start.sh); conmon adopts the container process either way. The shim also
 // mounts the overlay first (overlay.ts: overlayMountLine), which keeps a spawn from the agent
 // off the start path.
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../../shared/log.js';
@@ -16,7 +16,7 @@ import { execBounded } from '../../lib/exec.js';
 import { SlipwayError } from '../../../shared/errors.js';
 import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
 import { writeHandle } from '../handle-file.js';
-import { gracefulStop, KILL_SETTLE_TIMEOUT_MS, readPid, shared, signalFromExitCode } from '../common.js';
+import { gracefulStop, readPid, shared, signalFromExitCode } from '../common.js';
 import { recoverMonitored } from '../conmon/recover.js';
 import { readDynoStats } from '../../host/cgroup-stats.js';
 import { buildOciConfig } from './oci-config.js';
@@ -137,6 +137,8 @@ export class RuncDriver implements RuntimeDriver {
     return { code, signal, oomKilled: (oomKills ?? 0) > 0 };
   }
 
+  /** `runc kill --all`: to every process of the container's cgroup, the entry shell included,
+   * once each (entrypoint.ts: the signal contract). */
   async signal(handle: DynoHandle, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
     const r = await this.runcCall(['kill', '--all', handle.containerId, signal.replace('SIG', '')], true);
     if (r.code !== 0 && !/not running|does not exist|container not running|process already finished/i.test(r.stderr)) {

@@ -80,7 +80,7 @@ class FakeAgent {
 
   private constructor(readonly ws: WebSocket, readonly id: string) {
     ws.on('message', (data) => {
-      const message = JSON.parse(String(data)) as CoordinatorMessage;
+      const message = JSON.parse((data as Buffer).toString('utf8')) as CoordinatorMessage;
       this.received.push(message);
       this.inbox.emit('message', message);
     });
@@ -151,7 +151,7 @@ class FakeAgent {
   }
 
   async close(): Promise<void> {
-    for (const server of this.dynoServers.values()) closeHttp(server);
+    for (const server of this.dynoServers.values()) void closeHttp(server);
     if (this.ws.readyState === WebSocket.CLOSED) return;
     const closed = once(this.ws, 'close');
     this.ws.terminate();

@@ -76,7 +76,7 @@ t.test('coordinator and agent killed while dynos change state: every change arri
   };
   const connected = (apiUrl: string) => eventually('the agent to connect', async () => (await getJson(`${apiUrl}/agents`)).find((x: any) => x.id === agentId && x.connected), 30_000);
 
-  let agent = await startAgent();
+  const agent = await startAgent();
   await connected(a.apiUrl);
   const command = 'httpd -p $PORT -h /app/public; sleep 1; exit 3';
   const formation = { size: 'standard-1x', command, slug: { url: host.slugUrl, sha256: slug.sha256 } };
@@ -103,7 +103,7 @@ t.test('coordinator and agent killed while dynos change state: every change arri
   t.ok(pendingAtAgentDeath.length > 0, `the agent died holding ${pendingAtAgentDeath.length} unacknowledged events`);
 
   const c = await startCoordinator();
-  agent = await startAgent();
+  await startAgent();
   await connected(c.apiUrl);
   await eventually('the third coordinator to receive the events the dead agent held', async () => {
     const seqs = new Set(applied(c.c, agentId).map((e) => e.seq));

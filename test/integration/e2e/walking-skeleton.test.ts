@@ -130,7 +130,7 @@ t.test('a web app from slug to routable and back to nothing', async (t) => {
   }, 30_000);
   const gone = await http('GET', `${routerUrl}/`, undefined, { host: `${app}.localhost` });
   t.equal(gone.status, 503, 'the router has no dyno left for the app');
-  const states = agent.lines.filter((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('State changed')).map((l) => `${l.source}: ${l.msg}`);
+  const states = agent.lines.filter((l) => typeof l.msg === 'string' && (l.msg).startsWith('State changed')).map((l) => `${l.source as string}: ${l.msg as string}`);
   t.ok(states.includes('slipway[web.1]: State changed from starting to up'), 'the agent logged the transitions Heroku style');
   t.ok(states.includes('slipway[web.2]: State changed from stopping to down'));
 

@@ -56,7 +56,7 @@ function startDyno(t: Test, dirs: string[]): Promise<Dyno> {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
   });
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   const waiting: ((l: string) => void)[] = [];
   lines.on('line', (l) => waiting.shift()?.(l));
   const next = () => new Promise<string>((resolve, reject) => {
@@ -69,7 +69,7 @@ function startDyno(t: Test, dirs: string[]): Promise<Dyno> {
     child,
     pid: child.pid!,
     exited,
-    say(line: string) { const answer = next(); child.stdin!.write(line + '\n'); return answer; },
+    say(line: string) { const answer = next(); child.stdin.write(line + '\n'); return answer; },
   }));
 }
 

@@ -46,7 +46,7 @@ t.test('a slug packed by node-tar from a real directory extracts the same way', 
   writeFileSync(path.join(work, 'app', 'public', 'index.html'), '<h1>hi</h1>\n');
   writeFileSync(path.join(work, 'app', 'Procfile'), 'web: httpd\n');
   const chunks: Buffer[] = [];
-  for await (const c of tarCreate({ gzip: true, cwd: work }, ['./app'])) chunks.push(Buffer.from(c as Buffer));
+  for await (const c of tarCreate({ gzip: true, cwd: work }, ['./app'])) chunks.push(Buffer.from(c));
   const body = Buffer.concat(chunks);
   const srv = await startServer(t, { '/built.tgz': { body } });
   const fx = await storeFixture(t);

@@ -59,7 +59,7 @@ t.test('at start: a record whose container is gone is reported crashed and resta
     driver, records, log: quietLogger(), stopGraceMs: 1000, allocatableBytes: () => 4096 * 1024 * 1024,
     ports: new PortAllocator(38000, 38009, '127.0.0.1'),
     slugs: { async ensure() { return { path: '/slugs/x' }; }, unpin() {} },
-    stacks: { resolve: () => ({ dir: '/stacks/busybox', shell: '/bin/sh' }) } as never,
+    stacks: { resolve: () => ({ dir: '/stacks/busybox', shell: '/bin/sh' }) },
     settings: { dynosDir, address: '127.0.0.1', dynoUser: { uid: 64000, gid: 64000 }, bootTimeoutMs: 5000, nofile: 10000 },
   });
   const events: { from: string | null; status: DynoStatus }[] = [];

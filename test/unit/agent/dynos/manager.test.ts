@@ -43,3 +43,28 @@ t.test('drain with stopDynos stops every dyno Heroku style (stopping, SIGTERM, d
   const order = s.events.filter((e) => e.id === 'app-worker-1').map((e) => e.state);
   t.same(order, ['starting', 'up', 'stopping', 'down']);
 });
+
+t.test('a listener that throws on `crashed` neither stops the crash restart nor the other listeners', async (t) => {
+  const s = managerSetup(t);
+  const later: string[] = [];
+  s.manager.onTransition((_from, status) => { if (status.state === 'crashed') throw new Error('listener bug'); });
+  s.manager.onTransition((_from, status) => { later.push(status.state); });
+  s.manager.start(spec(1));
+  await s.until('app-worker-1', 'up');
+  s.driver.exit('app-worker-1', { code: 1, signal: null, oomKilled: false });
+  await s.until('app-worker-1', 'crashed');
+  await s.until('app-worker-1', 'starting');
+  await eventually(() => s.events.filter((e) => e.state === 'up').length === 2);
+  t.same(s.events.map((e) => e.state), ['starting', 'up', 'crashed', 'starting', 'up'], 'restarted as if nothing had thrown');
+  t.same(later, ['starting', 'up', 'crashed', 'starting', 'up'], 'a listener after the one that threw heard every change');
+  t.equal(s.driver.started.length, 2);
+  await s.manager.stopAll();
+});
+
+async function eventually(ok: () => boolean): Promise<void> {
+  const end = Date.now() + 5_000;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

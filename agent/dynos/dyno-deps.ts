@@ -1,0 +1,53 @@
+// What a dyno's owner (dyno.ts) is given: the runtime, the stores, the host's settings, and the
+// optional parts (records, logs, cycling) that unit tests leave out. DynoManagerOptions
+// (manager.ts) is this minus the per-dyno listener, plus the manager's own settings.
+import type { DynoStateName, DynoStatus } from '../../shared/protocol.js';
+import type { Logger } from '../../shared/log.js';
+import type { RuntimeDriver } from '../runtime/driver.js';
+import type { StackStore } from '../stacks/stacks.js';
+import type { Clock } from '../lib/clock.js';
+import type { CyclingSettings } from './cycling-hook.js';
+import type { DynoRecords } from './dyno-records.js';
+import type { DynoLogs } from './logs-hook.js';
+import type { PortAllocator } from './ports.js';
+import type { RestartPolicyOptions } from './restart-policy.js';
+
+export interface SlugProvider {
+  /** Pins the slug for `pin` (the dyno id) until unpin(): it cannot be evicted meanwhile. */
+  ensure(ref: { url: string; sha256: string }, options: { pin: string }): Promise<{ path: string }>;
+  unpin(sha256: string, owner: string): void;
+}
+
+export interface DynoSettings {
+  dynosDir: string;
+  /** Address the dyno's endpoint is reachable at (reported to the coordinator, probed for readiness). */
+  address: string;
+  dynoUser: { uid: number; gid: number };
+  bootTimeoutMs: number;
+  nofile: number;
+}
+
+export interface DynoDeps {
+  driver: RuntimeDriver;
+  slugs: SlugProvider;
+  stacks: Pick<StackStore, 'resolve'>;
+  ports: Pick<PortAllocator, 'reserve' | 'release' | 'claim'>;
+  settings: DynoSettings;
+  log: Logger;
+  /** Called synchronously on every transition, in order. */
+  onTransition: (from: DynoStateName | null, status: DynoStatus) => void;
+  /** Restart delays, cycling, the boot deadline and the R14 rate limit run on it; default the
+   * real clock (clock.ts). */
+  clock?: Clock;
+  /** Crash restart timing (default DEFAULT_RESTART_POLICY); tests shorten it. */
+  restartPolicy?: RestartPolicyOptions;
+  /** R14/R15 (memory-policy.ts) and the hard limit (container-spec.ts); default DEFAULT_MEMORY_SETTINGS. */
+  memory?: { r15Multiple: number; r14IntervalMs: number };
+  /** Heroku's daily cycling (cycling-hook.ts). Absent: never cycled. */
+  cycling?: CyclingSettings;
+  /** Where the dyno's record is kept for re-adoption after an agent restart (records-hook.ts,
+   * dyno-records.ts); without it nothing is persisted (unit tests). */
+  records?: DynoRecords;
+  /** Ships the dyno's output and the agent's lines about it (logs-hook.ts, log-shipper.ts). */
+  logs?: DynoLogs;
+}

@@ -1,0 +1,35 @@
+// The hooks of one dyno (hooks.ts), in the order each point of its life calls them: the record
+// is written before anything else exists (records-hook.ts), the container's log is followed
+// before anything is reported about it (logs-hook.ts), then crash restarts, the memory watch
+// (R14/R15), the boot deadline (R10) and daily cycling. Optional parts the deps leave out
+// (records and logs in unit tests, cycling when turned off) have no hook. The next concern (the
+// dyno's network namespace) is one more file and one more line here.
+import type { DynoDeps } from './dyno-deps.js';
+import { BootDeadlineHook } from './boot-deadline-hook.js';
+import { CyclingHook } from './cycling-hook.js';
+import { HookList, type DynoControl } from './hooks.js';
+import { LogsHook } from './logs-hook.js';
+import { MemoryWatchHook } from './memory-watch-hook.js';
+import { RecordsHook } from './records-hook.js';
+import { RestartsHook } from './restarts-hook.js';
+
+export interface DynoHooks {
+  list: HookList;
+  /** The two the owner also reads: restart pending and crash count; the memory sample. */
+  restarts: RestartsHook;
+  memoryWatch: MemoryWatchHook;
+}
+
+export function dynoHooks(dyno: DynoControl, deps: DynoDeps, memory: { r15Multiple: number; r14IntervalMs: number }): DynoHooks {
+  const restarts = new RestartsHook(dyno, deps.restartPolicy);
+  const memoryWatch = new MemoryWatchHook(dyno, deps.driver, memory);
+  const list = new HookList([
+    ...(deps.records ? [new RecordsHook(dyno, deps.records)] : []),
+    ...(deps.logs ? [new LogsHook(dyno, deps.driver, deps.logs)] : []),
+    restarts,
+    memoryWatch,
+    new BootDeadlineHook(dyno, deps.settings),
+    ...(deps.cycling ? [new CyclingHook(dyno, deps.cycling)] : []),
+  ], dyno.log);
+  return { list, restarts, memoryWatch };
+}
