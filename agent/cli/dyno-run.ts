@@ -18,16 +18,17 @@
 // `oomKilled: true`. The sample-based R15 kills at that same line, so it would add nothing,
 // and R14 warnings are lines for the app's log stream: this terminal's stderr is the
 // command's own, and agent lines mixed into it would break scripts that read it.
-import { parseArgs } from 'node:util';
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DEFAULTS, type FileConfig } from '../config/schema.js';
-import { loadFileConfig, slugSettings } from '../config/load.js';
+import { withDefaults, type FileConfig } from '../config/schema.js';
+import { loadCommandConfig, type CommandFlags } from '../config/flags.js';
+import { optionLines } from '../config/help.js';
+import { slugSettings } from '../config/load.js';
 import { createRootLogger } from '../../shared/log.js';
 import { createSlugStore } from '../slugs/factory.js';
 import { StackStore } from '../stacks/stacks.js';
-import { createDriver, isRuntimeName } from '../runtime/factory.js';
+import { createDriver } from '../runtime/factory.js';
 import type { ContainerSpec } from '../runtime/driver.js';
 import { dynoContainerSpec } from '../dynos/container-spec.js';
 import { LogFollower } from '../dynos/log-follow.js';
@@ -36,6 +37,21 @@ import { resolveSize } from '../../shared/sizes.js';
 import { SlipwayError } from '../../shared/errors.js';
 import type { DynoSize } from '../../shared/protocol.js';
 
+/** The config keys dyno run takes as flags (the schema's own flags, agent/config/schema.ts),
+ * and its own. */
+const DYNO_RUN_FLAGS = {
+  keys: ['stateDir', 'cgroupParent', 'runtime'],
+  own: {
+    slug: { type: 'string', arg: 'URL', help: 'the slug (http(s)://, s3://, file://)' },
+    sha256: { type: 'string', arg: 'HEX', help: 'its expected SHA-256 (recommended)' },
+    size: { type: 'string', arg: 'NAME', help: 'dyno size (default standard-1x: 512 MB)' },
+    stack: { type: 'string', arg: 'NAME', help: 'stack under <state-dir>/stacks (default busybox)' },
+    env: { type: 'string', multiple: true, arg: 'K=V', help: 'a config var (repeatable)' },
+    'grace-ms': { type: 'string', arg: 'N', help: 'SIGTERM-to-SIGKILL grace on Ctrl-C (default 10000)' },
+    json: { type: 'boolean', help: 'print a final line {exitCode, signal, oomKilled, durationMs}' },
+  },
+} as const satisfies CommandFlags;
+
 export const DYNO_RUN_USAGE = `Usage: slipway-agent dyno run --slug URL [options] -- COMMAND [ARG...]
 
 Runs COMMAND in a one-off dyno on this host and exits with its exit code. A single word
@@ -43,16 +59,7 @@ after -- is a command string for the stack's shell (-- 'echo $HOME; ls', as hero
 several are a command and its arguments, passed on as they are (-- sh -c 'echo $HOME', as
 docker run IMAGE sh -c 'echo $HOME').
 
-  --slug URL            the slug (http(s)://, s3://, file://)
-  --sha256 HEX          its expected SHA-256 (recommended)
-  --runtime NAME        runc, lxc or docker (default: the config's runtime, else runc)
-  --size NAME           dyno size (default standard-1x: 512 MB)
-  --stack NAME          stack under <state-dir>/stacks (default busybox)
-  --env K=V             a config var (repeatable)
-  --grace-ms N          SIGTERM-to-SIGKILL grace on Ctrl-C (default 10000)
-  --json                print a final line {exitCode, signal, oomKilled, durationMs}
-  --state-dir DIR, --config FILE, --cgroup-parent PATH
-On a failure before the command runs: exit 1 (2 for bad arguments), stderr starts with the code.
+${optionLines(DYNO_RUN_FLAGS, 'stateDir, cgroupParent, runtime, dynoUser, nofile, memory.r15Multiple, the slug cache, s3')}On a failure before the command runs: exit 1 (2 for bad arguments), stderr starts with the code.
 `;
 
 /** Ctrl-C on a one-off dyno: shorter than a formation's 30 s, an operator is waiting. */
@@ -61,22 +68,10 @@ export const RUN_STOP_GRACE_MS = 10_000;
 export async function dynoRunCommand(argv: string[]): Promise<number> {
   const dash = argv.indexOf('--');
   const command = dash >= 0 ? argv.slice(dash + 1) : [];
-  const { values } = parseArgs({
-    args: dash >= 0 ? argv.slice(0, dash) : argv,
-    options: {
-      slug: { type: 'string' }, sha256: { type: 'string' }, runtime: { type: 'string' }, size: { type: 'string' },
-      stack: { type: 'string' }, env: { type: 'string', multiple: true }, json: { type: 'boolean' },
-      'grace-ms': { type: 'string' }, 'state-dir': { type: 'string' }, config: { type: 'string' }, 'cgroup-parent': { type: 'string' },
-    },
-  });
+  // Flags over the config file over the schema's defaults, as for every operator command.
+  const { config, values } = loadCommandConfig(dash >= 0 ? argv.slice(0, dash) : argv, DYNO_RUN_FLAGS);
   if (!values.slug) throw new SlipwayError('CONFIG_INVALID', `dyno run needs --slug\n${DYNO_RUN_USAGE}`);
   if (command.length === 0) throw new SlipwayError('CONFIG_INVALID', `dyno run needs a command after --\n${DYNO_RUN_USAGE}`);
-  const flags: FileConfig = {};
-  if (values['state-dir']) flags.stateDir = values['state-dir'];
-  if (values['cgroup-parent']) flags.cgroupParent = values['cgroup-parent'];
-  const file = loadFileConfig(values.config, flags);
-  const runtime = values.runtime ?? file.runtime ?? DEFAULTS.runtime;
-  if (!isRuntimeName(runtime)) throw new SlipwayError('CONFIG_INVALID', `unknown runtime ${JSON.stringify(runtime)}`);
   const size = resolveSize(values.size ?? 'standard-1x');
   if (!size) throw new SlipwayError('CONFIG_INVALID', `unknown dyno size ${JSON.stringify(values.size)}`);
   const env: Record<string, string> = {};
@@ -89,11 +84,11 @@ export async function dynoRunCommand(argv: string[]): Promise<number> {
 
   // Logs of the agent's components go to stderr only when asked for: the terminal is the dyno's.
   const log = createRootLogger({ level: process.env.SLIPWAY_LOG_LEVEL ?? 'silent', destination: process.stderr });
-  const stateDir = file.stateDir ?? DEFAULTS.stateDir;
-  const slugs = createSlugStore(slugSettings(file), log.child({ component: 'slugs' }));
+  const { stateDir } = config;
+  const slugs = createSlugStore(slugSettings(config), log.child({ component: 'slugs' }));
   await slugs.init();
   const stack = new StackStore(join(stateDir, 'stacks')).resolve(values.stack ?? 'busybox');
-  const driver = await createDriver(runtime, { cgroupParent: file.cgroupParent ?? DEFAULTS.cgroupParent, log: log.child({ component: 'runtime' }), ...(file.dockerSocket ? { dockerSocket: file.dockerSocket } : {}) });
+  const driver = await createDriver(config.runtime, { cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }), ...(config.dockerSocket ? { dockerSocket: config.dockerSocket } : {}) });
 
   const started = Date.now();
   const id = `run-${randomBytes(5).toString('hex')}`;
@@ -102,7 +97,7 @@ export async function dynoRunCommand(argv: string[]): Promise<number> {
   // Heroku names one-off dynos run.N with a random N.
   const handle = await driver.start(oneOffContainerSpec({
     id, name: `run.${randomInt(1000, 10000)}`, size, env, command: oneOffCommand(command),
-    stackName: values.stack ?? 'busybox', stack, slugDir: slug.path, file,
+    stackName: values.stack ?? 'busybox', stack, slugDir: slug.path, file: config,
   }));
   const follower = new LogFollower(driver.log(handle), (r) => {
     const out = r.stream === 'stderr' ? process.stderr : process.stdout;
@@ -145,11 +140,7 @@ export interface OneOff {
 /** The one-off's container spec: the agent dynos' builder, with the host settings the agent
  * would take from the same config file. */
 export function oneOffContainerSpec(o: OneOff): ContainerSpec {
-  const host = {
-    dynosDir: join(o.file.stateDir ?? DEFAULTS.stateDir, 'dynos'),
-    dynoUser: o.file.dynoUser ?? DEFAULTS.dynoUser,
-    nofile: o.file.nofile ?? DEFAULTS.nofile,
-    r15Multiple: o.file.memory?.r15Multiple ?? DEFAULTS.memory.r15Multiple,
-  };
+  const c = withDefaults(o.file);
+  const host = { dynosDir: join(c.stateDir, 'dynos'), dynoUser: c.dynoUser, nofile: c.nofile, r15Multiple: c.memory.r15Multiple };
   return dynoContainerSpec({ spec: { id: o.id, name: o.name, env: o.env, command: o.command, stack: o.stackName, size: o.size }, stack: o.stack, slugDir: o.slugDir, port: undefined, host });
 }
