@@ -44,6 +44,13 @@ async function cleanup(argv: string[]): Promise<void> {
   // Their records go too: a later agent start must not re-adopt (or restart) what was removed.
   const { rm } = await import('node:fs/promises');
   await rm(join(config.stateDir, 'agent', 'dynos'), { recursive: true, force: true });
+  // And the dyno network: namespaces, leases, the nftables table, Docker's FORWARD accept and the
+  // bridge (the next agent start makes them again); on a Docker host also the pause containers
+  // that hold dyno namespaces, when the engine answers.
+  const { HostNetwork } = await import('./network/host-network.js');
+  const { dns, ...net } = config.network;
+  const docker = config.runtime === 'docker' ? (await drivers('docker'))?.netnsFactory?.() : undefined;
+  await new HostNetwork({ ...net, ...(dns ? { dns } : {}), ...(docker ? { netnsFactory: docker } : {}), dir: join(config.stateDir, 'network'), log }).destroy();
   process.stdout.write(JSON.stringify({ removed }) + '\n');
 }
 

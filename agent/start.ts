@@ -21,6 +21,7 @@ import { tailLog } from './dynos/log-tail.js';
 import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity.js';
 import { AgentLink } from './link/agent-link.js';
 import { createDiagnosticsServer } from './diagnostics/server.js';
+import { HostNetwork } from './network/host-network.js';
 
 /** How often queued log lines are sent to the coordinator. */
 const LOG_SHIP_MS = 1000;
@@ -61,8 +62,24 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const slugs = createSlugStore(config.slugs, log.child({ component: 'slugs' }));
   await slugs.init();
   const stacks = new StackStore(dirs.stacks);
-  const driverOptions = { cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }), ...(config.dockerSocket ? { dockerSocket: config.dockerSocket } : {}) };
+  const driverOptions = {
+    cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }), stackDir: (name: string) => stacks.resolve(name).dir,
+    ...(config.dockerSocket ? { dockerSocket: config.dockerSocket } : {}),
+  };
   const driver = await createDriver(config.runtime, driverOptions);
+  // Each dyno's own network namespace: the bridge, the nftables table and resolv.conf are
+  // (re)applied now, before re-adoption claims the networks of the dynos it takes over.
+  const network = new HostNetwork({
+    ...config.network, dir: join(config.stateDir, 'network'), log: log.child({ component: 'network' }),
+    ...(config.network.dns ? { dns: config.network.dns } : {}),
+    ...(driver.netnsFactory ? { netnsFactory: driver.netnsFactory() } : {}),
+  });
+  await network.init();
+  // A router reaches dynos at a host address and their host port (DNAT). A loopback address
+  // cannot be DNATed into a namespace without route_localnet, which is never turned on, so a
+  // host configured (or left) with 127.0.0.1 advertises the bridge's address, which the host
+  // itself (a router on this host: the demo) reaches.
+  const address = /^127\./.test(config.address) || config.address === 'localhost' ? network.gateway : config.address;
 
   // 3. Dynos, and their logs (shipped over the link below, in batches, best effort).
   const logs = new LogShipper();
@@ -70,7 +87,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const manager = new DynoManager({
     driver, slugs, stacks,
     ports: new PortAllocator(config.portRange[0], config.portRange[1]),
-    settings: { dynosDir: dirs.dynos, address: config.address, dynoUser: config.dynoUser, bootTimeoutMs: config.bootTimeoutMs, nofile: config.nofile },
+    network,
+    settings: { dynosDir: dirs.dynos, address, dynoUser: config.dynoUser, bootTimeoutMs: config.bootTimeoutMs, nofile: config.nofile },
     log: log.child({ component: 'dynos' }),
     allocatableBytes: () => allocatable,
     stopGraceMs: config.stopGraceMs,
@@ -87,7 +105,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   // listener is registered before recover(): a dyno that crashed while the agent was down is
   // reported `crashed` as an event, sent after the welcome, not only in the hello's snapshot.
   // The listener never throws and never waits on the disk (the journal is written after).
-  const identity: AgentIdentity = { id: config.agentId, hostname: hostname(), address: config.address, version: AGENT_VERSION, runtime: driver.name };
+  const identity: AgentIdentity = { id: config.agentId, hostname: hostname(), address, version: AGENT_VERSION, runtime: driver.name };
   const capacity = async (): Promise<Capacity> => buildCapacity({
     memory: await readHostMemory(), reservedBytes, committedBytes: manager.committedBytes(),
     dynoCount: manager.list().length, slugCache: await slugs.usage(), accepting: manager.accepting,
@@ -103,6 +121,9 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   // What an earlier agent process started is re-adopted before the link opens (the hello then
   // names it); containers nobody owns are removed.
   await manager.recover(dirs.dynos, driverCache(driverOptions, driver));
+  // What no re-adopted dyno claimed is what a crash or a reboot left: removed. Then the pool fills.
+  await network.reconcile();
+  network.watch();
   const stopSampling = manager.startMemorySampling();
   const shipLogs = setInterval(() => {
     // Up to 10 batches a second while lines are queued; none while the link is down or slow.
@@ -141,7 +162,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const diagnosticsUrl = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
 
   link.start();
-  log.info({ agentId: config.agentId, address: config.address, diagnosticsUrl, allocatableBytes: allocatable, stateDir: config.stateDir }, 'agent started');
+  log.info({ agentId: config.agentId, address, diagnosticsUrl, allocatableBytes: allocatable, stateDir: config.stateDir }, 'agent started');
 
   return {
     manager, link, diagnosticsUrl, diagnosticsToken: token,
@@ -151,6 +172,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
       logs.stop();
       if (options.stopDynos) await manager.stopAll();
       await link.close();
+      await network.close();
       await new Promise<void>((resolve) => diagnostics.close(() => resolve()));
       diagnostics.closeAllConnections();
     },

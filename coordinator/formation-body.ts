@@ -30,7 +30,8 @@ export interface FormationRequest {
   quantity: number;
   size: DynoSize;
   command: string;
-  slug: { url: string; sha256: string };
+  /** `signature`: the slug's minisign signature, passed to the agents as is (they verify it). */
+  slug: { url: string; sha256: string; signature?: string };
   env: Record<string, string>;
   stack: string;
   release?: string;
@@ -57,19 +58,26 @@ export function parseFormationRequest(app: string, type: string, body: unknown, 
   if (!size) {
     throw new SlipwayError('SIZE_UNKNOWN', `unknown dyno size ${JSON.stringify(body.size)}; known sizes: ${Object.keys(defaults.sizes).join(', ')}`);
   }
+  const slug: FormationRequest['slug'] = { url: body.slug.url, sha256: body.slug.sha256 };
+  if (body.slug.signature !== undefined) slug.signature = body.slug.signature;
   const request: FormationRequest = {
     app, type, quantity: body.quantity, size, command: body.command,
-    slug: { url: body.slug.url, sha256: body.slug.sha256 }, env: body.env ?? {}, stack: body.stack ?? defaults.defaultStack,
+    slug, env: body.env ?? {}, stack: body.stack ?? defaults.defaultStack,
   };
   if (body.release !== undefined) request.release = body.release;
   return request;
 }
 
 /** Fingerprint of what every dyno of a formation runs. A dyno whose fingerprint differs is
- * replaced. The slug counts by its SHA-256 only: a fresh presigned URL for the same slug is
- * not a new release. Env keys are sorted so their order does not matter. */
+ * replaced. The slug counts by its SHA-256, not its URL: a fresh presigned URL for the same
+ * slug is not a new release. Its signature counts when there is one: a slug re-signed with a
+ * new key replaces the dynos (a rolling restart), so that none is left whose agent restarts it
+ * with the old key's signature once that key is dropped (key rotation, README "Signed slugs").
+ * Env keys are sorted so their order does not matter. */
 export function formationSpecKey(r: FormationRequest): string {
   const env = Object.keys(r.env).sort().map((k) => [k, r.env[k]]);
-  const canonical = JSON.stringify([r.size, r.command, r.slug.sha256, env, r.stack, r.release ?? null]);
+  // Unsigned formations keep the fingerprint they had before signatures existed.
+  const signed = r.slug.signature === undefined ? [] : [r.slug.signature];
+  const canonical = JSON.stringify([r.size, r.command, r.slug.sha256, env, r.stack, r.release ?? null, ...signed]);
   return createHash('sha256').update(canonical).digest('hex');
 }

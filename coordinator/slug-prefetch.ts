@@ -1,7 +1,9 @@
-// `POST /slugs/prefetch {slug: {url, sha256}, agents?: [id]}`: warms the slug cache of the
-// named agents (default: every connected agent) before a release is scaled, so dyno starts
-// find the slug cached. Each agent answers at once whether it already had the slug; the
-// download runs in the agent's background, and its capacity reports then list the slug.
+// `POST /slugs/prefetch {slug: {url, sha256, signature?}, agents?: [id]}`: warms the slug
+// cache of the named agents (default: every connected agent) before a release is scaled, so
+// dyno starts find the slug cached. Each agent answers at once whether it already had the slug;
+// the download runs in the agent's background, and its capacity reports then list the slug.
+// The signature goes to the agents as given: an agent that checks signatures verifies it
+// before it extracts the slug.
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { asSlipwayError, SlipwayError } from '../shared/errors.js';
@@ -38,7 +40,8 @@ export async function prefetchSlug(registry: AgentRegistry, commander: CommandSe
   const targets = body.agents ?? registry.views().filter((a) => a.connected).map((a) => a.id);
   return Promise.all(targets.map(async (agent): Promise<PrefetchOutcome> => {
     try {
-      const result = await commander.sendCommand(agent, { type: 'prefetch_slug', slug: { url: body.slug.url, sha256: body.slug.sha256 } });
+      const slug = { url: body.slug.url, sha256: body.slug.sha256, ...(body.slug.signature !== undefined ? { signature: body.slug.signature } : {}) };
+      const result = await commander.sendCommand(agent, { type: 'prefetch_slug', slug });
       if (result.ok) return { agent, ok: true, cached: result.slug?.cached ?? false };
       return { agent, ok: false, error: { code: result.error.code, message: result.error.message } };
     } catch (err) {

@@ -39,6 +39,11 @@ for port in "$API_PORT" "$ROUTER_PORT" "$SLUG_PORT" "$DIAG_PORT"; do
 done
 
 mkdir -p "$DIR/www" "$STATE"
+# The demo's dynos get their own bridge, subnet and nftables table (docs/network.md), so that it
+# never touches the network of an agent that runs on this host for real.
+cat > "$DIR/agent.json" <<'JSON'
+{"network": {"bridge": "slipdemo0", "subnet": "100.73.0.0/24", "table": "slipway_demo", "poolSize": 2}}
+JSON
 [ -s "$DIR/token" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$DIR/token")
 
 # The slug: a gzipped tar whose root is ./app, addressed by its SHA-256.
@@ -63,7 +68,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
   done
   # Safety net: whatever is still under the demo's state dir goes.
-  node dist/agent/main.js cleanup --state-dir "$STATE" --cgroup-parent "$CGROUP_PARENT" >/dev/null 2>&1 || true
+  node dist/agent/main.js cleanup --config "$DIR/agent.json" --state-dir "$STATE" --cgroup-parent "$CGROUP_PARENT" >/dev/null 2>&1 || true
   for d in /sys/fs/cgroup/*"$CGROUP_PARENT" /sys/fs/cgroup"$CGROUP_PARENT"; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
   echo "demo: logs kept in $DIR (coordinator.log, agent.log)"
   exit $rc
@@ -86,7 +91,7 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 }
 wait_for 20 "the coordinator" curl -sf "http://127.0.0.1:$API_PORT/healthz"
 
-node dist/agent/main.js serve --coordinator "ws://127.0.0.1:$API_PORT/v1/agent" --token-file "$DIR/token" \
+node dist/agent/main.js serve --config "$DIR/agent.json" --coordinator "ws://127.0.0.1:$API_PORT/v1/agent" --token-file "$DIR/token" \
   --state-dir "$STATE" --address 127.0.0.1 --cgroup-parent "$CGROUP_PARENT" --reserved-memory-mb 512 \
   --diagnostics-listen "127.0.0.1:$DIAG_PORT" --stop-grace-ms 5000 --stop-dynos-on-exit > "$DIR/agent.log" 2>&1 &
 PIDS+=($!)

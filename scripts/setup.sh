@@ -21,7 +21,7 @@ fi
 
 # Debian packages: the three container runtimes (runc with its monitor conmon, LXC, the
 # Docker engine), the busybox stack's userland, debootstrap for Debian stacks, tools.
-PKGS="runc conmon lxc docker.io debootstrap busybox-static iproute2 curl ca-certificates tar gzip"
+PKGS="runc conmon lxc docker.io debootstrap busybox-static iproute2 nftables iptables curl ca-certificates tar gzip minisign"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   DYNO_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'No dyno with this id runs on the host.' },
   DYNO_START_FAILED: { retryable: true, httpStatus: 502, summary: 'The runtime failed to start the dyno.' },
   NO_FREE_PORT: { retryable: true, httpStatus: 503, summary: 'The host has no free port left in its dyno port range.' },
+  NO_FREE_ADDRESS: { retryable: true, httpStatus: 503, summary: 'The host has no free address left in its dyno subnet.' },
+  NETWORK_FAILED: { retryable: true, httpStatus: 502, summary: "The host could not set up or tear down a dyno's network namespace, veth or netfilter entry." },
   DYNO_CRASHED: { retryable: true, httpStatus: 502, summary: 'The dyno process exited without being asked to stop.' },
   DYNO_BOOT_TIMEOUT: { retryable: true, httpStatus: 504, summary: "Heroku's R10: a web dyno did not accept connections on $PORT within the boot timeout." },
   DYNO_STOP_TIMEOUT: { retryable: false, httpStatus: 504, summary: "Heroku's R12: the dyno did not exit within the grace period after SIGTERM and was killed." },
@@ -45,6 +47,8 @@ export const ERROR_CODES = {
   SLUG_UNSAFE_PATH: { retryable: false, httpStatus: 422, summary: 'A slug entry would land outside the slug root.' },
   SLUG_UNSAFE_ENTRY: { retryable: false, httpStatus: 422, summary: 'A slug entry has a forbidden type (link out of the root, device, FIFO, ...).' },
   SLUG_TOO_LARGE: { retryable: false, httpStatus: 422, summary: 'The slug breaks a budget: compressed or unpacked bytes, expansion ratio, entry count, depth or name length.' },
+  SLUG_UNSIGNED: { retryable: false, httpStatus: 422, summary: 'The host requires signed slugs (requireSignedSlugs) and the slug reference carries no signature.' },
+  SLUG_SIGNATURE_INVALID: { retryable: false, httpStatus: 422, summary: "The slug's minisign signature does not verify against a trusted key of the host (unreadable, made with a key that is not trusted, over other bytes, or with an altered trusted comment)." },
   SLUG_DISK_FULL: { retryable: true, httpStatus: 507, summary: 'The slug cache cannot fit the slug above its free-space floor, even after evicting unused slugs.' },
   // Runtime.
   RUNTIME_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'A call into the container runtime did not finish within its bound.' },

@@ -42,9 +42,19 @@ export const DynoSize = Type.Object({
   pidsLimit: Type.Integer({ minimum: 8, maximum: 65536 }),
 }, { ...strict, description: 'A dyno size resolved by the coordinator into the limits the agent enforces.' });
 
+/** Longest slug signature (the whole `.minisig` text): minisign reads the untrusted comment
+ * into a 1,024-byte line buffer and the trusted comment into an 8,192-byte one; the two base64
+ * lines are 100 and 88 characters. */
+export const MAX_SLUG_SIGNATURE_CHARS = 10_240;
+
 export const SlugRef = Type.Object({
   url: Type.String({ minLength: 1, maxLength: 8192, description: 'http(s) URL (presigned URLs allowed). The query string is a secret.' }),
   sha256: Sha256,
+  signature: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: MAX_SLUG_SIGNATURE_CHARS,
+    description: "The slug's detached minisign signature: the whole text of the `.minisig` file `minisign -S` writes (prehashed, algorithm ED). Verified against the agent's slugPublicKeys before extraction; required when the agent has requireSignedSlugs.",
+  })),
 }, strict);
 
 export const DynoSpec = Type.Object({

@@ -6,7 +6,9 @@
 // The output streams to this terminal (the dyno's stdout to stdout, stderr to stderr) and the
 // command's exit code is this process's. Ctrl-C stops the dyno Heroku style (SIGTERM to all,
 // grace, SIGKILL). One-off dynos are never restarted. Runs as root, beside a running agent or
-// without one.
+// without one. The one-off gets its own network namespace like every dyno (agent/network/):
+// the same bridge, table and rules, an address leased from the same directory as the agent's
+// (a lease names this process, so the agent's reconcile leaves it alone), torn down at exit.
 //
 // The words after `--` are one command string when there is one, else a command and its
 // arguments, each shell-quoted (agent/dynos/one-off.ts): `dyno run -- sh -c 'echo $HOME'`
@@ -35,6 +37,8 @@ import { LogFollower } from '../dynos/log-follow.js';
 import { oneOffCommand } from '../dynos/one-off.js';
 import { resolveSize } from '../../shared/sizes.js';
 import { SlipwayError } from '../../shared/errors.js';
+import { HostNetwork, NETNS_DIR } from '../network/host-network.js';
+import { readSignatureFile } from '../slugs/signature.js';
 import type { DynoSize } from '../../shared/protocol.js';
 
 /** The config keys dyno run takes as flags (the schema's own flags, agent/config/schema.ts),
@@ -44,6 +48,7 @@ const DYNO_RUN_FLAGS = {
   own: {
     slug: { type: 'string', arg: 'URL', help: 'the slug (http(s)://, s3://, file://)' },
     sha256: { type: 'string', arg: 'HEX', help: 'its expected SHA-256 (recommended)' },
+    signature: { type: 'string', arg: 'FILE', help: "the slug's minisign signature (needed with requireSignedSlugs)" },
     size: { type: 'string', arg: 'NAME', help: 'dyno size (default standard-1x: 512 MB)' },
     stack: { type: 'string', arg: 'NAME', help: 'stack under <state-dir>/stacks (default busybox)' },
     env: { type: 'string', multiple: true, arg: 'K=V', help: 'a config var (repeatable)' },
@@ -88,17 +93,29 @@ export async function dynoRunCommand(argv: string[]): Promise<number> {
   const slugs = createSlugStore(slugSettings(config), log.child({ component: 'slugs' }));
   await slugs.init();
   const stack = new StackStore(join(stateDir, 'stacks')).resolve(values.stack ?? 'busybox');
-  const driver = await createDriver(config.runtime, { cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }), ...(config.dockerSocket ? { dockerSocket: config.dockerSocket } : {}) });
+  const driver = await createDriver(config.runtime, { cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }), stackDir: () => stack.dir, ...(config.dockerSocket ? { dockerSocket: config.dockerSocket } : {}) });
 
   const started = Date.now();
   const id = `run-${randomBytes(5).toString('hex')}`;
-  const slug = await slugs.ensure({ url: values.slug, sha256: values.sha256?.toLowerCase() }, { pin: id });
+  const signature = values.signature === undefined ? undefined : await readSignatureFile(values.signature);
+  const slug = await slugs.ensure({ url: values.slug, sha256: values.sha256?.toLowerCase(), ...(signature ? { signature } : {}) }, { pin: id });
   await mkdir(join(stateDir, 'dynos'), { recursive: true, mode: 0o711 });
+  const { dns, ...netSettings } = config.network;
+  const network = new HostNetwork({
+    ...netSettings, ...(dns ? { dns } : {}), poolSize: 0, dir: join(stateDir, 'network'), log: log.child({ component: 'network' }),
+    ...(driver.netnsFactory ? { netnsFactory: driver.netnsFactory() } : {}),
+  });
+  await network.init({ shared: true });
+  const stackName = values.stack ?? 'busybox';
+  const net = await network.acquire({ stack: stackName, hostname: id });
   // Heroku names one-off dynos run.N with a random N.
-  const handle = await driver.start(oneOffContainerSpec({
-    id, name: `run.${randomInt(1000, 10000)}`, size, env, command: oneOffCommand(command),
-    stackName: values.stack ?? 'busybox', stack, slugDir: slug.path, file: config,
-  }));
+  const handle = await driver.start({
+    ...oneOffContainerSpec({ id, name: `run.${randomInt(1000, 10000)}`, size, env, command: oneOffCommand(command), stackName, stack, slugDir: slug.path, file: config }),
+    network: { netns: net.netns, path: join(NETNS_DIR, net.netns), resolvConf: network.resolvConfFile },
+  }).catch(async (err: unknown) => {
+    await network.release(net);
+    throw err;
+  });
   const follower = new LogFollower(driver.log(handle), (r) => {
     const out = r.stream === 'stderr' ? process.stderr : process.stdout;
     out.write(r.partial ? r.text : `${r.text}\n`);
@@ -120,6 +137,7 @@ export async function dynoRunCommand(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await driver.destroy(handle).catch((err: unknown) => log.error({ err }, 'could not remove the one-off dyno'));
+    await network.release(net);
     slugs.unpin(slug.sha256, id);
   }
 }

@@ -7,17 +7,22 @@ import { slugSettings } from '../config/load.js';
 import { createRootLogger } from '../../shared/log.js';
 import { createSlugStore } from '../slugs/factory.js';
 import { SlipwayError } from '../../shared/errors.js';
+import { readSignatureFile } from '../slugs/signature.js';
 
 const SLUG_FLAGS = {
   keys: ['stateDir'],
-  own: { sha256: { type: 'string' } },
+  own: { sha256: { type: 'string' }, signature: { type: 'string' } },
   positionals: true,
 } as const satisfies CommandFlags;
 
 export const SLUG_USAGE = `Usage: slipway-agent slug <fetch|ls|gc> [options]
 
-  fetch URL [--sha256 HEX]   fetch a slug (http(s)://, s3://, file://) into the cache; prints
-                             {sha256, path, bytes, files, cached} as one JSON line
+  fetch URL [--sha256 HEX] [--signature FILE]
+                             fetch a slug (http(s)://, s3://, file://) into the cache; prints
+                             {sha256, path, bytes, files, cached} as one JSON line. FILE is the
+                             slug's minisign signature (\`minisign -S -m slug.tgz\` writes
+                             slug.tgz.minisig), verified against slugPublicKeys before the slug
+                             is extracted; with requireSignedSlugs, no FILE is SLUG_UNSIGNED
   ls                         one JSON line per cached slug {sha256, bytes, lastUsed, inUse},
                              then {entries, bytes, budgetBytes, freeBytes}
   gc                         evict unused slugs over the budget or under the free-space floor;
@@ -43,7 +48,11 @@ export async function slugCommand(argv: string[]): Promise<void> {
     case 'fetch': {
       const url = rest[0];
       if (!url) throw new SlipwayError('CONFIG_INVALID', 'slug fetch needs a URL');
-      const e = await store.ensure({ url, sha256: values.sha256?.toLowerCase() });
+      const signature = values.signature === undefined ? undefined : await readSignatureFile(values.signature);
+      if (signature !== undefined && (settings.signing?.publicKeys.length ?? 0) === 0) {
+        process.stderr.write('slug fetch: slugPublicKeys is empty, so --signature is not checked\n');
+      }
+      const e = await store.ensure({ url, sha256: values.sha256?.toLowerCase(), signature });
       // Exit only once the slug's data is on disk, so the entry survives a host crash.
       await store.settled();
       print({ sha256: e.sha256, path: e.path, bytes: e.bytes, files: e.files, cached: e.cached });

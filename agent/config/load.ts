@@ -16,6 +16,11 @@ export interface SlugSettings {
   budgetBytes: number;
   floorBytes: number;
   s3: { region?: string; endpoint?: string; forcePathStyle?: boolean };
+  /** `requireSignedSlugs` and `slugPublicKeys` (agent/slugs/signature.ts says what they mean);
+   * absent: no signature required, no key trusted. */
+  signing?: { required: boolean; publicKeys: string[] };
+  /** The dyno cgroup parent: slug extraction runs in its child `slug-extract` (extract-cgroup.ts). */
+  cgroupParent?: string;
 }
 
 /** `value` as a FileConfig, or CONFIG_INVALID: `<source>: <field> <problem>`. */
@@ -52,5 +57,7 @@ export function slugSettings(config: FileConfig): SlugSettings {
     budgetBytes: c.slugCacheBudgetMb * mb,
     floorBytes: c.slugCacheFloorMb * mb,
     s3: c.s3,
+    signing: { required: c.requireSignedSlugs, publicKeys: c.slugPublicKeys },
+    cgroupParent: c.cgroupParent,
   };
 }

@@ -48,11 +48,19 @@ export interface AgentConfig {
   diagnosticsTokenFile: string;
   logLevel: string;
   slugs: SlugSettings;
+  /** Each dyno's own network namespace (agent/network/host-network.ts, docs/network.md). */
+  network: { subnet: string; bridge: string; table: string; metadataAddresses: string[]; dns: string[] | undefined; poolSize: number };
 }
 
-/** First non-internal IPv4 address: where dyno ports are reachable from the router. */
-export function defaultAddress(): string {
-  for (const addrs of Object.values(networkInterfaces())) {
+/** Interfaces whose address is no place for a router to reach dynos: the dyno bridge, Docker's
+ * bridges, veths. */
+const NOT_UPLINKS = /^(docker[0-9]|br-|veth|sw[0-9a-f]{10}$|lxc)/;
+
+/** First non-internal IPv4 address of an uplink: where dyno ports are reachable from the
+ * router. 127.0.0.1 when there is none (start.ts then advertises the dyno bridge's address). */
+export function defaultAddress(bridge = 'slipway0'): string {
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (name === bridge || NOT_UPLINKS.test(name)) continue;
     for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
@@ -105,7 +113,7 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     token,
     ca: c.caFile ? readSecret(c.caFile, 'the CA bundle') : undefined,
     stateDir: c.stateDir,
-    address: c.address ?? defaultAddress(),
+    address: c.address ?? defaultAddress(c.network.bridge),
     cgroupParent: c.cgroupParent,
     runtime: c.runtime,
     dockerSocket: c.dockerSocket,
@@ -128,5 +136,6 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     diagnosticsTokenFile: c.diagnosticsTokenFile ?? join(c.stateDir, 'agent', 'diagnostics.token'),
     logLevel: c.logLevel,
     slugs: slugSettings(c),
+    network: { subnet: c.network.subnet, bridge: c.network.bridge, table: c.network.table, metadataAddresses: c.network.metadataAddresses, dns: c.network.dns, poolSize: c.network.poolSize },
   };
 }

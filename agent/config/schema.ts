@@ -129,6 +129,22 @@ export const AgentConfigSchema = Type.Object({
     default: 20 * 1024, description: 'most the slug cache may hold' }) })),
   slugCacheFloorMb: Type.Optional(Type.Integer({ minimum: 0, ...meta({
     default: 2 * 1024, description: "free space the cache's file system keeps" }) })),
+  requireSignedSlugs: Type.Optional(Type.Boolean(meta({
+    default: false,
+    description: 'a slug runs only if its detached minisign signature (the slug reference\'s `signature`) verifies against one of `slugPublicKeys`; checked before extraction (`SLUG_UNSIGNED`, `SLUG_SIGNATURE_INVALID`)' }))),
+  slugPublicKeys: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9+/]{56}$' }), meta({
+    default: [],
+    description: 'trusted minisign public keys (the base64 line of `minisign.pub`); list the new key beside the old one to rotate' }))),
+  network: Type.Optional(Type.Object({
+    subnet: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}/(1[6-9]|2[0-4])$', ...meta({ default: '100.72.0.0/16', description: "dyno addresses (IPv4, /16 to /24); the first address is the bridge's" }) })),
+    bridge: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9]{0,11}$', ...meta({ default: 'slipway0', description: 'the host bridge every dyno\'s veth is a port of' }) })),
+    table: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$', ...meta({ default: 'slipway', description: "the agent's nftables table (`inet`), replaced whole at start" }) })),
+    metadataAddresses: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 45 }), meta({ default: ['169.254.169.254', '169.254.170.2', 'fd00:ec2::254'], description: 'addresses dynos may never reach: EC2 instance metadata, ECS task credentials' }))),
+    dns: Type.Optional(Type.Array(Type.String({ minLength: 2, maxLength: 45 }), { maxItems: 3, ...meta({ defaultText: "the host's resolvers (upstream ones behind a loopback stub)", description: "nameservers written into each dyno's `/etc/resolv.conf`" }) })),
+    poolSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 64, ...meta({ default: 4, description: 'network namespaces kept ready, so that a start does not wait for one' }) })),
+  }, { additionalProperties: false, ...meta({
+    default: {},
+    description: "each dyno's own network namespace (docs/network.md): a veth on the host bridge, an address from `subnet`, the agent's nftables table `slipway`; dynos reach the internet and nothing of the host, of other dynos or of `metadataAddresses`" }) })),
   s3: Type.Optional(Type.Object({
     region: Type.Optional(Type.String({ minLength: 1, maxLength: 64, ...meta({ defaultText: "the SDK's", description: 'region of the bucket' }) })),
     endpoint: Type.Optional(Type.String({ pattern: '^https?://', ...meta({ defaultText: "AWS's", description: 'an S3-compatible endpoint' }) })),
@@ -144,7 +160,7 @@ export type ConfigKey = keyof FileConfig;
 
 /** Keys without a static default: computed at start or left unset (their defaultText says which). */
 export const NO_DEFAULT = ['coordinatorUrl', 'tokenFile', 'caFile', 'agentId', 'address', 'dockerSocket', 'diagnosticsTokenFile'] as const;
-type Nested = 'restarts' | 'cycling' | 'memory' | 'link' | 's3';
+type Nested = 'restarts' | 'cycling' | 'memory' | 'link' | 's3' | 'network';
 type Present<T> = Required<NonNullable<T>>;
 
 /** A file config after Value.Default: every key with a default is there. */
@@ -154,6 +170,7 @@ export type Defaulted = Required<Omit<FileConfig, (typeof NO_DEFAULT)[number] | 
   memory: Present<FileConfig['memory']>;
   link: NonNullable<FileConfig['link']> & { unknownDynoGraceMs: number };
   s3: NonNullable<FileConfig['s3']>;
+  network: Required<Omit<NonNullable<FileConfig['network']>, 'dns'>> & Pick<NonNullable<FileConfig['network']>, 'dns'>;
 };
 
 /** The schema's keys, in its order (the order of --help and of the README's table). */

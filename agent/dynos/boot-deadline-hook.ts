@@ -28,7 +28,8 @@ export class BootDeadlineHook implements DynoHook {
     const { clock } = this.dyno;
     const deadline = new AbortController();
     const timer = clock.setTimeout(() => deadline.abort(), bootTimeoutMs);
-    const ready = await waitForPort(address, port, AbortSignal.any([run.signal, deadline.signal]), clock);
+    // Probed at the dyno's own address (its namespace's eth0); the endpoint is the host's.
+    const ready = await waitForPort(run.network?.address ?? address, port, AbortSignal.any([run.signal, deadline.signal]), clock);
     clock.clearTimeout(timer);
     if (ready === 'ready') return this.dyno.ready(run, { host: address, port });
     if (!deadline.signal.aborted || !this.dyno.live(run) || this.dyno.current !== 'starting') return;

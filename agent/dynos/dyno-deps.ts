@@ -10,6 +10,7 @@ import type { CyclingSettings } from './cycling-hook.js';
 import type { DynoRecords } from './dyno-records.js';
 import type { DynoLogs } from './logs-hook.js';
 import type { PortAllocator } from './ports.js';
+import type { HostNetwork } from '../network/host-network.js';
 import type { RestartPolicyOptions } from './restart-policy.js';
 
 export interface SlugProvider {
@@ -18,9 +19,14 @@ export interface SlugProvider {
   unpin(sha256: string, owner: string): void;
 }
 
+/** What a dyno uses of the host network. */
+export type DynoNetworks = Pick<HostNetwork, 'acquire' | 'claim' | 'route' | 'unroute' | 'release' | 'resolvConfFile'>;
+
 export interface DynoSettings {
   dynosDir: string;
-  /** Address the dyno's endpoint is reachable at (reported to the coordinator, probed for readiness). */
+  /** Address the dyno's endpoint is reachable at: reported to the coordinator; the router's
+   * connection to it and the dyno's host port is DNATed to the dyno (agent/network/ruleset.ts).
+   * The readiness probe goes to the dyno's own address. */
   address: string;
   dynoUser: { uid: number; gid: number };
   bootTimeoutMs: number;
@@ -32,6 +38,9 @@ export interface DynoDeps {
   slugs: SlugProvider;
   stacks: Pick<StackStore, 'resolve'>;
   ports: Pick<PortAllocator, 'reserve' | 'release' | 'claim'>;
+  /** Each container's own network namespace (agent/network/host-network.ts). Absent (unit tests
+   * with the fake driver): the host's. */
+  network?: DynoNetworks;
   settings: DynoSettings;
   log: Logger;
   /** Called synchronously on every transition, in order. */

@@ -2,8 +2,8 @@
 // is written before anything else exists (records-hook.ts), the container's log is followed
 // before anything is reported about it (logs-hook.ts), then crash restarts, the memory watch
 // (R14/R15), the boot deadline (R10) and daily cycling. Optional parts the deps leave out
-// (records and logs in unit tests, cycling when turned off) have no hook. The next concern (the
-// dyno's network namespace) is one more file and one more line here.
+// (records and logs in unit tests, cycling when turned off) have no hook. The dyno's network is
+// not a hook: like its port, the launcher holds it (launch.ts).
 import type { DynoDeps } from './dyno-deps.js';
 import { BootDeadlineHook } from './boot-deadline-hook.js';
 import { CyclingHook } from './cycling-hook.js';

@@ -21,6 +21,14 @@ export const RECORD_VERSION = 1;
 export const DynoRecord = Type.Object({
   spec: DynoSpec,
   port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  /** The container's network (agent/network/host-network.ts), so that a re-adopted dyno keeps
+   * it and an agent restart can tell it from an orphan. Absent in records of agents before
+   * per-dyno networks (and without one): those dynos share the host's. */
+  network: Type.Optional(Type.Object({
+    netns: Type.String({ pattern: '^[a-z][a-z0-9]*-[0-9a-f]{8}$' }),
+    address: Type.String({ pattern: '^[0-9]{1,3}(\\.[0-9]{1,3}){3}$' }),
+    hostVeth: Type.String({ pattern: '^sw[0-9a-f]{10}$' }),
+  }, { additionalProperties: false })),
   /** Set before the first signal of a stop: a re-adopted dyno finishes its stop. */
   stopping: Type.Optional(Type.Object({ graceMs: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })),
 }, { additionalProperties: false });

@@ -97,10 +97,11 @@ export class Dyno implements DynoControl {
   /** Where the dyno's output is, once its container exists. */
   logSource(): LogSource | undefined { return this.run.handle ? this.deps.driver.log(this.run.handle) : undefined; }
 
-  /** Where the dyno runs, for operators (diagnostics): its container and process. */
-  runtimeInfo(): { containerId: string; pid?: number } | undefined {
+  /** Where the dyno runs, for operators (diagnostics): its container, process and network. */
+  runtimeInfo(): { containerId: string; pid?: number; network?: { address: string; netns: string } } | undefined {
     const h = this.run.handle;
-    return h ? { containerId: h.containerId, ...(h.pid !== undefined ? { pid: h.pid } : {}) } : undefined;
+    const n = this.run.network;
+    return h ? { containerId: h.containerId, ...(h.pid !== undefined ? { pid: h.pid } : {}), ...(n ? { network: { address: n.address, netns: n.netns } } : {}) } : undefined;
   }
 
   /** Reports `starting` and launches in the background; failures end in `crashed`. */

@@ -17,12 +17,15 @@
 //
 // A failed prestart or poststart fails the launch (the dyno crashes, as for any failed start);
 // a failure at any other point is logged and the other hooks still run: a hook cannot stop a
-// transition from being reported. A new concern (the next one: the dyno's network namespace)
-// is a new hook file and one line in the list of dyno-hooks.ts, not new fields in the owner.
+// transition from being reported. A new concern is a new hook file and one line in the list of
+// dyno-hooks.ts, not new fields in the owner. What the container itself needs (the slug, the
+// port, the network namespace) is not a hook's: the launcher (launch.ts) takes it before the
+// container is created and gives it back after the container is removed, a point no hook has.
 import type { DynoSpec, DynoStateName, DynoStatus, Endpoint, WireError } from '../../shared/protocol.js';
 import type { Logger } from '../../shared/log.js';
 import type { DynoHandle } from '../runtime/driver.js';
 import type { Clock } from '../lib/clock.js';
+import type { DynoNetwork } from '../network/host-network.js';
 
 /** One container of the dyno, as hooks see it: every start, crash restart and cycle makes a new
  * one; a re-adoption takes over the one an earlier agent process started. */
@@ -35,6 +38,8 @@ export interface ContainerRun {
   readonly handle: DynoHandle | undefined;
   /** A web dyno's $PORT, held from before the container starts until it is removed. */
   readonly port: number | undefined;
+  /** Its own network namespace and address, held likewise (absent without a host network). */
+  readonly network: DynoNetwork | undefined;
   /** Aborted when the container's life ends for the dyno: its exit, a stop, a cycle, a failed
    * launch. A hook's waits end with it. */
   readonly signal: AbortSignal;

@@ -2,11 +2,17 @@
 // (the slug store's download, the port allocator's bind check, the driver's start timeouts):
 //
 //   1. the slug, pinned for the dyno (it stays pinned across restarts: released by the owner
-//      only when no restart follows)
+//      only when no restart follows), and meanwhile its own network namespace
+//      (agent/network/host-network.ts: a ready one from the pool, or Docker's pause container)
 //   2. a web dyno's $PORT
-//   3. the hooks' prestart (record-keeping writes the record: from here on an agent that dies
-//      finds the dyno)
-//   4. the container, from the one ContainerSpec builder (container-spec.ts)
+//   3. (the network, awaited)
+//   4. the hooks' prestart (record-keeping writes the record, network included: from here on an
+//      agent that dies finds the dyno and its network)
+//   5. the container, from the one ContainerSpec builder (container-spec.ts), and at the same
+//      time a web dyno's route (host port -> its address) in the DNAT map
+//
+// The port and the network are the container's: given back (route removed, namespace torn
+// down) after the container is destroyed, by remove().
 //
 // Between steps the launch checks that the dyno is still wanted: a stop during a launch lets a
 // slug download in flight finish (other dynos may share it) and then starts nothing, and a port
@@ -16,6 +22,8 @@
 import type { DynoSpec, DynoStateName, Endpoint, ExitStatus } from '../../shared/protocol.js';
 import type { Logger } from '../../shared/log.js';
 import type { DynoHandle, RecoveredDyno } from '../runtime/driver.js';
+import { NETNS_DIR, type DynoNetwork } from '../network/host-network.js';
+import { join } from 'node:path';
 import { dynoContainerSpec, type DynoHostSettings } from './container-spec.js';
 import type { DynoDeps } from './dyno-deps.js';
 import type { DynoRecord } from './dyno-records.js';
@@ -26,6 +34,10 @@ import { probeOnce } from './readiness.js';
 export class Incarnation implements ContainerRun {
   handle: DynoHandle | undefined;
   port: number | undefined;
+  network: DynoNetwork | undefined;
+  /** The network is held (acquired or claimed) and not yet released. */
+  networkHeld = false;
+  routed = false;
   /** The driver's start while it is in flight (a stop waits for it, then stops the container). */
   containerStart: Promise<DynoHandle> | undefined;
   /** Its cleanup, which runs once (Dyno.cleanup). */
@@ -45,7 +57,7 @@ export class Launcher {
 
   constructor(
     private readonly spec: DynoSpec,
-    private readonly deps: Pick<DynoDeps, 'driver' | 'slugs' | 'stacks' | 'ports'>,
+    private readonly deps: Pick<DynoDeps, 'driver' | 'slugs' | 'stacks' | 'ports' | 'network'>,
     private readonly host: DynoHostSettings & { address: string },
     private readonly log: Logger,
   ) {}
@@ -71,20 +83,53 @@ export class Launcher {
   /** Starts `run`'s container: true once it runs, false when the dyno stopped being wanted
    * first (then nothing of this launch is left). A failed step throws. */
   async launch(run: Incarnation, wanted: () => boolean, prestart: () => Promise<void>): Promise<boolean> {
-    const slug = await this.pinSlug();
+    const { network } = this.deps;
+    // The network is made while the slug is pinned (or downloaded): a ready namespace is taken
+    // at once, and Docker's pause container (~170 ms) no longer waits for the slug.
+    const acquiring = network?.acquire({ stack: this.spec.stack, hostname: this.spec.id.slice(0, 63) }).then((net) => {
+      run.network = net;
+      run.networkHeld = true;
+    });
+    const settled = () => acquiring?.catch(() => undefined);
+    let slug: { path: string };
+    try {
+      slug = await this.pinSlug();
+    } catch (err) {
+      await settled();
+      await this.releaseResources(run);
+      throw err;
+    }
     if (!wanted()) {
       this.releaseSlug();
+      await settled();
+      await this.releaseResources(run);
       return false;
     }
-    const stack = this.deps.stacks.resolve(this.spec.stack);
-    if (isWebDyno(this.spec)) run.port = await this.deps.ports.reserve();
+    let stack: { dir: string; shell: string };
+    try {
+      stack = this.deps.stacks.resolve(this.spec.stack);
+      if (isWebDyno(this.spec)) run.port = await this.deps.ports.reserve();
+      await acquiring;
+    } catch (err) {
+      // The network may arrive after a failure here: it is given back only once it has.
+      await settled();
+      await this.releaseResources(run);
+      throw err;
+    }
     if (wanted()) await prestart();
     if (!wanted()) {
-      this.releasePort(run);
+      await this.releaseResources(run);
       return false;
     }
-    run.containerStart = this.deps.driver.start(dynoContainerSpec({ spec: this.spec, stack, slugDir: slug.path, port: run.port, host: this.host }));
-    run.handle = await run.containerStart;
+    const containerNetwork = network && run.network ? { netns: run.network.netns, path: join(NETNS_DIR, run.network.netns), resolvConf: network.resolvConfFile } : undefined;
+    run.containerStart = this.deps.driver.start({ ...dynoContainerSpec({ spec: this.spec, stack, slugDir: slug.path, port: run.port, host: this.host }), ...(containerNetwork ? { network: containerNetwork } : {}) });
+    const route = network && run.network && run.port !== undefined ? network.route(run.port, run.network).then(() => { run.routed = true; }) : undefined;
+    // Both settle before either's failure counts: a container that started while its route
+    // failed is still destroyed by the cleanup of the failed launch.
+    const [started, routed] = await Promise.allSettled([run.containerStart, route]);
+    if (started.status === 'rejected') throw started.reason;
+    run.handle = started.value;
+    if (routed.status === 'rejected') throw routed.reason;
     this.log.info({ containerId: run.handle.containerId, pid: run.handle.pid, port: run.port, incarnation: run.n }, 'dyno container started');
     return true;
   }
@@ -99,13 +144,21 @@ export class Launcher {
   async adopt(run: Incarnation, found: RecoveredDyno | undefined, record: DynoRecord): Promise<{ first: DynoStateName; endpoint?: Endpoint }> {
     run.port = record.port;
     if (run.port !== undefined) this.deps.ports.claim(run.port);
+    if (record.network && this.deps.network) {
+      // Held again whatever its state, so that its address is not handed out while the
+      // container that may still use it is around; remove() tears it down with the container.
+      run.network = record.network;
+      run.networkHeld = true;
+      run.routed = run.port !== undefined;
+      if (!await this.deps.network.claim(record.network)) this.log.warn({ netns: record.network.netns }, "re-adopted dyno: its network namespace is gone");
+    }
     await this.pinSlug().catch((err: unknown) => this.log.warn({ err }, 're-adopted dyno: its slug could not be pinned'));
     run.handle = found?.handle;
     if (!found) return { first: 'crashed' };
     // Only a web dyno's record holds a port.
     if (run.port === undefined || !found.running) return { first: 'up' };
     const { address } = this.host;
-    return await probeOnce(address, run.port) ? { first: 'up', endpoint: { host: address, port: run.port } } : { first: 'starting' };
+    return await probeOnce(run.network?.address ?? address, run.port) ? { first: 'up', endpoint: { host: address, port: run.port } } : { first: 'starting' };
   }
 
   /** Heroku's stop of `run`'s container (the driver's: SIGTERM to all, `graceMs`, SIGKILL),
@@ -123,9 +176,22 @@ export class Launcher {
     }
   }
 
-  /** Destroys `run`'s container (mounts, dir) and gives back its port. */
+  /** Destroys `run`'s container (mounts, dir), then gives back its route, network and port. */
   async remove(run: Incarnation): Promise<void> {
     if (run.handle) await this.deps.driver.destroy(run.handle).catch((err: unknown) => this.log.error({ err }, 'destroying dyno container failed'));
+    await this.releaseResources(run);
+  }
+
+  private async releaseResources(run: Incarnation): Promise<void> {
+    const { network } = this.deps;
+    if (network && run.routed && run.port !== undefined) {
+      run.routed = false;
+      await network.unroute(run.port).catch((err: unknown) => this.log.error({ err, port: run.port }, "removing the dyno's route failed"));
+    }
+    if (network && run.network && run.networkHeld) {
+      run.networkHeld = false;
+      await network.release(run.network);
+    }
     this.releasePort(run);
   }
 }

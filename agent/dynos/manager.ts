@@ -89,7 +89,7 @@ export class DynoManager {
   }
 
   /** Where each dyno runs (diagnostics). */
-  runtimeInfo(id: string): { containerId: string; pid?: number } | undefined {
+  runtimeInfo(id: string): ReturnType<Dyno['runtimeInfo']> {
     return this.dynos.get(id)?.runtimeInfo();
   }
 

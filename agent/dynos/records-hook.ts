@@ -24,11 +24,11 @@ export class RecordsHook implements DynoHook {
   ) {}
 
   prestart(run: ContainerRun): Promise<void> {
-    return this.write(run.port);
+    return this.write(run);
   }
 
   stopping(run: ContainerRun, graceMs: number): Promise<void> {
-    return this.write(run.port, { graceMs });
+    return this.write(run, { graceMs });
   }
 
   retired(): Promise<void> {
@@ -36,9 +36,10 @@ export class RecordsHook implements DynoHook {
     return this.next(() => this.records.remove(this.dyno.spec.id).catch((err: unknown) => this.dyno.log.error({ err }, 'could not remove the dyno record')));
   }
 
-  private write(port: number | undefined, stopping?: { graceMs: number }): Promise<void> {
+  private write(run: Pick<ContainerRun, 'port' | 'network'>, stopping?: { graceMs: number }): Promise<void> {
     if (this.removed) return this.queue;
-    const record: DynoRecord = { spec: this.dyno.spec, ...(port !== undefined ? { port } : {}), ...(stopping ? { stopping } : {}) };
+    const { port, network } = run;
+    const record: DynoRecord = { spec: this.dyno.spec, ...(port !== undefined ? { port } : {}), ...(network ? { network } : {}), ...(stopping ? { stopping } : {}) };
     return this.next(() => this.records.write(record).catch((err: unknown) => this.dyno.log.error({ err }, 'could not write the dyno record; it would not survive an agent restart')));
   }
 

@@ -15,6 +15,7 @@
 //   killed with SIGKILL leaves its dynos running, and recover() reattaches to them;
 // - an OOM kill is known from the cgroup's OOM counters, never from exit code 137 alone.
 import type { ExitStatus } from '../../shared/protocol.js';
+import type { NetnsFactory } from '../network/host-network.js';
 
 export const RUNTIME_NAMES = ['runc', 'lxc', 'docker'] as const;
 export type RuntimeName = (typeof RUNTIME_NAMES)[number];
@@ -45,6 +46,19 @@ export interface ContainerSpec {
   user: { uid: number; gid: number };
   hostname: string;
   limits: ContainerLimits;
+  /** The dyno's own network namespace, made by agent/network/host-network.ts before the start.
+   * Absent: the host's namespace (driver unit tests and the start benchmark's baseline only;
+   * the agent and `dyno run` always give one). */
+  network?: ContainerNetwork;
+}
+
+export interface ContainerNetwork {
+  /** Its name under /run/netns (Docker: the pause container that holds it is named after it). */
+  netns: string;
+  /** /run/netns/<netns>: runc's linux.namespaces path, LXC's lxc.namespace.share.net. */
+  path: string;
+  /** Bind-mounted read-only at /etc/resolv.conf (agent/network/resolv.ts). */
+  resolvConf: string;
 }
 
 /**
@@ -123,4 +137,7 @@ export interface RuntimeDriver {
   /** undefined once the dyno's cgroup is gone. */
   stats(handle: DynoHandle): Promise<DynoStats | undefined>;
   log(handle: DynoHandle): LogSource;
+  /** How this runtime's dynos get a network namespace, when it cannot join one by path (Docker:
+   * a pause container holds it). Absent: agent/network/host-network.ts makes it (`ip netns add`). */
+  netnsFactory?(): NetnsFactory;
 }

@@ -9,6 +9,9 @@ export interface DriverOptions {
   log: Logger;
   /** Docker engine socket (default /var/run/docker.sock). */
   dockerSocket?: string;
+  /** A stack's directory by name (StackStore.resolve): Docker makes each dyno's pause container
+   * (docker/pause.ts) from its stack image before the start. */
+  stackDir?: (stack: string) => string;
 }
 
 export function isRuntimeName(s: string): s is RuntimeName {
@@ -27,7 +30,7 @@ export async function createDriver(name: string, opts: DriverOptions): Promise<R
     }
     case 'docker': {
       const { DockerDriver } = await import('./docker/driver.js');
-      return new DockerDriver({ cgroupParent: opts.cgroupParent, log: opts.log, ...(opts.dockerSocket ? { socketPath: opts.dockerSocket } : {}) });
+      return new DockerDriver({ cgroupParent: opts.cgroupParent, log: opts.log, ...(opts.dockerSocket ? { socketPath: opts.dockerSocket } : {}), ...(opts.stackDir ? { stackDir: opts.stackDir } : {}) });
     }
     default:
       throw new SlipwayError('CONFIG_INVALID', `unknown runtime ${JSON.stringify(name)}: one of ${RUNTIME_NAMES.join(', ')}`);

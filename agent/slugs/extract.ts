@@ -1,9 +1,14 @@
 // One pass over a slug's bytes, in three stages that see every byte in this order:
 //
 //   source -> SHA-256 (of the compressed bytes)
-//          -> gunzip (node's zlib, off the main thread)
+//          -> gunzip (node's zlib, off the main thread); the expansion budget judges every
+//             chunk it puts out before it goes further
 //          -> node-tar's Parser: the entry policy and the budgets judge every header
 //          -> GNU tar (`tar -x`), running as the dyno user in the staging dir, writes the files
+//
+// With `cgroup`, GNU tar runs in the extraction cgroup (extract-cgroup.ts), whose CPU and IO
+// weights sit below the dynos': it is moved there in the same turn of the event loop that
+// spawned it, before it can have been fed a byte.
 //
 // The Parser is synchronous: when a plain chunk has been written to it, every header inside
 // that chunk has been judged. Only then does the chunk go to GNU tar, so GNU tar never
@@ -31,6 +36,7 @@ import { SlipwayError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { checkEntry, DEFAULT_DIR_MODE, SLUG_ROOT } from './entry-policy.js';
 import { DEFAULT_SLUG_LIMITS, SlugBudget, type SlugLimits } from './budget.js';
+import { ExtractCgroup, type ExtractCgroupOptions } from './extract-cgroup.js';
 import { classifyTarError, sourceFailure } from './failures.js';
 
 export interface ExtractOptions {
@@ -43,6 +49,12 @@ export interface ExtractOptions {
   expectedSha256: string | undefined;
   log: Logger;
   limits?: SlugLimits;
+  /** The compressed size the source states (Content-Length, a file's size), if it does: the
+   * expansion bound is then judged at each header too, before the entry's data (budget.ts). */
+  declaredBytes?: number;
+  /** Where GNU tar's cgroup goes (the agent's cgroupParent); none: tar stays in the
+   * agent's cgroups. */
+  cgroup?: ExtractCgroupOptions;
   /** GNU tar; found on PATH by default. */
   tarPath?: string;
 }
@@ -71,7 +83,7 @@ const NEEDS_CHMOD = 0o7022;
 export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
   const { source, stagingDir, owner, expectedSha256, log } = opts;
   const hash = createHash('sha256');
-  const budget = new SlugBudget(opts.limits ?? DEFAULT_SLUG_LIMITS);
+  const budget = new SlugBudget(opts.limits ?? DEFAULT_SLUG_LIMITS, opts.declaredBytes);
   let compressedBytes = 0;
   let bytes = 0;
   let files = 0;
@@ -79,6 +91,8 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
   let settled = false;
   let failure: SlipwayError | undefined;
   let stderr = '';
+  /** GNU tar's cgroup, once made; removed when the extraction settles. */
+  let cgroup: ExtractCgroup | undefined;
   /** Symlinks seen so far: no later entry may be written through one (or replace it). */
   const symlinks = new Set<string>();
   /** Entries whose mode GNU tar will not set the way the policy wants: fixed afterwards. */
@@ -128,6 +142,15 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
     tar.stdin.on('error', () => undefined); // EPIPE after a kill is expected
     tar.on('error', (err) => fail(new SlipwayError('INTERNAL', `cannot run tar: ${err.message}`, { cause: err })));
     tar.on('close', (code) => void onTarExit(code));
+    if (opts.cgroup && tar.pid !== undefined) {
+      try {
+        cgroup = new ExtractCgroup(opts.cgroup);
+        cgroup.join(tar.pid);
+        log.debug({ cgroup: cgroup.path, pid: tar.pid, weights: cgroup.weights }, 'slug extraction in its cgroup');
+      } catch (err) {
+        fail(err instanceof SlipwayError ? err : new SlipwayError('INTERNAL', `cannot set up the slug extraction cgroup: ${(err as Error).message}`, { cause: err }));
+      }
+    }
 
     // source -> hash -> gunzip, with backpressure.
     source.on('data', (chunk: Buffer) => {
@@ -155,6 +178,8 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
     // gunzip -> judge (synchronously) -> GNU tar, with backpressure.
     gunzip.on('data', (plain: Buffer) => {
       if (failure) return;
+      const expands = budget.onPlain(plain.length);
+      if (expands) return fail(expands);
       parser.write(plain);
       if (failure) return; // this chunk held a rejected header: it never reaches tar
       if (!tar.stdin.write(plain)) gunzip.pause();
@@ -182,9 +207,15 @@ export function extractSlug(opts: ExtractOptions): Promise<ExtractResult> {
       if (tar.exitCode !== null || tar.signalCode !== null) settle();
     }
 
+    /** Tar has exited (or never ran): its cgroup is empty and goes before the caller hears. */
     function settle(result?: ExtractResult): void {
       if (settled) return;
       settled = true;
+      try {
+        cgroup?.release();
+      } catch (err) {
+        log.error({ err, cgroup: cgroup?.path }, 'could not remove the slug extraction cgroup');
+      }
       if (result) resolve(result);
       else reject(mismatch() ?? failure ?? new SlipwayError('INTERNAL', 'extraction ended with neither a result nor a failure'));
     }

@@ -34,6 +34,8 @@ export function createSlugStore(settings: SlugSettings, log: Logger, extra: Part
     log,
     sources: slugSources(settings, log),
     cache: { budgetBytes: settings.budgetBytes, floorBytes: settings.floorBytes },
+    signing: settings.signing,
+    ...(settings.cgroupParent ? { extractCgroup: { parent: settings.cgroupParent } } : {}),
     ...extra,
   });
 }

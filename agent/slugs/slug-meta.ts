@@ -4,7 +4,10 @@
 //
 // On-disk format, version 1 (test/fixtures/state/v1/slug-meta.json):
 //   {"version":1,"sha256":..,"bytes":..,"files":..,"compressedBytes":..,"fetchedAt":..,
-//    "bootId":..,"durable":..}
+//    "bootId":..,"durable":..[,"blake2b512":..]}
+// `blake2b512` (hex, optional: absent for a slug that came without a signature) is the digest
+// a minisign signature is checked against (signature.ts): kept so that a signed cache hit after
+// an agent restart needs no second download (a presigned URL may have expired by then).
 // Files written before formats were versioned carry the same fields without `version`; they
 // are read as version 1 (test/fixtures/state/v0/slug-meta.json). A file of a newer version is
 // not guessed at: the entry is not used (the cache is disposable: the slug is fetched again).
@@ -25,6 +28,7 @@ const Fields = {
   /** The boot the entry was committed in, and whether its data has been flushed since. */
   bootId: Type.String(),
   durable: Type.Boolean(),
+  blake2b512: Type.Optional(Type.String({ pattern: '^[0-9a-f]{128}$' })),
 };
 
 export const SlugMeta = Type.Object(Fields);
@@ -34,8 +38,8 @@ const checkV1 = TypeCompiler.Compile(Type.Object({ version: Type.Literal(1), ...
 const checkUnversioned = TypeCompiler.Compile(Type.Object(Fields));
 
 export function serializeSlugMeta(meta: SlugMeta): string {
-  const { sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable } = meta;
-  return JSON.stringify({ version: SLUG_META_VERSION, sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable }) + '\n';
+  const { sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable, blake2b512 } = meta;
+  return JSON.stringify({ version: SLUG_META_VERSION, sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable, ...(blake2b512 ? { blake2b512 } : {}) }) + '\n';
 }
 
 /** The metadata in `text`, or why it cannot be used. */
@@ -54,6 +58,6 @@ export function parseSlugMeta(text: string): { meta: SlugMeta } | { problem: str
     const first = check.Errors(parsed).First();
     return { problem: `not slug metadata: ${first ? `${first.path || '/'} ${first.message}` : 'invalid'}` };
   }
-  const { sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable } = parsed;
-  return { meta: { sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable } };
+  const { sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable, blake2b512 } = parsed;
+  return { meta: { sha256, bytes, files, compressedBytes, fetchedAt, bootId, durable, ...(blake2b512 ? { blake2b512 } : {}) } };
 }

@@ -5,26 +5,42 @@
 // sha256), streams the bytes through SHA-256 and the extractor in one pass, and renames the
 // staging dir into place only when the digest matched. A bad slug is rejected whole and
 // leaves nothing behind. Transient failures are retried with backoff (retry.ts) within one
-// total deadline. The store is the only writer of <dir>.
+// total deadline (source-fetch.ts). The store is the only writer of <dir>.
 //
 // Disk: the cache stays under `budgetBytes` and keeps `floorBytes` free on its file system
 // by evicting least-recently-used slugs (eviction.ts). A slug in use is never evicted: pinned
 // by a dyno of this agent, or mounted in any overlay (in-use.ts), which also protects the
 // slugs of running dynos from `slipway-agent slug gc` run beside the agent. The last use of a
 // slug is the mtime of its metadata file, so LRU order survives agent restarts.
-import { existsSync, promises as fsp } from 'node:fs';
+//
+// Signed slugs (signature.ts decides which references are checked): a slug that must be
+// verified is not streamed into the extractor. Its compressed bytes go to a file in the store
+// dir first (hashed-copy.ts: SHA-256 and BLAKE2b-512 on the way), the signature is verified
+// over them, and only then does the extractor read that file; a refused slug leaves nothing
+// (the file is discarded, no staging dir was made). A cache hit is verified too, on every
+// ensure(), against the keys configured now (a key dropped from slugPublicKeys stops the
+// slugs only it signed): against the BLAKE2b-512 this process saw when it downloaded the slug,
+// else (the slug came in unsigned, or before an agent restart) the slug's bytes are fetched
+// once more to hash them, nothing written. The unsigned path stays one streaming pass.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { asSlipwayError, SlipwayError } from '../../shared/errors.js';
-import { redactUrl, type Logger } from '../../shared/log.js';
+import type { Readable } from 'node:stream';
+import { SlipwayError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/log.js';
+import type { ExtractCgroupOptions } from './extract-cgroup.js';
 import { extractSlug, type ExtractResult } from './extract.js';
 import { HttpSlugSource, type SlugSource } from './http-source.js';
 import { DEFAULT_SLUG_LIMITS, type SlugLimits } from './budget.js';
 import { planEviction, type CacheLimits } from './eviction.js';
 import { readMountedSlugs } from './in-use.js';
 import { currentBootId, entrySurvives, flushFileSystem } from './durability.js';
-import { DEFAULT_RETRY_POLICY, retryDelayMs, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+import { abortableSleep, SourceFetch } from './source-fetch.js';
 import type { SlugMeta } from './slug-meta.js';
 import { SHA256_RE, SlugCacheDir, type SlugEntry } from './cache-dir.js';
+import { hashedCopy, type HashedCopy } from './hashed-copy.js';
+import { SlugSigning, type SigningSettings, type SlugSignature } from './signature.js';
 
 export type { SlugSource } from './http-source.js';
 export { HttpSlugSource } from './http-source.js';
@@ -49,6 +65,25 @@ export interface SlugStoreOptions {
   /** Test seams: the boot id (durability.ts) and how the file system is flushed. */
   bootId?: string;
   flush?: (dir: string) => Promise<void>;
+  /** requireSignedSlugs and slugPublicKeys; default: nothing required, no key trusted. */
+  signing?: SigningSettings;
+  /** GNU tar runs in `<parent>/slug-extract`, weighted below every dyno (extract-cgroup.ts);
+   * absent (unit tests): in the agent's own cgroup. */
+  extractCgroup?: ExtractCgroupOptions;
+}
+
+/** What ensure() is asked for: a protocol SlugRef, or the CLI's URL with optional digest and
+ * signature (the whole `.minisig` text). */
+export interface SlugRequest {
+  url: string;
+  sha256?: string | undefined;
+  signature?: string | undefined;
+}
+
+interface Flight {
+  done: Promise<SlugEntry & { cached: boolean }>;
+  /** The signature of the request that started it (the one a signed download checked). */
+  signature: string | undefined;
 }
 
 /** Disk limits of the cache. 20 GiB holds ~40 of Heroku's largest slugs unpacked, far more of
@@ -74,10 +109,17 @@ export class SlugStore {
   private readonly files: SlugCacheDir;
   private readonly owner: { uid: number; gid: number };
   private readonly log: Logger;
-  private readonly sources: SlugSource[];
-  private readonly fetchTimeoutMs: number;
-  /** One promise per sha256 being resolved (hit check or download); removed when settled. */
-  private readonly inflight = new Map<string, Promise<SlugEntry & { cached: boolean }>>();
+  private readonly fetch: SourceFetch;
+  /** One flight per sha256 being resolved (hit check or download); removed when settled. */
+  private readonly inflight = new Map<string, Flight>();
+  private readonly signing: SlugSigning;
+  private readonly extractCgroup: ExtractCgroupOptions | undefined;
+  /** BLAKE2b-512 of committed slugs' compressed bytes, as far as this process has seen them
+   * (signature checks of cache hits); dropped on eviction. Not persisted: after a restart a
+   * signed cache hit reads its bytes once more. */
+  private readonly digests = new Map<string, Buffer>();
+  /** Re-reads of cached slugs' bytes for their digest, one per sha256. */
+  private readonly rehashing = new Map<string, Promise<Buffer>>();
   /** Committed entries, for stats(); filled by init() and every successful ensure(). */
   private readonly index = new Map<string, SlugEntry>();
   /** Last use per committed slug (ms); persisted as the metadata file's mtime. */
@@ -85,9 +127,7 @@ export class SlugStore {
   /** sha256 -> owners (dyno ids) that use it. */
   private readonly pins = new Map<string, Set<string>>();
   private readonly limits: SlugLimits;
-  private readonly retry: RetryPolicy;
   private readonly cacheLimits: CacheLimits;
-  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   private readonly bootId: string;
   private readonly flush: (dir: string) => Promise<void>;
   /** Background flushes of newly committed entries (see durability.ts), by sha256. */
@@ -98,14 +138,22 @@ export class SlugStore {
     this.owner = opts.owner;
     this.log = opts.log;
     this.files = new SlugCacheDir(this.dir, this.log);
-    this.sources = opts.sources ?? [new HttpSlugSource({ log: this.log })];
-    this.fetchTimeoutMs = opts.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
     this.limits = opts.limits ?? DEFAULT_SLUG_LIMITS;
-    this.retry = opts.retry ?? DEFAULT_RETRY_POLICY;
     this.cacheLimits = opts.cache ?? DEFAULT_CACHE_LIMITS;
-    this.sleep = opts.sleep ?? abortableSleep;
     this.bootId = opts.bootId ?? currentBootId();
     this.flush = opts.flush ?? flushFileSystem;
+    this.fetch = new SourceFetch({
+      sources: opts.sources ?? [new HttpSlugSource({ log: this.log })],
+      fetchTimeoutMs: opts.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS,
+      retry: opts.retry ?? DEFAULT_RETRY_POLICY,
+      limits: this.limits,
+      log: this.log,
+      sleep: opts.sleep ?? abortableSleep,
+      ensureRoom: (bytes) => this.ensureRoom(bytes),
+    });
+    // Throws CONFIG_INVALID for a bad key: the agent (or CLI) does not start half-configured.
+    this.signing = new SlugSigning(opts.signing ?? { required: false, publicKeys: [] });
+    this.extractCgroup = opts.extractCgroup;
   }
 
   get directory(): string {
@@ -143,19 +191,45 @@ export class SlugStore {
    * `pin` names the user (a dyno id) that holds the slug until unpin(): it is pinned before
    * the promise resolves, so no eviction can slip in between. Without a sha256 (the CLI's
    * `slug fetch URL`) the slug is downloaded and filed under the digest it turns out to have.
+   * A signature the host checks (signature.ts) is verified before the slug is extracted, and
+   * again for a cache hit; SLUG_UNSIGNED and an untrusted key are refused before any download.
    */
-  async ensure(ref: { url: string; sha256?: string | undefined }, options: { pin?: string } = {}): Promise<SlugEntry & { cached: boolean }> {
+  async ensure(ref: SlugRequest, options: { pin?: string } = {}): Promise<SlugEntry & { cached: boolean }> {
     const sha = ref.sha256;
     if (sha !== undefined && !SHA256_RE.test(sha)) {
       throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', 'slug sha256 must be 64 lowercase hex digits');
     }
+    const demanded = this.signing.demand(ref.signature);
     const key = sha ?? `url:${ref.url}`;
-    let flight = this.inflight.get(key);
-    if (!flight) {
-      flight = this.resolve(ref.url, sha).finally(() => this.inflight.delete(key));
-      this.inflight.set(key, flight);
+    let entry: SlugEntry & { cached: boolean };
+    for (;;) {
+      let flight = this.inflight.get(key);
+      const joined = flight !== undefined;
+      if (!flight) {
+        flight = { done: this.resolve(ref.url, sha, demanded).finally(() => this.inflight.delete(key)), signature: ref.signature };
+        this.inflight.set(key, flight);
+      }
+      try {
+        entry = await flight.done;
+        break;
+      } catch (err) {
+        // The download this request joined refused the signature of the request that started
+        // it; this one's own (or none) decides for itself, in a flight of its own.
+        if (joined && err instanceof SlipwayError && err.code === 'SLUG_SIGNATURE_INVALID' && flight.signature !== ref.signature) continue;
+        throw err;
+      }
     }
-    const entry = await flight;
+    if (demanded) {
+      // Held while the signature is checked (a cache hit may re-read its bytes): no gc may
+      // evict the entry between the flight and the caller's pin.
+      const holder = `signature-check:${randomBytes(6).toString('hex')}`;
+      this.pin(entry.sha256, holder);
+      try {
+        this.signing.verify(demanded, await this.digestOf(entry.sha256, ref.url));
+      } finally {
+        this.unpin(entry.sha256, holder);
+      }
+    }
     this.touch(entry.sha256);
     if (options.pin !== undefined) this.pin(entry.sha256, options.pin);
     return entry;
@@ -204,6 +278,7 @@ export class SlugStore {
   /** Drops a committed slug: its metadata first (it stops being an entry), then its tree. */
   private async evict(sha: string): Promise<void> {
     this.index.delete(sha);
+    this.digests.delete(sha);
     this.lastUsed.delete(sha);
     await this.files.remove(sha);
   }
@@ -230,7 +305,7 @@ export class SlugStore {
     return this.files.list();
   }
 
-  private async resolve(url: string, sha: string | undefined): Promise<SlugEntry & { cached: boolean }> {
+  private async resolve(url: string, sha: string | undefined, demanded: SlugSignature | undefined): Promise<SlugEntry & { cached: boolean }> {
     if (sha !== undefined) {
       const hit = await this.files.readEntry(sha);
       if (hit) {
@@ -240,7 +315,7 @@ export class SlugStore {
       // A dir without (valid) metadata is a commit that died half-way: nobody uses it.
       if (existsSync(this.files.entryPath(sha))) await this.files.discard(this.files.entryPath(sha));
     }
-    const { entry, cached } = await this.download(url, sha);
+    const { entry, cached } = await this.download(url, sha, demanded);
     this.index.set(entry.sha256, entry);
     // The new slug may have taken the cache over its budget: make room again now, sparing it
     // (still in flight, so in use) and everything pinned or mounted.
@@ -248,86 +323,124 @@ export class SlugStore {
     return { ...entry, cached };
   }
 
-  private async download(url: string, sha: string | undefined): Promise<{ entry: SlugEntry; cached: boolean }> {
-    const shown = redactUrl(url);
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new SlipwayError('SLUG_UNSUPPORTED_SOURCE', `slug URL is not a valid URL: ${shown}`);
-    }
-    const source = this.sources.find((s) => s.schemes.includes(parsed.protocol));
-    if (!source) throw new SlipwayError('SLUG_UNSUPPORTED_SOURCE', `slug URL scheme ${parsed.protocol} is not supported`);
-
+  private async download(url: string, sha: string | undefined, demanded: SlugSignature | undefined): Promise<{ entry: SlugEntry; cached: boolean }> {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const started = Date.now();
-    const deadline = new AbortController();
-    const timer = setTimeout(() => {
-      deadline.abort(new SlipwayError('SLUG_FETCH_FAILED', `slug download from ${shown} exceeded its deadline of ${this.fetchTimeoutMs} ms`));
-    }, this.fetchTimeoutMs);
-    const log = this.log.child({ sha256: sha, url: shown });
-    log.info('slug download started');
-    try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const done = await this.attempt(parsed, source, sha, deadline.signal);
-          log.info({ sha256: done.entry.sha256, bytes: done.entry.bytes, files: done.entry.files, compressedBytes: done.compressedBytes, attempt, ms: Date.now() - started }, 'slug ready');
-          return done;
-        } catch (err) {
-          const failure = asSlipwayError(deadline.signal.aborted ? deadline.signal.reason : err);
-          const delay = deadline.signal.aborted ? undefined : retryDelayMs(attempt, failure, this.retry);
-          if (delay === undefined) {
-            log.warn({ err: failure, code: failure.code, attempt, ms: Date.now() - started }, 'slug download failed');
-            throw failure;
-          }
-          log.warn({ code: failure.code, err: failure.message, attempt, retryInMs: delay }, 'slug download failed; retrying');
-          await this.sleep(delay, deadline.signal).catch(() => undefined);
-          if (deadline.signal.aborted) throw asSlipwayError(deadline.signal.reason);
-        }
-      }
-    } finally {
-      clearTimeout(timer);
-    }
+    return this.fetch.withRetries(url, sha, 'slug download', (parsed, source, signal) => this.attempt(parsed, source, sha, demanded, signal), (done) => ({
+      msg: 'slug ready', fields: { sha256: done.entry.sha256, bytes: done.entry.bytes, files: done.entry.files, compressedBytes: done.compressedBytes },
+    }));
   }
 
   /** One try: room on disk, a fresh staging dir, stream, verify, commit. Leaves nothing on failure. */
-  private async attempt(url: URL, source: SlugSource, sha: string | undefined, signal: AbortSignal): Promise<{ entry: SlugEntry; cached: boolean; compressedBytes: number }> {
+  private async attempt(url: URL, source: SlugSource, sha: string | undefined, demanded: SlugSignature | undefined, signal: AbortSignal): Promise<{ entry: SlugEntry; cached: boolean; compressedBytes: number }> {
     await this.ensureRoom(0);
-    const staging = this.files.stagingPath(sha);
-    await fsp.mkdir(staging, { mode: 0o755 });
-    // The extractor writes as the dyno user, from inside this dir (the store dir stays 0700).
-    await fsp.chown(staging, this.owner.uid, this.owner.gid);
+    if (demanded) return this.signedAttempt(url, source, sha, demanded, signal);
+    const staging = await this.makeStaging(sha);
     try {
-      const stream = await source.open(url, signal);
-      // The room check below is async: an error the stream hits meanwhile must not be an
-      // unhandled 'error' event; extractSlug finds it in stream.errored.
-      stream.on('error', () => undefined);
-      signal.addEventListener('abort', () => stream.destroy(signal.reason as Error), { once: true });
-      if (signal.aborted) stream.destroy(signal.reason as Error);
-      const declared = declaredLength(stream);
-      if (declared !== undefined) {
-        if (declared > this.limits.maxCompressedBytes) {
-          stream.destroy();
-          throw new SlipwayError('SLUG_TOO_LARGE', `slug breaks a budget: ${declared} compressed bytes exceed ${this.limits.maxCompressedBytes}`);
-        }
-        await this.ensureRoom(declared * EXPANSION_ESTIMATE).catch((err: unknown) => {
-          stream.destroy();
-          throw err;
-        });
-      }
-      const result = await extractSlug({ source: stream, stagingDir: staging, owner: this.owner, expectedSha256: sha, log: this.log, limits: this.limits });
-      if (sha === undefined && (await this.files.readEntry(result.sha256))) {
-        // Fetched by URL and it was already here under its digest: keep the cached copy.
-        await this.files.discard(staging);
-        return { entry: (await this.files.readEntry(result.sha256)) as SlugEntry, cached: true, compressedBytes: result.compressedBytes };
-      }
-      return { entry: await this.commit(staging, result.sha256, result), cached: false, compressedBytes: result.compressedBytes };
+      const { stream, declared } = await this.fetch.open(url, source, signal, EXPANSION_ESTIMATE);
+      return await this.extractAndCommit(staging, stream, sha, declared);
     } catch (err) {
-      await this.files.discard(staging).catch((rmErr: unknown) => {
-        this.log.error({ path: staging, err: rmErr }, 'could not remove a failed slug staging dir');
-      });
+      await this.discardStaging(staging);
       throw err;
     }
+  }
+
+  /** The signed path of one try: the compressed bytes into a file, the signature verified over
+   * them, then that file extracted. A refused slug never reaches the extractor. */
+  private async signedAttempt(url: URL, source: SlugSource, sha: string | undefined, demanded: SlugSignature, signal: AbortSignal): Promise<{ entry: SlugEntry; cached: boolean; compressedBytes: number }> {
+    // A `.staging-*` name: removed by sweepLeftovers() if the agent dies before it is discarded.
+    const file = this.files.stagingPath(sha);
+    try {
+      // Room for the compressed file beside what it unpacks to.
+      const { stream } = await this.fetch.open(url, source, signal, EXPANSION_ESTIMATE + 1);
+      const copy = await hashedCopy(stream, file, this.limits);
+      this.checkDigest(copy, sha);
+      this.signing.verify(demanded, copy.blake2b512);
+      this.log.info({ sha256: copy.sha256, keyId: demanded.keyId, trustedComment: demanded.trustedComment }, 'slug signature verified');
+      if (sha === undefined) {
+        const cached = await this.files.readEntry(copy.sha256);
+        if (cached) {
+          this.digests.set(copy.sha256, copy.blake2b512);
+          return { entry: cached, cached: true, compressedBytes: copy.bytes };
+        }
+      }
+      const staging = await this.makeStaging(copy.sha256);
+      try {
+        // Known before the commit, which writes it into the metadata (slug-meta.ts).
+        this.digests.set(copy.sha256, copy.blake2b512);
+        return await this.extractAndCommit(staging, createReadStream(file), copy.sha256, copy.bytes);
+      } catch (err) {
+        await this.discardStaging(staging);
+        throw err;
+      }
+    } finally {
+      await this.files.discard(file).catch((err: unknown) => this.log.error({ path: file, err }, 'could not remove a downloaded slug file'));
+    }
+  }
+
+  /** BLAKE2b-512 of a committed slug's compressed bytes: known from its download in this
+   * process, else from its metadata (written when it came signed), else read once more. */
+  private digestOf(sha: string, url: string): Promise<Buffer> {
+    const known = this.digests.get(sha);
+    if (known) return Promise.resolve(known);
+    let flight = this.rehashing.get(sha);
+    if (!flight) {
+      // Written into the metadata when the slug was downloaded with a signature.
+      flight = this.files.readMeta(sha).then((meta) => {
+        if (!meta?.blake2b512) return this.rehash(sha, url);
+        const digest = Buffer.from(meta.blake2b512, 'hex');
+        if (this.index.has(sha)) this.digests.set(sha, digest);
+        return digest;
+      }).finally(() => this.rehashing.delete(sha));
+      this.rehashing.set(sha, flight);
+    }
+    return flight;
+  }
+
+  /** A slug cached without its BLAKE2b-512 (it came unsigned): read once more from its source
+   * and hashed, nothing written; single flight through digestOf. */
+  private rehash(sha: string, url: string): Promise<Buffer> {
+    return this.fetch.withRetries(url, sha, 'slug re-read to check its signature', async (parsed, source, signal) => {
+      const { stream } = await this.fetch.open(parsed, source, signal, undefined);
+      const copy = await hashedCopy(stream, undefined, this.limits);
+      this.checkDigest(copy, sha);
+      // Kept only while the slug is still cached (eviction drops it).
+      if (this.index.has(sha)) this.digests.set(sha, copy.blake2b512);
+      return copy.blake2b512;
+    });
+  }
+
+  private checkDigest(copy: HashedCopy, sha: string | undefined): void {
+    if (sha !== undefined && copy.sha256 !== sha) throw new SlipwayError('SLUG_CHECKSUM_MISMATCH', `slug checksum mismatch: expected sha256 ${sha}, got ${copy.sha256}`);
+  }
+
+  /** A fresh staging dir the extractor writes into as the dyno user, from inside (the store
+   * dir stays 0700). */
+  private async makeStaging(sha: string | undefined): Promise<string> {
+    const staging = this.files.stagingPath(sha);
+    await fsp.mkdir(staging, { mode: 0o755 });
+    await fsp.chown(staging, this.owner.uid, this.owner.gid);
+    return staging;
+  }
+
+  private async discardStaging(staging: string): Promise<void> {
+    await this.files.discard(staging).catch((rmErr: unknown) => {
+      this.log.error({ path: staging, err: rmErr }, 'could not remove a failed slug staging dir');
+    });
+  }
+
+  /** Extracts `stream` into `staging` and commits it; a slug fetched by URL that turns out to
+   * be cached already keeps the cached copy. */
+  private async extractAndCommit(staging: string, stream: Readable, sha: string | undefined, declared: number | undefined): Promise<{ entry: SlugEntry; cached: boolean; compressedBytes: number }> {
+    const result = await extractSlug({
+      source: stream, stagingDir: staging, owner: this.owner, expectedSha256: sha, log: this.log, limits: this.limits,
+      ...(declared !== undefined ? { declaredBytes: declared } : {}), ...(this.extractCgroup ? { cgroup: this.extractCgroup } : {}),
+    });
+    if (sha === undefined && (await this.files.readEntry(result.sha256))) {
+      // Fetched by URL and it was already here under its digest: keep the cached copy.
+      await this.files.discard(staging);
+      return { entry: (await this.files.readEntry(result.sha256)) as SlugEntry, cached: true, compressedBytes: result.compressedBytes };
+    }
+    return { entry: await this.commit(staging, result.sha256, result), cached: false, compressedBytes: result.compressedBytes };
   }
 
   /** Evicts what it must so `needBytes` fit above the floor and under the budget. */
@@ -350,6 +463,7 @@ export class SlugStore {
     const meta: SlugMeta = {
       sha256: sha, bytes: result.bytes, files: result.files, compressedBytes: result.compressedBytes,
       fetchedAt: new Date().toISOString(), bootId: this.bootId, durable: false,
+      ...(this.digests.has(sha) ? { blake2b512: this.digests.get(sha)!.toString('hex') } : {}),
     };
     await this.files.writeMeta(meta);
     this.lastUsed.set(sha, Date.now());
@@ -374,19 +488,4 @@ export class SlugStore {
       .finally(() => this.settling.delete(sha));
     this.settling.set(sha, work);
   }
-}
-
-/** The compressed size the source announced (HTTP Content-Length), if any. */
-function declaredLength(stream: unknown): number | undefined {
-  const headers = (stream as { headers?: Record<string, unknown> }).headers;
-  const raw = headers?.['content-length'] ?? (stream as { slugBytes?: unknown }).slugBytes;
-  const n = typeof raw === 'string' ? Number(raw) : typeof raw === 'number' ? raw : NaN;
-  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-  });
 }

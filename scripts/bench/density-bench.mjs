@@ -47,6 +47,9 @@ async function main() {
   const sha256 = createHash('sha256').update(readFileSync(join(dir, 'slug.tgz'))).digest('hex');
   writeFileSync(join(dir, 'sizes.json'), JSON.stringify({ tiny: { name: 'tiny', memoryMb: 32, cpuShares: 64, pidsLimit: 32 } }));
   writeFileSync(join(dir, 'token'), 'bench-token\n', { mode: 0o600 });
+  // The bench's own bridge, subnet and nftables table: 100 dynos, each in its own namespace.
+  const config = join(dir, 'agent.json');
+  writeFileSync(config, JSON.stringify({ network: { bridge: 'swdensity0', subnet: '100.74.0.0/24', table: 'slipway_density', poolSize: 4 } }));
 
   const procs = [];
   const cleanup = async () => {
@@ -54,7 +57,7 @@ async function main() {
     for (const p of procs) { try { p.child.kill('SIGTERM'); } catch { /* gone */ } }
     await Promise.race([Promise.all(procs.map((p) => (p.child.exitCode !== null ? undefined : new Promise((r) => p.child.once('exit', r))))), sleep(10_000)]);
     for (const p of procs) { try { p.child.kill('SIGKILL'); } catch { /* gone */ } }
-    try { execFileSync(process.execPath, [join(ROOT, 'dist/agent/main.js'), 'cleanup', '--state-dir', stateDir, '--cgroup-parent', CGROUP_PARENT], { stdio: 'ignore' }); } catch { /* best effort */ }
+    try { execFileSync(process.execPath, [join(ROOT, 'dist/agent/main.js'), 'cleanup', '--config', config, '--state-dir', stateDir, '--cgroup-parent', CGROUP_PARENT], { stdio: 'ignore' }); } catch { /* best effort */ }
     execFileSync('sh', ['-c', `for d in /sys/fs/cgroup/*${CGROUP_PARENT} /sys/fs/cgroup${CGROUP_PARENT}; do [ -d "$d" ] && find "$d" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null; rmdir "$d" 2>/dev/null; done; true`]);
     rmSync(dir, { recursive: true, force: true });
   };
@@ -63,7 +66,7 @@ async function main() {
     const coord = spawnBin('coordinator', ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0', '--sizes-file', join(dir, 'sizes.json')], { SLIPWAY_COORDINATOR_TOKEN: 'bench-token' });
     procs.push(coord);
     const listening = await coord.waitFor('coordinator listening');
-    const agent = spawnBin('agent', ['serve', '--coordinator', listening.agentUrl, '--token-file', join(dir, 'token'), '--state-dir', stateDir,
+    const agent = spawnBin('agent', ['serve', '--config', config, '--coordinator', listening.agentUrl, '--token-file', join(dir, 'token'), '--state-dir', stateDir,
       '--address', '127.0.0.1', '--cgroup-parent', CGROUP_PARENT, '--diagnostics-listen', '127.0.0.1:0', '--agent-id', 'bench-agent', '--stop-grace-ms', '2000'],
       // SLIPWAY_BENCH_PROFILE=DIR writes a CPU profile of the agent there (node --cpu-prof).
       { SLIPWAY_LOG_LEVEL: 'warn' }, process.env.SLIPWAY_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SLIPWAY_BENCH_PROFILE}`] : []);

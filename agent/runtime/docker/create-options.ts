@@ -8,7 +8,16 @@
 // - /app is a bind mount of an overlay the driver mounts on the host (slug's app/ below, a
 //   per-dyno upper dir above), so /app is writable, reset on the next start, and the slug is
 //   never copied or written;
-// - the log is Docker's json-file, capped like conmon's.
+// - the log is Docker's json-file, capped like conmon's;
+// - the network: Docker cannot join a namespace by path, so a dyno with its own network
+//   (spec.network) joins the pause container that holds it (`NetworkMode: container:<pause>`,
+//   pause.ts). Docker then refuses a Hostname of the dyno's own and gives it the pause
+//   container's (which pause.ts sets to the dyno's). The pause container has none of the
+//   engine's networking, so the engine binds no resolv.conf or hosts file into the dyno (its
+//   init layer leaves empty ones): /etc/resolv.conf is the agent's file
+//   (agent/network/resolv.ts) and /etc/hosts the stack's own (stack-image.ts stackHostsFile),
+//   both bound read-only, which is what runc and LXC dynos see. Without spec.network, the
+//   host's network and the engine's files (driver tests, the start benchmark's baseline).
 import type Dockerode from 'dockerode';
 import type { ContainerSpec } from '../driver.js';
 import { cfsQuotaUs, CPU_PERIOD_US, DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, LOG_SIZE_MAX_BYTES, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
@@ -16,6 +25,8 @@ import { cfsQuotaUs, CPU_PERIOD_US, DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, LOG_S
 /** Labels that find a dyno's container again (`docker ps --filter label=slipway.dyno=ID`). */
 export const LABEL_DYNO = 'slipway.dyno';
 export const LABEL_MANAGED = 'slipway.managed';
+/** The network namespace a pause container holds (pause.ts), by its name under /run/netns. */
+export const LABEL_PAUSE = 'slipway.pause';
 
 /** Docker's json-file `max-size`: conmon's cap, in the binary megabytes json-file parses
  * (units.RAMInBytes: 16m = 16 MiB). With `max-file` 1 the file is truncated at the cap, as
@@ -25,6 +36,13 @@ export const JSON_LOG_MAX_SIZE = `${Math.floor(LOG_SIZE_MAX_BYTES / (1024 * 1024
 /** One container per dyno id: the engine refuses a second container of the same name. */
 export function containerName(dynoId: string): string {
   return `slipway-${dynoId}`;
+}
+
+/** The pause container that holds network namespace `netns` (pause.ts). The dot keeps it apart
+ * from every dyno's container: dyno ids are [a-z0-9-] (shared/protocol.ts DynoId), so no dyno
+ * id can make `slipway-pause.<netns>`. */
+export function pauseContainerName(netns: string): string {
+  return `slipway-pause.${netns}`;
 }
 
 export interface CreateOptionsInput {
@@ -37,6 +55,9 @@ export interface CreateOptionsInput {
   appDir: string;
   /** A seccomp profile in Docker's JSON format; absent = the engine's default profile. */
   seccompProfile?: string;
+  /** With spec.network: the stack's /etc/hosts on the host (stack-image.ts stackHostsFile);
+   * absent when the stack has none. */
+  hostsFile?: string;
 }
 
 /** The create body (the container name goes in the query, see driver.ts). */
@@ -55,7 +76,8 @@ export function buildCreateOptions(spec: ContainerSpec, o: CreateOptionsInput): 
     Env: spec.env,
     WorkingDir: spec.cwd,
     User: `${spec.user.uid}:${spec.user.gid}`,
-    Hostname: spec.hostname,
+    // With a network of its own the hostname is the pause container's (see the header).
+    ...(spec.network ? {} : { Hostname: spec.hostname }),
     Labels: { [LABEL_DYNO]: spec.dynoId, [LABEL_MANAGED]: 'true' },
     Tty: false,
     OpenStdin: false,
@@ -63,12 +85,14 @@ export function buildCreateOptions(spec: ContainerSpec, o: CreateOptionsInput): 
     AttachStdout: false,
     AttachStderr: false,
     HostConfig: {
-      // Shared with the host, as with runc and LXC: the dyno listens on its $PORT on the
-      // host's address. Per-dyno network namespaces come with the isolation issue.
-      NetworkMode: 'host',
+      NetworkMode: spec.network ? `container:${pauseContainerName(spec.network.netns)}` : 'host',
       IpcMode: 'private',
       CgroupParent: o.cgroupParent,
-      Mounts: [{ Type: 'bind', Source: o.appDir, Target: '/app', ReadOnly: false, BindOptions: { Propagation: 'rprivate' } }],
+      Mounts: [
+        { Type: 'bind', Source: o.appDir, Target: '/app', ReadOnly: false, BindOptions: { Propagation: 'rprivate' } },
+        ...(spec.network ? [readOnlyFile(spec.network.resolvConf, '/etc/resolv.conf')] : []),
+        ...(spec.network && o.hostsFile ? [readOnlyFile(o.hostsFile, '/etc/hosts')] : []),
+      ],
       ReadonlyRootfs: false,
       Privileged: false,
       Init: false,
@@ -91,4 +115,8 @@ export function buildCreateOptions(spec: ContainerSpec, o: CreateOptionsInput): 
       LogConfig: { Type: 'json-file', Config: { 'max-size': JSON_LOG_MAX_SIZE, 'max-file': '1' } },
     },
   };
+}
+
+function readOnlyFile(source: string, target: string): Dockerode.MountSettings {
+  return { Type: 'bind', Source: source, Target: target, ReadOnly: true, BindOptions: { Propagation: 'rprivate' } };
 }

@@ -7,12 +7,20 @@
 // this driver's; a leftover of that name is removed before a start, so a dyno id never has two
 // containers. Files under the dyno's dir: handle.json, app/ (the /app overlay mount, bound
 // into the container), app-upper/ and app-work/ (its upper and work dirs).
+//
+// A dyno with its own network (spec.network) joins the pause container that holds it
+// (pause.ts, made by the host network through netnsFactory() before the start). That container
+// is the host network's, never this driver's: destroy() leaves it (the network is released
+// after the dyno's container is gone), and nothing here lists or sweeps containers by label, so
+// recovery and the dyno sweep (agent/dynos/sweep.ts: dyno dirs, `slipway-<dynoId>`) never
+// meet one.
 import { chmod, chown, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import type { Logger } from '../../../shared/log.js';
 import { SlipwayError } from '../../../shared/errors.js';
+import type { NetnsFactory } from '../../network/host-network.js';
 import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
 import { readHandle, writeHandle } from '../handle-file.js';
 import { gracefulStop, shared } from '../common.js';
@@ -23,7 +31,8 @@ import { readDynoStats } from '../../host/cgroup-stats.js';
 import { dockerSeccomp } from '../seccomp/profile.js';
 import { buildCreateOptions, containerName } from './create-options.js';
 import { createEngineClient, CREATE_TIMEOUT_MS, engineCall, httpStatus, inspectContainer, KILL_TIMEOUT_MS, removeContainer, START_TIMEOUT_MS } from './engine.js';
-import { StackImages } from './stack-image.js';
+import { stackHostsFile, StackImages } from './stack-image.js';
+import { PauseContainers } from './pause.js';
 import { waitForExit } from './exit.js';
 
 export interface DockerDriverOptions {
@@ -33,6 +42,10 @@ export interface DockerDriverOptions {
   log: Logger;
   /** The engine's socket; default /var/run/docker.sock. */
   socketPath?: string;
+  /** A stack's directory by name (the agent's StackStore.resolve): the pause container of a
+   * dyno's network runs the stack's image and is made before the dyno's start (pause.ts).
+   * Needed only to make networks; listing and removing them work without it. */
+  stackDir?: (stack: string) => string;
 }
 
 export class DockerDriver implements RuntimeDriver {
@@ -45,6 +58,7 @@ export class DockerDriver implements RuntimeDriver {
   /** Docker's default profile resolved for the dyno capability set (seccomp/profile.ts), made
    * on the first start; a start never goes ahead without it. */
   private seccomp: string | undefined;
+  private pause: PauseContainers | undefined;
 
   constructor(private readonly opts: DockerDriverOptions) {
     this.docker = createEngineClient(opts.socketPath);
@@ -55,6 +69,17 @@ export class DockerDriver implements RuntimeDriver {
   }
 
   static containerName = containerName;
+
+  /** The pause containers holding the dynos' network namespaces (one per driver: they share
+   * its engine client, stack images and seccomp profile). */
+  netnsFactory(): NetnsFactory {
+    this.pause ??= new PauseContainers({
+      docker: this.docker, images: this.images, cgroupParent: this.cgroupParent,
+      seccompProfile: () => (this.seccomp ??= dockerSeccomp()),
+      stackDir: this.opts.stackDir, log: this.opts.log,
+    });
+    return this.pause;
+  }
 
   private paths(dir: string) {
     return { app: join(dir, 'app'), upper: join(dir, 'app-upper'), work: join(dir, 'app-work') };
@@ -85,7 +110,8 @@ export class DockerDriver implements RuntimeDriver {
     await mountOverlay({ lower: [join(spec.slugDir, 'app')], upper: p.upper, work: p.work, target: p.app });
     try {
       this.seccomp ??= dockerSeccomp();
-      const body = buildCreateOptions(spec, { image, cgroupParent: this.cgroupParent, appDir: p.app, seccompProfile: this.seccomp });
+      const hostsFile = spec.network ? await stackHostsFile(spec.stackDir) : undefined;
+      const body = buildCreateOptions(spec, { image, cgroupParent: this.cgroupParent, appDir: p.app, seccompProfile: this.seccomp, ...(hostsFile ? { hostsFile } : {}) });
       handle.containerId = await this.create(name, body);
       handle.cgroupPath = `${this.cgroupParent}/${handle.containerId}`;
       // Persisted before the start: from here on a restarted agent can find the container
@@ -148,6 +174,7 @@ export class DockerDriver implements RuntimeDriver {
     return gracefulStop(this, handle, graceMs);
   }
 
+  /** The dyno's container only: the pause container of its network is the host network's. */
   async destroy(handle: DynoHandle): Promise<void> {
     await removeContainer(this.docker, this.ref(handle));
     await unmountOverlay(this.paths(handle.dir).app);

@@ -28,6 +28,10 @@ export const KILL_TIMEOUT_MS = 10_000;
 /** ECS allows 5 min for a remove, which deletes the container's writable layer; a dyno's
  * ephemeral writes are small, and 2 min still deletes GBs on a slow EBS volume. */
 export const REMOVE_TIMEOUT_MS = 120_000;
+/** ECS allows 10 min for a list, which may page through thousands of tasks' containers; a
+ * host's pause containers are one per dyno (a few hundred at most), answered in milliseconds,
+ * so the inspect bound. */
+export const LIST_TIMEOUT_MS = 30_000;
 /** ECS's VersionTimeout, for a ping or an image inspect. */
 export const PING_TIMEOUT_MS = 10_000;
 /** ECS's (older) LoadImageTimeout: a stack is ~1 GB unpacked (heroku-24); importing it is one

@@ -9,7 +9,7 @@
 // installed by rename, never edited in place) and the engine is asked before importing.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { create as createTar } from 'tar';
@@ -48,6 +48,24 @@ export async function stackFingerprint(dir: string): Promise<string> {
   h.update(`${root.mode}\0${root.uid}\0${root.gid}`);
   await walk('');
   return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * The stack's own /etc/hosts as a host path, to bind over the empty file that the engine's init
+ * layer puts above every image at /etc/hosts. The engine binds a hosts file of its own there,
+ * except in a container that joins a pause container made without the engine's networking
+ * (pause.ts); such a dyno then sees the stack's file, as runc and LXC dynos do. undefined when
+ * the stack has none, or it is not a regular file inside the stack: the path is resolved as
+ * the host sees it, so a symlink (of the file or of /etc) that leads out is never followed.
+ */
+export async function stackHostsFile(stackDir: string): Promise<string | undefined> {
+  try {
+    const root = await realpath(stackDir);
+    const file = await realpath(join(root, 'etc', 'hosts'));
+    return file.startsWith(`${root}/`) && (await stat(file)).isFile() ? file : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export class StackImages {

@@ -77,6 +77,7 @@ export class LxcDriver implements RuntimeDriver {
     const config = buildLxcConfig({
       hostname: spec.hostname, rootfs: p.rootfs, user: spec.user, cwd: spec.cwd, limits: spec.limits, cgroupPath,
       cgroupVersion: this.cgroupVersion, ...(seccomp ? { seccompFile: p.seccomp } : {}), stopHook: p.stopHook, logFile: p.lxcLog,
+      ...(spec.network ? { network: { path: spec.network.path, resolvConf: spec.network.resolvConf } } : {}),
     });
     const overlay = { lower: [spec.slugDir, spec.stackDir], upper: p.upper, work: p.work, target: p.rootfs };
     await Promise.all([

@@ -4,9 +4,11 @@
 // It mirrors the runc driver's OCI config (oci-config.ts) key for key, from hardening.ts:
 // non-root init user, no new privileges, the dyno capability set, masked and read-only /proc
 // and /sys paths, the seccomp filter, nofile, oom_score_adj, memory = memory+swap, CPU shares
-// (and quota), pids. The network is the host's (`lxc.net.0.type = none` shares the host's
-// network namespace, as the runc dynos do for now). The rootfs is the dyno's overlay,
-// mounted by the driver before lxc-execute runs.
+// (and quota), pids. The network namespace is the one the agent prepared for the dyno
+// (`lxc.namespace.share.net` with its /run/netns path: LXC 5 opens an absolute path as the
+// namespace file), with the agent's resolv.conf bind-mounted read-only; without one (driver
+// tests) `lxc.net.0.type = none` shares the host's. The rootfs is the dyno's overlay, mounted
+// by the driver before lxc-execute runs.
 import type { CgroupVersion } from '../../host/cgroups.js';
 import type { ContainerLimits } from '../driver.js';
 import { cfsQuotaUs, CPU_PERIOD_US, DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
@@ -24,6 +26,8 @@ export interface LxcConfigInput {
   seccompFile?: string;
   stopHook: string;
   logFile: string;
+  /** The dyno's network namespace and resolv.conf (ContainerSpec.network). */
+  network?: { path: string; resolvConf: string };
 }
 
 /** cgroup v2 cpu.weight from v1 shares, the conversion runc and crun use. */
@@ -58,7 +62,7 @@ function cgroupLimits(l: ContainerLimits, version: CgroupVersion): string[] {
 }
 
 export function buildLxcConfig(c: LxcConfigInput): string {
-  for (const p of [c.rootfs, c.cwd, c.cgroupPath, c.stopHook, c.logFile, c.seccompFile ?? '']) {
+  for (const p of [c.rootfs, c.cwd, c.cgroupPath, c.stopHook, c.logFile, c.seccompFile ?? '', c.network?.path ?? '', c.network?.resolvConf ?? '']) {
     // One key per line: a newline in a value would inject configuration.
     if (/[\n\r]/.test(p)) throw new Error(`LXC config value may not contain a newline: ${JSON.stringify(p)}`);
   }
@@ -66,7 +70,7 @@ export function buildLxcConfig(c: LxcConfigInput): string {
   const lines = [
     `lxc.uts.name = ${c.hostname}`,
     `lxc.rootfs.path = dir:${c.rootfs}`,
-    'lxc.net.0.type = none',
+    ...(c.network ? [`lxc.namespace.share.net = ${c.network.path}`] : ['lxc.net.0.type = none']),
     `lxc.init.uid = ${c.user.uid}`,
     `lxc.init.gid = ${c.user.gid}`,
     `lxc.init.groups = ${c.user.gid}`,
@@ -86,6 +90,7 @@ export function buildLxcConfig(c: LxcConfigInput): string {
     ...MASKED_PATHS.map((p) => MASKED_DIRS.has(p)
       ? `lxc.mount.entry = tmpfs ${p.slice(1)} tmpfs ro,nosuid,nodev,noexec,size=0,optional 0 0`
       : `lxc.mount.entry = /dev/null ${p.slice(1)} none bind,optional 0 0`),
+    ...(c.network ? [`lxc.mount.entry = ${c.network.resolvConf} etc/resolv.conf none bind,ro,nosuid,nodev,noexec,create=file 0 0`] : []),
     ...READONLY_PATHS.filter((p) => p !== '/proc/sys' && p !== '/proc/sysrq-trigger')
       .map((p) => `lxc.mount.entry = ${p} ${p.slice(1)} none rbind,ro,optional 0 0`),
     `lxc.prlimit.nofile = ${c.limits.nofile}`,

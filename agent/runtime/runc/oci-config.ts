@@ -5,8 +5,9 @@
 // below), tightened for dynos: a non-root user, no new privileges, the memory, swap, CPU and
 // pids limits from the dyno size, and a read-only /sys. The stack is a read-only overlay lower
 // layer, so the rootfs itself may stay writable (the upper dir is the dyno's ephemeral disk).
-// The network namespace is shared with the host for now: a dyno listens on its $PORT on the
-// host's address. Per-dyno network namespaces come with the isolation issue.
+// The network namespace is the one the agent prepared for the dyno (spec.network: joined by
+// path, with the agent's resolv.conf bind-mounted read-only); without one (driver tests, the
+// start benchmark's baseline) the dyno shares the host's.
 import type { ContainerSpec } from '../driver.js';
 import { cfsQuotaUs, CPU_PERIOD_US, DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
 
@@ -53,6 +54,7 @@ export function buildOciConfig(spec: ContainerSpec, options: OciConfigOptions): 
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      ...(spec.network ? [{ destination: '/etc/resolv.conf', type: 'bind', source: spec.network.resolvConf, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] }] : []),
     ],
     linux: {
       cgroupsPath: options.cgroupsPath,
@@ -63,7 +65,7 @@ export function buildOciConfig(spec: ContainerSpec, options: OciConfigOptions): 
         cpu,
         pids: { limit: limits.pidsLimit },
       },
-      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(spec.network ? [{ type: 'network', path: spec.network.path }] : [])],
       ...(options.seccomp ? { seccomp: options.seccomp } : {}),
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],

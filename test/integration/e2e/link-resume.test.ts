@@ -12,7 +12,6 @@
 // applied itself; its debug log lists every event it applied ('dyno state').
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { eventually } from '../../helpers/host.js';
 import { spawnBin, type Spawned } from '../../helpers/processes.js';
@@ -46,11 +45,10 @@ function journalPending(file: string): number[] {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('coordinator and agent killed while dynos change state: every change arrives once, in order', async (t) => {
-  const host = await e2eHost(t, 'resume', { 'public/index.html': 'hello\n' });
+  const host = await e2eHost(t, 'resume', { 'public/index.html': 'hello\n' }, { restarts: { baseMs: 200, capMs: 400, stableAfterMs: 600_000, jitter: 0 } });
   const { stateDir, app, cgroupParent, token, tokenFile, slug, procs } = host;
   // Crash restarts every few hundred ms (the first is immediate), so state changes keep coming.
-  const configFile = join(host.dir, 'agent.json');
-  await writeFile(configFile, JSON.stringify({ restarts: { baseMs: 200, capMs: 400, stableAfterMs: 600_000, jitter: 0 } }));
+  const { configFile } = host;
   const kill = (p: Spawned) => killHard(host, p);
 
   let listen = '127.0.0.1:0';

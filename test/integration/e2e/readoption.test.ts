@@ -10,6 +10,7 @@ import { eventually, runcContainers } from '../../helpers/host.js';
 import { spawnBin } from '../../helpers/processes.js';
 import { getJson, http } from '../../helpers/http.js';
 import { assertNothingLeft, e2eHost, killHard } from './fixtures/e2e-host.js';
+import { dynoNetworksLeft } from '../../helpers/network.js';
 
 const COUNT = 10;
 
@@ -23,7 +24,7 @@ t.test('SIGKILL of the agent with 10 dynos: all re-adopted, none duplicated, a d
   const apiUrl = listening.apiUrl as string;
   const agentId = `agent-${app}`;
   const agentArgs = [
-    'serve', '--coordinator', listening.agentUrl as string, '--token-file', tokenFile, '--state-dir', stateDir,
+    'serve', '--config', host.configFile, '--coordinator', listening.agentUrl as string, '--token-file', tokenFile, '--state-dir', stateDir,
     '--address', '127.0.0.1', '--cgroup-parent', cgroupParent, '--diagnostics-listen', '127.0.0.1:0',
     '--port-range', '33000-33999', '--reserved-memory-mb', '512', '--stop-grace-ms', '2000', '--agent-id', agentId,
   ];
@@ -49,10 +50,15 @@ t.test('SIGKILL of the agent with 10 dynos: all re-adopted, none duplicated, a d
   }, 90_000);
   const byId = new Map(before.map((d) => [d.id as string, d]));
   t.equal(new Set(before.map((d) => d.containerId)).size, COUNT, 'ten containers');
+  t.equal(new Set(before.map((d) => d.network?.address)).size, COUNT, 'diagnostics show each dyno its own address');
 
   // The dyno numbers its lines: the highest number seen is how far its log got.
   const lastTick = (text: string) => Math.max(0, ...[...text.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
   const ticksBefore = lastTick(await first.logs(before[0]!.id));
+  // Each dyno's network, as its record keeps it (the namespace, the address, the host veth).
+  const networkOf = async (id: string): Promise<{ netns: string; address: string; hostVeth: string }> =>
+    (JSON.parse(await readFile(join(stateDir, 'agent', 'dynos', `${id}.json`), 'utf8')) as { record: { network: { netns: string; address: string; hostVeth: string } } }).record.network;
+  const networksBefore = new Map(await Promise.all(before.map(async (d) => [d.id as string, await networkOf(d.id as string)] as const)));
   // The agent dies hard; its dynos do not notice.
   await killHard(host, first.agent);
   t.equal(runcContainers('slipway-').filter((c) => c.includes(app)).length, COUNT, 'all ten still run without the agent');
@@ -76,6 +82,12 @@ t.test('SIGKILL of the agent with 10 dynos: all re-adopted, none duplicated, a d
     return d?.state === 'up' && d.pid !== victim.pid ? d : undefined;
   }, 30_000);
   t.not(restarted.pid, victim.pid, 'the killed dyno runs again in a new process');
+  for (const d of after.filter((x) => x.id !== victim.id)) {
+    t.same(await networkOf(d.id), networksBefore.get(d.id), `${d.name} kept its network namespace and address`);
+  }
+  const victimNet = await networkOf(victim.id);
+  t.not(victimNet.netns, networksBefore.get(victim.id)!.netns, 'the restarted dyno has a new namespace');
+  t.notOk(dynoNetworksLeft(host.network.bridge).includes(`netns ${networksBefore.get(victim.id)!.netns}`), 'and its old one is gone');
   const victimLines = second.agent.lines.filter((l) => l.dynoId === victim.id).map((l) => l.msg);
   t.ok(victimLines.includes('State changed from up to crashed'), 'the dyno that died while the agent was down is reported crashed');
   t.ok(victimLines.indexOf('State changed from crashed to starting') > victimLines.indexOf('State changed from up to crashed'), 'and then restarted');

@@ -10,6 +10,7 @@ import { getJson, http } from '../../helpers/http.js';
 import { execFileSync } from 'node:child_process';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
+import { destroyTestNetwork, dynoNetworksLeft, testAgentConfig } from '../../helpers/network.js';
 
 t.test('a web app from slug to routable and back to nothing', async (t) => {
   const dir = await tempDir(t, 'slipway-e2e-');
@@ -20,6 +21,7 @@ t.test('a web app from slug to routable and back to nothing', async (t) => {
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, token + '\n', { mode: 0o600 });
   cpSync(busyboxStack(), join(stateDir, 'stacks', 'busybox'), { recursive: true, verbatimSymlinks: true });
+  const { file: configFile, network } = await testAgentConfig(dir);
 
   const slug = await makeSlug(dir, {
     '.profile.d/page.sh': 'mkdir -p /app/public && echo "Hello from $DYNO ($GREETING)" > /app/public/index.html\n',
@@ -32,7 +34,8 @@ t.test('a web app from slug to routable and back to nothing', async (t) => {
   t.teardown(async () => {
     for (const p of procs.reverse()) await p.stop();
     // Safety net if an assertion failed midway: remove whatever the agent left.
-    execFileSync(process.execPath, [join(import.meta.dirname, '../../../dist/agent/main.js'), 'cleanup', '--state-dir', stateDir], { stdio: 'ignore' });
+    execFileSync(process.execPath, [join(import.meta.dirname, '../../../dist/agent/main.js'), 'cleanup', '--config', configFile, '--state-dir', stateDir, '--cgroup-parent', cgroupParent], { stdio: 'ignore' });
+    await destroyTestNetwork(network);
     removeCgroupParent(cgroupParent);
   });
 
@@ -43,7 +46,7 @@ t.test('a web app from slug to routable and back to nothing', async (t) => {
   const routerUrl = listening.routerUrl as string;
 
   const agent = spawnBin('agent', [
-    'serve', '--coordinator', listening.agentUrl as string, '--token-file', tokenFile, '--state-dir', stateDir,
+    'serve', '--config', configFile, '--coordinator', listening.agentUrl as string, '--token-file', tokenFile, '--state-dir', stateDir,
     '--address', '127.0.0.1', '--cgroup-parent', cgroupParent, '--diagnostics-listen', '127.0.0.1:0',
     '--port-range', '31000-31999', '--reserved-memory-mb', '512', '--stop-grace-ms', '3000', '--agent-id', `agent-${app}`,
   ]);
@@ -138,5 +141,6 @@ t.test('a web app from slug to routable and back to nothing', async (t) => {
   t.same(runcContainers('slipway-').filter((c) => c.includes(app)), [], 'no container');
   t.same(mountsUnder(dir), [], 'no mount');
   t.same(cgroupChildren(cgroupParent), [], 'no cgroup');
+  t.same(dynoNetworksLeft(network.bridge), [], 'no dyno network namespace or veth');
   t.same(processesMentioning(join(stateDir, 'dynos')), [], 'no conmon or dyno process');
 });

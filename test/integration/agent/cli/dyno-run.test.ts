@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { detectCgroupVersion } from '../../../../agent/host/cgroups.js';
 import { busyboxStack, cgroupChildren, eventually, mountsUnder, processesMentioning, removeCgroupParent, REPO, runcContainers, uniqueName } from '../../../helpers/host.js';
 import { makeSlug } from '../../../helpers/slugs.js';
+import { destroyTestNetwork, dynoNetworksLeft, testAgentConfig } from '../../../helpers/network.js';
 
 const cgroupParent = `/${uniqueName('slipway-dynorun-')}`;
 const root = mkdtempSync(join(tmpdir(), 'slipway-dynorun-'));
@@ -20,9 +21,12 @@ const state = join(root, 'state');
 mkdirSync(join(state, 'stacks'), { recursive: true });
 cpSync(busyboxStack(), join(state, 'stacks', 'busybox'), { recursive: true, verbatimSymlinks: true });
 const children = new Set<ReturnType<typeof spawn>>();
+// One-offs get their own network namespace on a bridge and table of this test's own.
+const agentConfig = await testAgentConfig(root);
 
-t.teardown(() => {
+t.teardown(async () => {
   for (const c of children) c.kill('SIGKILL');
+  await destroyTestNetwork(agentConfig.network);
   removeCgroupParent(cgroupParent);
   rmSync(root, { recursive: true, force: true });
 });
@@ -41,7 +45,7 @@ interface Run { child: ChildProcess; stdout: () => string; done: Promise<{ code:
 
 async function startRun(words: string[], extra: string[] = []): Promise<Run> {
   const { file, sha256 } = await theSlug();
-  const args = [join(REPO, 'dist/agent/main.js'), 'dyno', 'run', '--runtime', 'runc', '--slug', `file://${file}`, '--sha256', sha256, '--state-dir', state, '--cgroup-parent', cgroupParent, ...extra, '--', ...words];
+  const args = [join(REPO, 'dist/agent/main.js'), 'dyno', 'run', '--config', agentConfig.file, '--runtime', 'runc', '--slug', `file://${file}`, '--sha256', sha256, '--state-dir', state, '--cgroup-parent', cgroupParent, ...extra, '--', ...words];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
@@ -69,6 +73,7 @@ function memoryLimit(): number {
 
 function nothingLeft(t: Test): void {
   t.same(readdirSync(join(state, 'dynos')), [], 'the one-off dyno is removed');
+  t.same(dynoNetworksLeft(agentConfig.network.bridge), [], 'and its network namespace and veth');
   t.same(runcContainers('slipway-run-'), [], 'no container left');
   t.same(mountsUnder(state), [], 'no mount left');
   t.same(processesMentioning(join(state, 'dynos')), [], 'no monitor or dyno process left');
@@ -87,6 +92,33 @@ t.test("-- sh -c 'echo $HOME' prints /app, as docker run IMAGE sh -c 'echo $HOME
   t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr.slice(-500)})`);
   t.equal(r.stdout, '/app\n');
   nothingLeft(t);
+});
+
+t.test("a one-off dyno has its own network namespace: an address from the host's dyno subnet, the bridge as its gateway, the agent's resolv.conf", async (t) => {
+  const r = await dynoRun(['ip -4 -o addr show dev eth0; ip route; cat /etc/resolv.conf; ls /sys/class/net']);
+  t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr.slice(-500)})`);
+  const prefix = agentConfig.network.subnet.split('.').slice(0, 3).join('.');
+  t.match(r.stdout, new RegExp(`inet ${prefix.replace(/\./g, '\\.')}\\.\\d+/24`), 'eth0 has an address of the dyno subnet');
+  t.match(r.stdout, new RegExp(`default via ${prefix.replace(/\./g, '\\.')}\\.1 dev eth0`), 'the default route is the bridge');
+  t.match(r.stdout, /Written by slipway-agent/, "/etc/resolv.conf is the agent's");
+  t.notMatch(r.stdout, /docker0|swt[0-9a-f]{6}\b(?!-)/, "no host interface is visible: the namespace is the dyno's own");
+  nothingLeft(t);
+});
+
+t.test('with requireSignedSlugs a one-off needs --signature: SLUG_UNSIGNED without one, and nothing runs', async (t) => {
+  const publicKey = readFileSync(join(REPO, 'test/unit/agent/slugs/fixtures/minisign/a.pub'), 'utf8').trim().split('\n')[1]!;
+  const signed = await testAgentConfig(root, { requireSignedSlugs: true, slugPublicKeys: [publicKey] });
+  t.teardown(() => destroyTestNetwork(signed.network));
+  const { file, sha256 } = await theSlug();
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [join(REPO, 'dist/agent/main.js'), 'dyno', 'run', '--config', signed.file, '--runtime', 'runc', '--slug', `file://${file}`, '--sha256', sha256, '--state-dir', state, '--cgroup-parent', cgroupParent, '--', 'echo ran'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+  t.equal(r.code, 1);
+  t.match(r.stderr, /^SLUG_UNSIGNED: /m, 'refused with its code');
+  t.same(runcContainers('slipway-run-'), [], 'nothing ran');
 });
 
 t.test('a single word is a command string for the shell, as heroku run "cmd"', async (t) => {

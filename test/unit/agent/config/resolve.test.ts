@@ -87,15 +87,16 @@ t.test('env: a key neither the file nor a flag sets, converted and checked like 
 t.test('every default and computed value, and the shape start.ts reads', async (t) => {
   const c = resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile }, {});
   t.same(Object.keys(c).sort(), ['address', 'agentId', 'bootTimeoutMs', 'ca', 'cgroupParent', 'coordinatorUrl', 'cycling', 'diagnosticsListen', 'diagnosticsTokenFile',
-    'dockerSocket', 'dynoUser', 'link', 'logLevel', 'memory', 'nofile', 'portRange', 'reservedMemoryMb', 'restarts', 'runtime', 'slugs', 'stateDir', 'stopGraceMs', 'token'].sort());
+    'dockerSocket', 'dynoUser', 'link', 'logLevel', 'memory', 'network', 'nofile', 'portRange', 'reservedMemoryMb', 'restarts', 'runtime', 'slugs', 'stateDir', 'stopGraceMs', 'token'].sort());
   t.match(c, {
     stateDir: DEFAULTS.stateDir, cgroupParent: DEFAULTS.cgroupParent, runtime: 'runc', dockerSocket: undefined, ca: undefined, reservedMemoryMb: 1024,
     portRange: [20000, 29999], dynoUser: { uid: 64000, gid: 64000 }, bootTimeoutMs: 60_000, stopGraceMs: 30_000, nofile: 10_000, logLevel: 'info',
     diagnosticsListen: '127.0.0.1:7701', diagnosticsTokenFile: '/var/lib/slipway/agent/diagnostics.token', agentId: /^[A-Za-z0-9._-]{1,128}$/, address: /^[0-9.]+$/,
   });
   t.same(c.cycling, { enabled: true, periodMs: 86_400_000, jitterMs: 12_960_000 });
+  t.same(c.network, { subnet: '100.72.0.0/16', bridge: 'slipway0', table: 'slipway', metadataAddresses: ['169.254.169.254', '169.254.170.2', 'fd00:ec2::254'], dns: undefined, poolSize: 4 });
   t.same(c.memory, { r15Multiple: 2, r14IntervalMs: 60_000, sampleMs: 5_000 });
-  t.same(c.slugs, { dir: '/var/lib/slipway/slugs', owner: { uid: 64000, gid: 64000 }, budgetBytes: 20 * 1024 ** 3, floorBytes: 2 * 1024 ** 3, s3: {} });
+  t.same(c.slugs, { dir: '/var/lib/slipway/slugs', owner: { uid: 64000, gid: 64000 }, budgetBytes: 20 * 1024 ** 3, floorBytes: 2 * 1024 ** 3, s3: {}, signing: { required: false, publicKeys: [] }, cgroupParent: '/slipway' });
   t.same(resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, cycling: { enabled: false } }, {}).cycling, { enabled: false, periodMs: 86_400_000, jitterMs: 12_960_000 });
   t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, portRange: [30000, 20000] }, {}), { code: 'CONFIG_INVALID', message: /portRange 30000-20000 is empty/ });
 });

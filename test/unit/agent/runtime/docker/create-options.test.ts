@@ -1,7 +1,8 @@
 // The Docker create body, field by field: the same hardening and limits as runc's OCI config
-// (hardening.ts), in HostConfig's words.
+// (hardening.ts), in HostConfig's words; with a network of its own, the dyno joins its pause
+// container's (pause.ts).
 import t from 'tap';
-import { buildCreateOptions, containerName, JSON_LOG_MAX_SIZE, LABEL_DYNO, LABEL_MANAGED } from '../../../../../agent/runtime/docker/create-options.js';
+import { buildCreateOptions, containerName, JSON_LOG_MAX_SIZE, LABEL_DYNO, LABEL_MANAGED, pauseContainerName } from '../../../../../agent/runtime/docker/create-options.js';
 import { stackImageRef } from '../../../../../agent/runtime/docker/stack-image.js';
 import { exitFromState } from '../../../../../agent/runtime/docker/exit.js';
 import { DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../../../../../agent/runtime/hardening.js';
@@ -60,7 +61,7 @@ t.test('a CPU quota becomes CpuQuota over the kernel default period, like runc',
 });
 
 t.test('network, cgroup, labels and restarts', async (t) => {
-  t.equal(host.NetworkMode, 'host', 'the host network, as runc and LXC');
+  t.equal(host.NetworkMode, 'host', 'without spec.network: the host network, as runc and LXC');
   t.equal(host.CgroupParent, '/slipway');
   t.same(body.Labels, { [LABEL_DYNO]: 'app1-web-1-abc', [LABEL_MANAGED]: 'true' });
   t.same(host.RestartPolicy, { Name: 'no', MaximumRetryCount: 0 }, 'the agent decides about restarts');
@@ -83,6 +84,23 @@ t.test('process, env, cwd and hostname pass through verbatim; no image entrypoin
   t.equal(body.Hostname, 'app1-web-1-abc');
   t.equal(body.Tty, false);
   t.equal(body.OpenStdin, false);
+});
+
+t.test("a dyno with its own network joins its pause container's, with the agent's resolv.conf", async (t) => {
+  const network = { netns: 'slipway0-0123abcd', path: '/run/netns/slipway0-0123abcd', resolvConf: '/var/lib/slipway/network/resolv.conf' };
+  const joined = buildCreateOptions({ ...spec, network }, input);
+  t.equal(joined.HostConfig!.NetworkMode, 'container:slipway-pause.slipway0-0123abcd', 'the pause container named after the namespace');
+  t.equal(pauseContainerName(network.netns), 'slipway-pause.slipway0-0123abcd');
+  t.notOk('Hostname' in joined, 'no hostname of its own: Docker refuses one with a container network and takes the pause container\'s');
+  t.same(joined.HostConfig!.Mounts, [
+    ...host.Mounts!,
+    { Type: 'bind', Source: network.resolvConf, Target: '/etc/resolv.conf', ReadOnly: true, BindOptions: { Propagation: 'rprivate' } },
+  ], '/app as before, and resolv.conf read-only');
+  const withHosts = buildCreateOptions({ ...spec, network }, { ...input, hostsFile: '/s/etc/hosts' }).HostConfig!.Mounts!;
+  t.same(withHosts.at(-1), { Type: 'bind', Source: '/s/etc/hosts', Target: '/etc/hosts', ReadOnly: true, BindOptions: { Propagation: 'rprivate' } }, "and the stack's /etc/hosts, when it has one");
+  t.same(buildCreateOptions(spec, { ...input, hostsFile: '/s/etc/hosts' }).HostConfig!.Mounts, host.Mounts, "without a network of its own the engine's hosts file stays");
+  t.same({ ...joined, Hostname: body.Hostname, HostConfig: { ...joined.HostConfig, NetworkMode: 'host', Mounts: host.Mounts } }, body, 'nothing else differs');
+  t.not(pauseContainerName('x-00000000'), containerName('pause-x-00000000'), 'no dyno id (a-z0-9-) gives a pause container\'s name');
 });
 
 t.test('the log is json-file, capped like conmon', async (t) => {

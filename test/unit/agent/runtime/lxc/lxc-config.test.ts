@@ -80,3 +80,11 @@ t.test('the conmon shim and the stop hook quote their paths', async (t) => {
   t.ok(shim.indexOf('\nmount X || exit 1\n') > 0 && shim.indexOf('\nmount X') < shim.indexOf('\nlxc-execute'), 'the overlay is mounted before lxc-execute starts');
   t.match(stopHookScript({ counterFile: '/sys/fs/cgroup/memory/x/memory.oom_control', out: '/d/oom' }), /cat '\/sys\/fs\/cgroup\/memory\/x\/memory.oom_control' > '\/d\/oom.tmp'/);
 });
+
+t.test("with the dyno's network: its namespace is shared by path, resolv.conf bound read-only, no host network", async (t) => {
+  const c = buildLxcConfig(input({ network: { path: '/run/netns/slipway0-0123abcd', resolvConf: '/var/lib/slipway/network/resolv.conf' } }));
+  t.same(value(c, 'lxc.namespace.share.net'), ['/run/netns/slipway0-0123abcd']);
+  t.same(value(c, 'lxc.net.0.type'), [], 'no lxc.net: the prepared namespace is the dyno\'s');
+  t.ok(value(c, 'lxc.mount.entry').includes('/var/lib/slipway/network/resolv.conf etc/resolv.conf none bind,ro,nosuid,nodev,noexec,create=file 0 0'));
+  t.throws(() => buildLxcConfig(input({ network: { path: '/run/netns/x\nlxc.cap.keep = sys_admin', resolvConf: '/r' } })), /newline/);
+});

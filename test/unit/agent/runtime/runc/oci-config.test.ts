@@ -47,3 +47,10 @@ t.test('a CPU quota appears only when the size asks for one; the seccomp section
   t.same(q.linux.resources.cpu, { shares: 1024, period: 100_000, quota: 150_000 });
   t.same(q.linux.seccomp, { defaultAction: 'SCMP_ACT_ERRNO', syscalls: [] });
 });
+
+t.test("with the dyno's network: runc joins its namespace by path and binds the agent's resolv.conf read-only", async (t) => {
+  const c = buildOciConfig({ ...spec, network: { netns: 'slipway0-0123abcd', path: '/run/netns/slipway0-0123abcd', resolvConf: '/var/lib/slipway/network/resolv.conf' } }, { cgroupsPath: '/p' }) as any;
+  t.same(c.linux.namespaces.find((n: { type: string }) => n.type === 'network'), { type: 'network', path: '/run/netns/slipway0-0123abcd' });
+  t.same(c.mounts.find((m: { destination: string }) => m.destination === '/etc/resolv.conf'), { destination: '/etc/resolv.conf', type: 'bind', source: '/var/lib/slipway/network/resolv.conf', options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+  t.equal(cfg.linux.namespaces.some((n: { type: string }) => n.type === 'network'), false, 'without one: the host network (tests and the baseline only)');
+});
