@@ -69,7 +69,10 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const driver = await createDriver(config.runtime, driverOptions);
   // Each dyno's own network namespace: the bridge, the nftables table and resolv.conf are
   // (re)applied now, before re-adoption claims the networks of the dynos it takes over.
+  // One port allocator for the dynos and the pool, whose ready namespaces hold a routed port.
+  const ports = new PortAllocator(config.portRange[0], config.portRange[1]);
   const network = new HostNetwork({
+    ports,
     ...config.network, dir: join(config.stateDir, 'network'), log: log.child({ component: 'network' }),
     ...(config.network.dns ? { dns: config.network.dns } : {}),
     ...(driver.netnsFactory ? { netnsFactory: driver.netnsFactory() } : {}),
@@ -86,7 +89,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   logs.start();
   const manager = new DynoManager({
     driver, slugs, stacks,
-    ports: new PortAllocator(config.portRange[0], config.portRange[1]),
+    ports,
     network,
     settings: { dynosDir: dirs.dynos, address, dynoUser: config.dynoUser, bootTimeoutMs: config.bootTimeoutMs, nofile: config.nofile },
     log: log.child({ component: 'dynos' }),

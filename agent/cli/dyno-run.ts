@@ -107,7 +107,7 @@ export async function dynoRunCommand(argv: string[]): Promise<number> {
   });
   await network.init({ shared: true });
   const stackName = values.stack ?? 'busybox';
-  const net = await network.acquire({ stack: stackName, hostname: id });
+  const { net } = await network.acquire({ stack: stackName, hostname: id });
   // Heroku names one-off dynos run.N with a random N.
   const handle = await driver.start({
     ...oneOffContainerSpec({ id, name: `run.${randomInt(1000, 10000)}`, size, env, command: oneOffCommand(command), stackName, stack, slugDir: slug.path, file: config }),

@@ -20,7 +20,7 @@ export interface SlugProvider {
 }
 
 /** What a dyno uses of the host network. */
-export type DynoNetworks = Pick<HostNetwork, 'acquire' | 'claim' | 'route' | 'unroute' | 'release' | 'resolvConfFile'>;
+export type DynoNetworks = Pick<HostNetwork, 'acquire' | 'refill' | 'claim' | 'route' | 'unroute' | 'release' | 'resolvConfFile'>;
 
 export interface DynoSettings {
   dynosDir: string;

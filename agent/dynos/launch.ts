@@ -86,9 +86,15 @@ export class Launcher {
     const { network } = this.deps;
     // The network is made while the slug is pinned (or downloaded): a ready namespace is taken
     // at once, and Docker's pause container (~170 ms) no longer waits for the slug.
-    const acquiring = network?.acquire({ stack: this.spec.stack, hostname: this.spec.id.slice(0, 63) }).then((net) => {
+    // A ready one comes with a host port already routed to it (a web dyno's $PORT).
+    const web = isWebDyno(this.spec);
+    const acquiring = network?.acquire({ stack: this.spec.stack, hostname: this.spec.id.slice(0, 63) }, web).then(({ net, port }) => {
       run.network = net;
       run.networkHeld = true;
+      if (port !== undefined) {
+        run.port = port;
+        run.routed = true;
+      }
     });
     const settled = () => acquiring?.catch(() => undefined);
     let slug: { path: string };
@@ -108,8 +114,8 @@ export class Launcher {
     let stack: { dir: string; shell: string };
     try {
       stack = this.deps.stacks.resolve(this.spec.stack);
-      if (isWebDyno(this.spec)) run.port = await this.deps.ports.reserve();
       await acquiring;
+      if (web && run.port === undefined) run.port = await this.deps.ports.reserve();
     } catch (err) {
       // The network may arrive after a failure here: it is given back only once it has.
       await settled();
@@ -123,10 +129,11 @@ export class Launcher {
     }
     const containerNetwork = network && run.network ? { netns: run.network.netns, path: join(NETNS_DIR, run.network.netns), resolvConf: network.resolvConfFile } : undefined;
     run.containerStart = this.deps.driver.start({ ...dynoContainerSpec({ spec: this.spec, stack, slugDir: slug.path, port: run.port, host: this.host }), ...(containerNetwork ? { network: containerNetwork } : {}) });
-    const route = network && run.network && run.port !== undefined ? network.route(run.port, run.network).then(() => { run.routed = true; }) : undefined;
+    const route = network && run.network && run.port !== undefined && !run.routed ? network.route(run.port, run.network).then(() => { run.routed = true; }) : undefined;
     // Both settle before either's failure counts: a container that started while its route
     // failed is still destroyed by the cleanup of the failed launch.
     const [started, routed] = await Promise.allSettled([run.containerStart, route]);
+    network?.refill();
     if (started.status === 'rejected') throw started.reason;
     run.handle = started.value;
     if (routed.status === 'rejected') throw routed.reason;

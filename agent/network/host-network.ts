@@ -15,7 +15,11 @@
 //
 // The pool (runc and LXC: a namespace nobody holds yet is the same for every dyno) is filled
 // in the background, one namespace at a time, so a start takes a ready one and pays no spawn;
-// Docker makes each on the start path, from the dyno's stack image.
+// Docker makes each on the start path, from the dyno's stack image. With the port allocator
+// given (the agent), each ready namespace also holds a host port already routed to it: a web
+// dyno takes both and its start spawns no ip and no nft process; a worker gives the port back
+// after its start. The refill runs after the start it follows (refill()), not beside it: on a
+// small host the ip processes would take CPU from the runtime (measured: scripts/bench/start.sh).
 //
 // At start: the bridge and the table are (re)applied with the routes the kernel still has, then
 // the manager's re-adoption claims the networks of the dynos it takes over, then reconcile()
@@ -63,6 +67,12 @@ export interface NetnsFactory {
   list(prefix: string): Promise<string[]>;
 }
 
+/** A network for one container, and a host port already routed to it when the pool had one. */
+export interface AcquiredNetwork {
+  net: DynoNetwork;
+  port?: number;
+}
+
 export interface HostNetworkSettings {
   bridge: string;
   subnet: string;
@@ -76,6 +86,8 @@ export interface HostNetworkSettings {
   log: Logger;
   commands?: NetCommands;
   netnsFactory?: NetnsFactory;
+  /** The dyno port allocator (agent/dynos/ports.ts): ready namespaces come with a routed port. */
+  ports?: { reserve(): Promise<number>; release(port: number): void };
 }
 
 export class HostNetwork {
@@ -87,8 +99,9 @@ export class HostNetwork {
   private readonly log: Logger;
   /** Addresses and namespaces this process holds: in use, in the pool, or being made. */
   private readonly held = new Map<string, DynoNetwork>();
-  private readonly pool: DynoNetwork[] = [];
+  private readonly pool: AcquiredNetwork[] = [];
   private filling: Promise<void> | undefined;
+  private readonly afterStart: (() => Promise<void>)[] = [];
   private next: number;
   private closed = false;
   private teardowns: { net: DynoNetwork; done: () => void }[] = [];
@@ -107,6 +120,11 @@ export class HostNetwork {
 
   get gateway(): string {
     return this.subnet.gateway;
+  }
+
+  /** Ready namespaces in the pool now. */
+  get readyCount(): number {
+    return this.pool.length;
   }
 
   get bridge(): string {
@@ -164,12 +182,26 @@ export class HostNetwork {
     this.checkTimer.unref();
   }
 
-  /** A network for one container of a dyno: a ready one from the pool, or made now. */
-  async acquire(owner: NetworkOwner): Promise<DynoNetwork> {
+  /** A network for one container of a dyno: a ready one from the pool (with its routed port,
+   * for a web dyno), or made now. The caller calls refill() once its container started. */
+  async acquire(owner: NetworkOwner, web = false): Promise<AcquiredNetwork> {
     if (this.closed) throw new SlipwayError('NETWORK_FAILED', 'the host network is closed');
     const ready = this.s.netnsFactory ? undefined : this.pool.shift();
+    if (!ready) return { net: await this.make(owner) };
+    if (ready.port !== undefined && !web) {
+      // A worker has no port: the route goes after its start (it only costs the refill's time).
+      const port = ready.port;
+      this.afterStart.push(() => this.unroute(port).finally(() => this.s.ports?.release(port)));
+      return { net: ready.net };
+    }
+    return ready;
+  }
+
+  /** Refills the pool (and finishes what acquire() left for after the start); call it once the
+   * container that took a network has started, or failed to. */
+  refill(): void {
+    for (const step of this.afterStart.splice(0)) void step().catch((err: unknown) => this.log.warn({ err }, 'giving back a ready port failed'));
     this.fill();
-    return ready ?? this.make(owner);
   }
 
   /** A re-adopted dyno's network, from its record: held again by this process. false when its
@@ -232,7 +264,14 @@ export class HostNetwork {
     this.closed = true;
     if (this.checkTimer) clearInterval(this.checkTimer);
     await this.filling;
-    await Promise.all(this.pool.splice(0).map((n) => this.release(n)));
+    this.refill();
+    await Promise.all(this.pool.splice(0).map(async ({ net, port }) => {
+      if (port !== undefined) {
+        await this.unroute(port).catch(() => undefined);
+        this.s.ports?.release(port);
+      }
+      await this.release(net);
+    }));
   }
 
   /** Everything of this bridge: namespaces, leases, routes, the table, the bridge (the cleanup
@@ -255,13 +294,29 @@ export class HostNetwork {
     this.filling = (async () => {
       while (!this.closed && this.pool.length < this.s.poolSize) {
         try {
-          this.pool.push(await this.make(undefined));
+          this.pool.push(await this.ready());
         } catch (err) {
           this.log.error({ err }, 'making a ready network namespace failed');
           break;
         }
       }
     })().finally(() => { this.filling = undefined; });
+  }
+
+  /** A pool entry: a namespace, and a host port routed to it when there is an allocator. */
+  private async ready(): Promise<AcquiredNetwork> {
+    const net = await this.make(undefined);
+    if (!this.s.ports) return { net };
+    let port: number | undefined;
+    try {
+      port = await this.s.ports.reserve();
+      await this.route(port, net);
+      return { net, port };
+    } catch (err) {
+      if (port !== undefined) this.s.ports.release(port);
+      await this.release(net);
+      throw err;
+    }
   }
 
   private async make(owner: NetworkOwner | undefined): Promise<DynoNetwork> {
@@ -311,12 +366,19 @@ export class HostNetwork {
       const nets = batch.map((b) => b.net);
       const host: string[] = [];
       // Only lines that will succeed: after a failed line, iproute2's batch mode (6.1) silently
-      // fails the lines that follow, -force or not.
+      // fails the lines that follow, -force or not. A namespace's deletion takes its veth with
+      // it, in the background: an explicit `link del` waits on the kernel 20-30 ms per veth
+      // (3 s for 100 in scripts/bench/start.sh), and names are never reused, so it is left to
+      // the kernel; only a veth whose namespace is already gone is deleted.
       for (const n of nets) {
-        if (n.hostVeth && existsSync(`/sys/class/net/${n.hostVeth}`)) host.push(`link del ${n.hostVeth}`);
-        if (n.netns && existsSync(join(NETNS_DIR, n.netns))) host.push(`netns del ${n.netns}`);
+        const hasNetns = n.netns !== '' && existsSync(join(NETNS_DIR, n.netns));
+        if (hasNetns) host.push(`netns del ${n.netns}`);
+        else if (n.hostVeth && existsSync(`/sys/class/net/${n.hostVeth}`)) host.push(`link del ${n.hostVeth}`);
       }
       if (host.length > 0) await this.cmd.ip(host, { force: true }).catch((err: unknown) => this.log.warn({ err }, 'removing dyno networks failed'));
+      // The lease (the address) goes only once the veths are gone; a straggler is deleted.
+      const left = await vethsGone(nets.map((n) => n.hostVeth).filter((v) => v !== ''), VETH_GONE_MS);
+      if (left.length > 0) await this.cmd.ip(left.map((v) => `link del ${v}`), { force: true }).catch((err: unknown) => this.log.warn({ err }, 'removing veths failed'));
       const factory = this.s.netnsFactory;
       if (factory) {
         await Promise.all(nets.map((n) => factory.destroy(n.netns).catch((err: unknown) => this.log.warn({ err, netns: n.netns }, 'removing a pause container failed'))));
@@ -330,6 +392,21 @@ export class HostNetwork {
     }
     this.tearing = undefined;
   }
+}
+
+/** How long a namespace's veth may take to go after the namespace was deleted (~120 ms for
+ * 100 here) before it is deleted itself. */
+export const VETH_GONE_MS = 3_000;
+
+/** Waits (bounded) until none of `veths` exists; returns those still there. */
+async function vethsGone(veths: string[], ms: number): Promise<string[]> {
+  const end = Date.now() + ms;
+  let left = veths.filter((v) => existsSync(`/sys/class/net/${v}`));
+  while (left.length > 0 && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 10));
+    left = left.filter((v) => existsSync(`/sys/class/net/${v}`));
+  }
+  return left;
 }
 
 function pidAlive(pid: number): boolean {

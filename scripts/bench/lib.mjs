@@ -1,10 +1,16 @@
-// Small helpers the benchmark drivers share: JSON over HTTP, sleeping, bounded polling, and a
-// process's CPU time and RSS from /proc.
+// Small helpers the benchmark drivers share: JSON over HTTP, sleeping, bounded polling, a
+// monotonic clock and medians, and a process's CPU time and RSS from /proc.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Milliseconds on the monotonic clock. */
+export const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** The upper median (the middle sample of an odd count, the higher middle one of an even count). */
+export const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
 export function http(method, url, body) {
   return new Promise((res, rej) => {

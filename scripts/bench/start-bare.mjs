@@ -77,7 +77,7 @@ export function runcBundle() {
 const seccompForRunc = ociSeccomp();
 export async function bareRunc(bundle, mode, p, net) {
   const n = await bareNetwork(net);
-  const port = n ? n.port : 32000 + (seq % 2000);
+  const port = n ? n.port : 23000 + (seq % 2000);
   const id = `bench-bare-${process.pid}-${++seq}`;
   try {
     const cfg = buildOciConfig(bareSpec(bareCommand(mode, p, port), n?.container), { cgroupsPath: `${CGROUP_PARENT}/${id}`, seccomp: seccompForRunc });
@@ -106,7 +106,7 @@ export function lxcDir() {
 }
 export async function bareLxc(dir, mode, p, net) {
   const n = await bareNetwork(net);
-  const port = n ? n.port : 34000 + (seq % 2000);
+  const port = n ? n.port : 25000 + (seq % 2000);
   const id = `bench-bare-${process.pid}-${++seq}`;
   const cgroupPath = `${CGROUP_PARENT}/${id}`;
   const file = join(dir, `${id}.conf`);
@@ -137,7 +137,7 @@ export async function bareLxc(dir, mode, p, net) {
 }
 
 export async function bareDocker(image, mode, p) {
-  const port = 36000 + (seq % 2000);
+  const port = 27000 + (seq % 2000);
   const name = `bench-bare-${process.pid}-${++seq}`;
   const seen = mode === 'running' ? p.next() : undefined;
   const t0 = now();

@@ -25,9 +25,11 @@ export const WORK = process.env.BENCH_DIR ?? '/var/tmp/slipway-bench-start';
 export const STACK = join(WORK, 'stacks', 'busybox');
 export const CGROUP_PARENT = '/slipway-bench';
 export const log = createRootLogger({ level: 'silent' });
-// Host ports: the bench's host-namespace dynos and bare runs listen on 30000-37999; the routes
+// Host ports: the bench's host-namespace dynos and bare runs listen on 21000-28999 (below the
+// ephemeral range 32768-60999, where an outgoing connection may hold the port); the routes
 // of its networked ones (the DNAT map) use 15000-16999 and the scale loop 17000-17099
-// (start-network.mjs), outside the agent's portRange (20000-29999) and the ephemeral ports.
+// (start-network.mjs). An agent's dynos on the same host never listen on host ports (each has
+// its own namespace) and loopback is never DNATed, so the ranges may overlap its portRange.
 export const NET_DYNO_PORT = 15000;
 export const NET_BARE_PORT = 16000;
 
@@ -89,7 +91,7 @@ function dynoSpec(driverName, slugDir, command, port) {
 }
 
 export async function ours(driver, slugDir, mode, p, steps) {
-  const port = 30000 + (seq % 2000);
+  const port = 21000 + (seq % 2000);
   const command = mode === 'running' ? `echo x | nc 127.0.0.1 ${p.port}` : 'httpd -f -p $PORT -h /app';
   const spec = dynoSpec(driver.name, slugDir, command, mode === 'accepting' ? port : undefined);
   const seen = mode === 'running' ? p.next() : undefined;
@@ -124,19 +126,25 @@ async function stopDyno(driver, h) {
  * probe (the agent waits for it).
  */
 export async function oursNetworked(driver, slugDir, net, steps, { hold } = {}) {
-  const port = NET_DYNO_PORT + (seq % 1000);
-  const spec = dynoSpec(driver.name, slugDir, 'httpd -f -p $PORT -h /app', port);
-  let dn, h, route;
+  let port = NET_DYNO_PORT + 500 + (seq % 500);
+  let spec = dynoSpec(driver.name, slugDir, 'httpd -f -p $PORT -h /app', port);
+  let dn, h, route, pooled;
   const open = hold ? net.hold(hold === 'all' ? ['ip', 'nft'] : ['ip']) : undefined;
   const t0 = now();
   try {
-    dn = await net.acquire({ stack: 'busybox', hostname: spec.hostname });
+    ({ net: dn, port: pooled } = await net.acquire({ stack: 'busybox', hostname: spec.hostname }, true));
     const t1 = now();
     let tStart = 0, tRoute = 0;
-    route = net.host.route(port, dn).then(() => { tRoute = now(); });
+    // A ready namespace comes with its port routed (as the agent's launch.ts); else route now.
+    if (pooled !== undefined) {
+      port = pooled;
+      spec = dynoSpec(driver.name, slugDir, 'httpd -f -p $PORT -h /app', port);
+    }
+    route = pooled !== undefined ? Promise.resolve().then(() => { tRoute = now(); }) : net.host.route(port, dn).then(() => { tRoute = now(); });
     route.catch(() => undefined); // awaited below; a rejection before that is not unhandled
     const start = driver.start({ ...spec, network: { netns: dn.netns, path: join(NETNS_DIR, dn.netns), resolvConf: net.resolvConfFile } }).then((x) => { tStart = now(); return x; });
     const [started, routed] = await Promise.allSettled([start, hold === 'all' ? undefined : route]);
+    net.host.refill();
     if (started.status === 'rejected') throw started.reason;
     h = started.value;
     if (routed.status === 'rejected') throw routed.reason;
@@ -151,6 +159,7 @@ export async function oursNetworked(driver, slugDir, net, steps, { hold } = {}) 
     // A failed route leaves nothing to remove; unroute of a port the table lacks is a no-op.
     if (route) await route.catch(() => undefined);
     if (dn) await net.host.unroute(port);
+    if (pooled !== undefined) net.ports.release(pooled);
     if (dn) await net.host.release(dn);
     net.forgetNeighbours();
     await net.waitPoolFull();

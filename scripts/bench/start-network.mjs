@@ -16,6 +16,7 @@ import { hostCommands } from '../../dist/agent/network/commands.js';
 import { Leases } from '../../dist/agent/network/leases.js';
 import { MAP_NAME } from '../../dist/agent/network/ruleset.js';
 import { intToIp, parseSubnet } from '../../dist/agent/network/subnet.js';
+import { PortAllocator } from '../../dist/agent/dynos/ports.js';
 import { median, now } from './lib.mjs';
 
 // The agent's default (agent/config/schema.ts, network.metadataAddresses): the same table.
@@ -38,34 +39,27 @@ function settingsFor(work, name, table, poolSize, log, taken) {
   return { bridge: name, subnet, table, metadataAddresses: METADATA, poolSize, dir: join(work, `network-${name}`), log };
 }
 
-/**
- * The bench's HostNetwork, with the host commands it runs counted: every network it makes ends
- * with one batch inside the new namespace (host-network.ts make(): lo, address, eth0, default
- * route), so "made − taken" is the pool's size, and waitPoolFull() waits for that event, not
- * for a time. (HostNetwork has no public "pool is full" promise; one would replace this count.)
- */
+/** The bench's HostNetwork, with its host commands behind gates that hold() can close (to
+ * show where a networked start's time goes). */
 export class BenchNetwork {
   constructor(settings) {
     this.settings = settings;
-    this.made = 0;
-    this.taken = 0;
-    this.waiters = new Set();
     this.gates = {};
     const real = hostCommands();
     const commands = {
       ...real,
       ip: async (lines, o = {}) => {
         await this.gates.ip;
-        const r = await real.ip(lines, o);
-        if (o.netns && lines[0] === 'link set lo up') { this.made++; for (const w of this.waiters) w(); }
-        return r;
+        return real.ip(lines, o);
       },
       nft: async (script) => {
         await this.gates.nft;
         return real.nft(script);
       },
     };
-    this.host = new HostNetwork({ ...settings, commands });
+    // As the agent: ready namespaces come with a host port routed to them (host-network.ts).
+    this.ports = new PortAllocator(15000, 15999);
+    this.host = new HostNetwork({ ...settings, commands, ports: this.ports });
     this.leases = new Leases(join(settings.dir, 'leases'));
     this.subnet = parseSubnet(settings.subnet);
     this.nextScript = this.subnet.lastDyno;
@@ -79,38 +73,34 @@ export class BenchNetwork {
     await this.waitPoolFull();
   }
 
-  async acquire(owner) {
-    const net = await this.host.acquire(owner);
-    this.taken++;
-    return net;
+  /** As launch.ts: a web dyno's network, with its routed port when the pool had one. */
+  async acquire(owner, web = false) {
+    return this.host.acquire(owner, web);
   }
 
   /**
    * A diagnostic of where a networked start's time goes: holds the HostNetwork's host commands
    * of `kinds` ('ip', 'nft') until the returned function is called. With a network taken from
-   * the pool, its iproute2 calls are the pool's refill, which the agent runs at once, beside
-   * the dyno's start (host-network.ts acquire(), fill()); its nft call is the dyno's route.
+   * the pool, its iproute2 and nft calls are the pool's refill, which the agent runs once the
+   * start has settled (host-network.ts refill()); a pooled namespace's route is made ahead.
    */
   hold(kinds) {
     // An empty pool would make the acquire itself wait on the gate.
-    if (this.made - this.taken <= 0) throw new Error('hold() with an empty pool');
+    if (this.host.readyCount <= 0) throw new Error('hold() with an empty pool');
     let open;
     const gate = new Promise((r) => { open = r; });
     for (const k of kinds) this.gates[k] = gate;
     return () => { for (const k of kinds) delete this.gates[k]; open(); };
   }
 
-  /** Resolves once the pool holds poolSize ready namespaces again. */
-  waitPoolFull() {
-    const full = () => this.made - this.taken >= this.settings.poolSize;
-    // A macrotask later: fill() pushes the namespace a few microtasks after its last command.
-    const settled = () => new Promise((r) => setImmediate(r));
-    if (full()) return settled();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => { this.waiters.delete(check); reject(new Error(`the pool of ${this.settings.bridge} did not refill within ${WAIT_MS} ms`)); }, WAIT_MS);
-      const check = () => { if (full()) { clearTimeout(timer); this.waiters.delete(check); resolve(); } };
-      this.waiters.add(check);
-    }).then(settled);
+  /** Resolves once the pool holds poolSize ready namespaces again (HostNetwork.readyCount,
+   * polled every 5 ms, bounded by WAIT_MS): a ready namespace is pushed after its route too. */
+  async waitPoolFull() {
+    const end = now() + WAIT_MS;
+    while (this.host.readyCount < this.settings.poolSize) {
+      if (now() > end) throw new Error(`the pool of ${this.settings.bridge} did not refill within ${WAIT_MS} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   /**
@@ -228,7 +218,7 @@ export async function scaleLoop(net, { count = 100, port = 17000, budgetMs = 120
   for (let i = 0; i < count; i++) {
     if (now() > end) throw new Error(`scale loop: ${i} networks in ${budgetMs} ms, stopped`);
     const t0 = now();
-    const n = await net.acquire({ stack: 'busybox', hostname: `bench-scale-${i}` });
+    const { net: n } = await net.acquire({ stack: 'busybox', hostname: `bench-scale-${i}` });
     made.push(n);
     await net.host.route(port + i, n);
     setups.push(now() - t0);

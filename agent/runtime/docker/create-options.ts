@@ -60,6 +60,23 @@ export interface CreateOptionsInput {
   hostsFile?: string;
 }
 
+/** What every container the agent makes has, dynos and pause containers alike: no privileges,
+ * no engine restarts or init, no new privileges, the seccomp profile, every capability dropped,
+ * masked and read-only /proc and /sys paths. */
+export function hardenedHostConfig(seccompProfile: string | undefined): Dockerode.HostConfig {
+  return {
+    Privileged: false,
+    Init: false,
+    AutoRemove: false,
+    // The agent decides about restarts (Heroku's crash back-off), never the engine.
+    RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+    SecurityOpt: ['no-new-privileges', ...(seccompProfile ? [`seccomp=${seccompProfile}`] : [])],
+    CapDrop: ['ALL'],
+    MaskedPaths: [...MASKED_PATHS],
+    ReadonlyPaths: [...READONLY_PATHS],
+  };
+}
+
 /** The create body (the container name goes in the query, see driver.ts). */
 export function buildCreateOptions(spec: ContainerSpec, o: CreateOptionsInput): Dockerode.ContainerCreateOptions {
   const { limits } = spec;
@@ -94,16 +111,8 @@ export function buildCreateOptions(spec: ContainerSpec, o: CreateOptionsInput): 
         ...(spec.network && o.hostsFile ? [readOnlyFile(o.hostsFile, '/etc/hosts')] : []),
       ],
       ReadonlyRootfs: false,
-      Privileged: false,
-      Init: false,
-      AutoRemove: false,
-      // The agent decides about restarts (Heroku's crash back-off), never the engine.
-      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
-      SecurityOpt: ['no-new-privileges', ...(o.seccompProfile ? [`seccomp=${o.seccompProfile}`] : [])],
-      CapDrop: ['ALL'],
+      ...hardenedHostConfig(o.seccompProfile),
       CapAdd: [...DYNO_CAPABILITIES],
-      MaskedPaths: [...MASKED_PATHS],
-      ReadonlyPaths: [...READONLY_PATHS],
       // swap = memory: the memory+swap ceiling equals the quota, so no swap is used.
       Memory: limits.memoryBytes,
       MemorySwap: limits.memoryBytes,

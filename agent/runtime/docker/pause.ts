@@ -52,8 +52,8 @@ import type { Logger } from '../../../shared/log.js';
 import { SlipwayError } from '../../../shared/errors.js';
 import { hostCommands, type NetCommands } from '../../network/commands.js';
 import { NETNS_DIR, type NetnsFactory, type NetworkOwner } from '../../network/host-network.js';
-import { DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
-import { LABEL_MANAGED, LABEL_PAUSE, pauseContainerName } from './create-options.js';
+import { DYNO_OOM_SCORE_ADJ } from '../hardening.js';
+import { hardenedHostConfig, LABEL_MANAGED, LABEL_PAUSE, pauseContainerName } from './create-options.js';
 import { CREATE_TIMEOUT_MS, engineCall, inspectContainer, LIST_TIMEOUT_MS, removeContainer, START_TIMEOUT_MS } from './engine.js';
 import type { StackImages } from './stack-image.js';
 
@@ -108,14 +108,7 @@ export function buildPauseCreateOptions(netns: string, owner: Pick<NetworkOwner,
       IpcMode: 'private',
       CgroupParent: o.cgroupParent,
       ReadonlyRootfs: true,
-      Privileged: false,
-      Init: false,
-      AutoRemove: false,
-      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
-      SecurityOpt: ['no-new-privileges', ...(o.seccompProfile ? [`seccomp=${o.seccompProfile}`] : [])],
-      CapDrop: ['ALL'],
-      MaskedPaths: [...MASKED_PATHS],
-      ReadonlyPaths: [...READONLY_PATHS],
+      ...hardenedHostConfig(o.seccompProfile),
       Memory: PAUSE_MEMORY_BYTES,
       MemorySwap: PAUSE_MEMORY_BYTES,
       CpuShares: PAUSE_CPU_SHARES,

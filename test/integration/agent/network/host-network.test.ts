@@ -57,8 +57,8 @@ t.test('two dyno networks: routed from the host, isolated from each other and fr
   const net = new HostNetwork(s);
   await net.init();
   await net.reconcile();
-  const a = await net.acquire(OWNER);
-  const b = await net.acquire(OWNER);
+  const a = (await net.acquire(OWNER)).net;
+  const b = (await net.acquire(OWNER)).net;
   t.not(a.address, b.address, 'each dyno its own address');
   t.not(a.netns, b.netns, 'and its own namespace');
   t.equal(bridgePorts(s.bridge).length >= 2, true, 'their veths are ports of the bridge');
@@ -92,8 +92,8 @@ t.test('reconcile after a crash: what nobody claims is removed, a claimed networ
   t.teardown(() => destroyTestNetwork(s));
   const first = new HostNetwork(s);
   await first.init();
-  const kept = await first.acquire(OWNER);
-  const lost = await first.acquire(OWNER);
+  const kept = (await first.acquire(OWNER)).net;
+  const lost = (await first.acquire(OWNER)).net;
   await first.route(25010, kept);
   await first.route(25011, lost);
   // The agent "dies": a new one starts over the same state (its lease files name a live pid,
@@ -119,7 +119,7 @@ t.test('a mass teardown is batched', async (t) => {
   const net = new HostNetwork({ ...s, commands: { ...real, ip: (lines, o) => { calls.push(lines[0] ?? ''); return real.ip(lines, o); } } });
   await net.init();
   const nets = [];
-  for (let i = 0; i < 10; i++) nets.push(await net.acquire(OWNER));
+  for (let i = 0; i < 10; i++) nets.push((await net.acquire(OWNER)).net);
   calls.length = 0;
   await Promise.all(nets.map((n) => net.release(n)));
   t.ok(calls.length <= 2, `10 teardowns took ${calls.length} ip processes`);
@@ -133,7 +133,7 @@ t.test('after a reboot (bridge, table and namespaces gone) start applies them ag
   t.teardown(() => destroyTestNetwork(s));
   const first = new HostNetwork(s);
   await first.init();
-  const a = await first.acquire(OWNER);
+  const a = (await first.acquire(OWNER)).net;
   await first.route(25020, a);
   // The "reboot": everything in the kernel goes; the state dir (leases) stays.
   const { execFileSync } = await import('node:child_process');
@@ -144,7 +144,7 @@ t.test('after a reboot (bridge, table and namespaces gone) start applies them ag
   await second.reconcile();
   t.match(tableText(s.table), /chain forward/, 'the table is there again');
   t.ok(bridgePorts(s.bridge).length === 0, 'the bridge is there again, empty');
-  const b = await second.acquire(OWNER);
+  const b = (await second.acquire(OWNER)).net;
   await second.route(25021, b);
   listen(t, b.netns, 25021, 'from-b');
   t.ok(await eventually(async () => (await fetchLine(second.gateway, 25021)) === 'from-b'), 'a new dyno is routed');

@@ -127,7 +127,7 @@ function fetchLine(host: string, port: number): Promise<string> {
 
 t.test("a Docker dyno runs in its network's namespace, held by a pause container", async (t) => {
   const id = `${prefix}-web`;
-  const network = await net.acquire({ stack: stackName, hostname: id });
+  const { net: network } = await net.acquire({ stack: stackName, hostname: id });
   t.same(pauseContainers(), [network.netns], 'one pause container, for the namespace');
   const pid = pausePid(network.netns);
   t.equal(nsInode(join(NETNS_DIR, network.netns)), nsInode(`/proc/${pid}/ns/net`), "/run/netns/<netns> is the pause container's namespace");
@@ -170,7 +170,7 @@ t.test("a Docker dyno runs in its network's namespace, held by a pause container
 
 t.test('reconcile removes pause containers nobody holds', async (t) => {
   // Forgotten by a crash: made by `net`, never claimed by the agent that comes next.
-  const lost = await net.acquire({ stack: stackName, hostname: 'lost' });
+  const { net: lost } = await net.acquire({ stack: stackName, hostname: 'lost' });
   // Made and then forgotten before any lease: one still named at /run/netns, one not.
   const factory = driver.netnsFactory();
   const named = `${s.bridge}-0000000a`;
@@ -243,7 +243,7 @@ t.test('what a pause container costs on the start path', async (t) => {
   // The dyno's own start, joining a pause container's network or the host's (the baseline).
   const starts = { joined: [] as number[], host: [] as number[] };
   for (let i = 0; i < 5; i++) {
-    const network = await net.acquire({ stack: stackName, hostname: `cost-${i}` });
+    const { net: network } = await net.acquire({ stack: stackName, hostname: `cost-${i}` });
     for (const mode of ['joined', 'host'] as const) {
       const sp = spec(`cost-${mode}-${i}`, 'true', network);
       if (mode === 'host') delete sp.network;
