@@ -130,7 +130,8 @@ t.test('a single word is a command string for the shell, as heroku run "cmd"', a
 
 t.test("the one-off's memory hard limit is r15Multiple x quota, as an agent dyno's; Ctrl-C stops it", async (t) => {
   const config = join(root, 'agent.json');
-  writeFileSync(config, JSON.stringify({ memory: { r15Multiple: 3 } }));
+  // The test's own network too: a second --config replaces the first one.
+  writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(agentConfig.file, 'utf8')) as object, memory: { r15Multiple: 3 } }));
   for (const [extra, multiple] of [[[], 2], [['--config', config], 3]] as const) {
     const run = await startRun(['echo ready; exec sleep 1000'], ['--size', 'standard-1x', ...extra]);
     await eventually('the one-off to run', () => run.stdout().includes('ready') || undefined, 30_000);
