@@ -10,6 +10,10 @@ import { asSlipwayError } from '../shared/errors.js';
 const AGENT_VERSION = '0.1.0';
 
 async function serve(argv: string[]): Promise<void> {
+  // First: what systemd put in our environment leaves it before anything is spawned (runc acts
+  // on NOTIFY_SOCKET); the notifier keeps the socket for itself (agent/host/systemd-notify.ts).
+  const { takeSystemdEnvironment, SystemdNotifier } = await import('./host/systemd-notify.js');
+  const systemd = takeSystemdEnvironment();
   const { configPath, flags, values } = parseCommandLine(argv, SERVE_FLAGS);
   const [{ resolveConfig }, { createRootLogger }, { startAgent }] = await Promise.all([import('./config/resolve.js'), import('../shared/log.js'), import('./start.js')]);
   const config = resolveConfig(configPath, flags);
@@ -18,13 +22,17 @@ async function serve(argv: string[]): Promise<void> {
   // A bug in one code path must not take the host's dynos down with the agent: this version
   // removes leftover dynos when it starts again. Log loudly and keep serving instead.
   process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled promise rejection (bug): agent keeps running'));
-  const agent = await startAgent(config, log);
+  const notifier = new SystemdNotifier({ log: log.child({ component: 'systemd' }), ...(systemd.notifySocket ? { socket: systemd.notifySocket } : {}) });
+  const agent = await startAgent(config, log, notifier.enabled ? { systemd: { notifier, ...(systemd.watchdogUsec ? { watchdogUsec: systemd.watchdogUsec } : {}) } } : {});
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal, stopDynos }, 'agent shutting down');
+    notifier.notify({ STOPPING: '1', STATUS: stopDynos ? 'stopping: stopping dynos' : 'stopping: dynos keep running' });
     agent.close({ stopDynos }).then(
+      () => notifier.settled(),
+    ).then(
       () => process.exit(0),
       (err: unknown) => { log.error({ err }, 'shutdown failed'); process.exit(1); },
     );

@@ -22,9 +22,23 @@ import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity
 import { AgentLink } from './link/agent-link.js';
 import { createDiagnosticsServer } from './diagnostics/server.js';
 import { HostNetwork } from './network/host-network.js';
+// EC2 (issue 13, item 5): IMDSv2 identity and the signals that the host is going away.
+import { detectEc2, instanceNaming } from './host/ec2/identity.js';
+import { HostSignals } from './host/ec2/host-signals.js';
+import { errnoCodeOf, HostPressure, type OngoingFailure } from './host/pressure.js';
+import type { JournalStatus } from './link/journal-writer.js';
+import type { SystemdNotifier } from './host/systemd-notify.js';
+import { Watchdog, serviceStatusText } from './host/watchdog.js';
 
 /** How often queued log lines are sent to the coordinator. */
 const LOG_SHIP_MS = 1000;
+
+/** While re-adoption runs, systemd's start timeout is pushed this far ahead, every
+ * EXTEND_EVERY_MS: a host with hundreds of dynos to take back (each a runtime call of 50-500 ms)
+ * must not be killed by TimeoutStartSec halfway, and a start that stops making progress (the
+ * event loop stalled) stops extending and is still bounded. */
+const EXTEND_TIMEOUT_MS = 30_000;
+const EXTEND_EVERY_MS = 10_000;
 
 /** Keep in step with package.json and agent/main.ts. */
 export const AGENT_VERSION = '0.1.0';
@@ -49,7 +63,12 @@ async function diagnosticsToken(file: string): Promise<string> {
   return t;
 }
 
-export async function startAgent(config: AgentConfig, log: Logger): Promise<RunningAgent> {
+export interface StartOptions {
+  /** systemd's notify socket (Type=notify): READY, STATUS, EXTEND_TIMEOUT_USEC, WATCHDOG. */
+  systemd?: { notifier: SystemdNotifier; watchdogUsec?: number };
+}
+
+export async function startAgent(config: AgentConfig, log: Logger, options: StartOptions = {}): Promise<RunningAgent> {
   const dirs = { slugs: join(config.stateDir, 'slugs'), stacks: join(config.stateDir, 'stacks'), dynos: join(config.stateDir, 'dynos'), agent: join(config.stateDir, 'agent') };
   await Promise.all(Object.values(dirs).map((d) => mkdir(d, { recursive: true, mode: 0o711 })));
 
@@ -57,6 +76,11 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   const memory = await readHostMemory();
   const reservedBytes = config.reservedMemoryMb * 1024 * 1024;
   const allocatable = allocatableBytes(memory.totalBytes, reservedBytes);
+  // EC2 (host/ec2/): who the instance is, before anything names the agent or its address. The
+  // agent id defaults to the instance id, the dynos' address to its private IPv4. `auto` off
+  // EC2 costs no packet (DMI says so) or one probe bounded at 500 ms, and never fails the start.
+  const ec2 = config.ec2 ? await detectEc2(config.ec2, { log: log.child({ component: 'ec2' }) }) : undefined;
+  const { agentId, address: hostAddress } = instanceNaming(config.ec2 ?? { agentIdSet: true, addressSet: true }, ec2?.identity, config);
 
   // 2. Stores and runtime.
   const slugs = createSlugStore(config.slugs, log.child({ component: 'slugs' }));
@@ -82,9 +106,29 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   // cannot be DNATed into a namespace without route_localnet, which is never turned on, so a
   // host configured (or left) with 127.0.0.1 advertises the bridge's address, which the host
   // itself (a router on this host: the demo) reaches.
-  const address = /^127\./.test(config.address) || config.address === 'localhost' ? network.gateway : config.address;
+  const address = /^127\./.test(hostAddress) || hostAddress === 'localhost' ? network.gateway : hostAddress;
 
-  // 3. Dynos, and their logs (shipped over the link below, in batches, best effort).
+  // The host's disk and descriptors (host/pressure.ts): while the state dir is short of room,
+  // failing, or the agent near its descriptor limit, new dynos and slug prefetches are refused
+  // with a code and the capacity report says `accepting: false` (so that the coordinator places
+  // elsewhere); what runs is untouched, and the refusal ends by itself. Started once the link
+  // exists: a change of verdict sends a capacity report at once.
+  const pressure: HostPressure = new HostPressure({
+    stateDir: config.stateDir, probeFile: join(dirs.agent, 'write-probe'),
+    floorBytes: config.stateDirFloorMb * 1024 * 1024, fdHeadroom: config.fdHeadroom,
+    log: log.child({ component: 'pressure' }),
+    // The journal writer retries its own failures; a streak of them is the disk's too.
+    sources: [(): OngoingFailure | undefined => {
+      const j: JournalStatus | null = link.status().journal;
+      const code = errnoCodeOf(j?.lastError);
+      return j && !j.ok && code && j.failingSince ? { where: 'journal', code, message: j.lastError ?? '', since: j.failingSince } : undefined;
+    }],
+    onChange: () => link.reportCapacitySoon(),
+  });
+
+  // 3. Dynos, their records (retried through a disk outage), and their logs (shipped over the
+  // link below, in batches, best effort).
+  const records = new DynoRecords(join(dirs.agent, 'dynos'), { onWriteError: (err) => pressure.noteWriteFailure('dyno-record', err), log: log.child({ component: 'dynos' }) });
   const logs = new LogShipper();
   logs.start();
   const manager = new DynoManager({
@@ -98,7 +142,8 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     restartPolicy: config.restarts,
     memory: { r15Multiple: config.memory.r15Multiple, r14IntervalMs: config.memory.r14IntervalMs },
     memorySampleMs: config.memory.sampleMs,
-    records: new DynoRecords(join(dirs.agent, 'dynos')),
+    records,
+    pressure: () => pressure.refusal(),
     logs,
     ...(config.cycling.enabled ? { cycling: { periodMs: config.cycling.periodMs, jitterMs: config.cycling.jitterMs, graceMs: config.stopGraceMs } } : {}),
   });
@@ -108,22 +153,44 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
   // listener is registered before recover(): a dyno that crashed while the agent was down is
   // reported `crashed` as an event, sent after the welcome, not only in the hello's snapshot.
   // The listener never throws and never waits on the disk (the journal is written after).
-  const identity: AgentIdentity = { id: config.agentId, hostname: hostname(), address, version: AGENT_VERSION, runtime: driver.name };
-  const capacity = async (): Promise<Capacity> => buildCapacity({
+  // EC2's signals (host/ec2/host-signals.ts): an interruption (spot, scale-in) drains the host;
+  // each distinct notice is a journaled host_notice event; the capacity report lists them.
+  const signals = ec2 && config.ec2 ? new HostSignals({
+    client: ec2.client, pollMs: config.ec2.pollMs, stateFile: join(dirs.agent, 'host-notices.json'), log: log.child({ component: 'ec2' }),
+    notify: (n) => link.hostNotice(n),
+    interrupted: () => manager.drain(),
+  }) : undefined;
+  const identity: AgentIdentity = { id: agentId, hostname: hostname(), address, version: AGENT_VERSION, runtime: driver.name, ...(ec2 ? { ec2: ec2.identity } : {}) };
+  const capacity = async (): Promise<Capacity> => ({ ...buildCapacity({
     memory: await readHostMemory(), reservedBytes, committedBytes: manager.committedBytes(),
-    dynoCount: manager.list().length, slugCache: await slugs.usage(), accepting: manager.accepting,
+    dynoCount: manager.list().length, slugCache: await slugs.usage(), accepting: manager.accepting && pressure.accepting,
     dynoMemory: manager.memoryByDyno(),
-  });
+  }), ...(signals ? { notices: signals.notices() } : {}) });
   const link = new AgentLink({
     dial: { url: config.coordinatorUrl, token: config.token, ca: config.ca, clientCert: config.link.clientCert },
     unknownDynoGraceMs: config.link.unknownDynoGraceMs,
     journalFile: join(dirs.agent, 'events.jsonl'),
-    identity, capacity, manager, slugs, log: log.child({ component: 'link' }),
+    identity, capacity, manager, log: log.child({ component: 'link' }),
+    // A prefetch writes a slug into the state dir: refused under pressure like a start.
+    slugs: { has: (sha256) => slugs.has(sha256), ensure: (ref) => {
+      const refused = pressure.refusal();
+      return refused ? Promise.reject(refused) : slugs.ensure(ref);
+    } },
   });
+  pressure.start();
   manager.onTransition(link.transition);
   // What an earlier agent process started is re-adopted before the link opens (the hello then
   // names it); containers nobody owns are removed.
-  await manager.recover(dirs.dynos, driverCache(driverOptions, driver));
+  const notifier = options.systemd?.notifier;
+  const extendStart = () => notifier?.notify({ EXTEND_TIMEOUT_USEC: String(EXTEND_TIMEOUT_MS * 1000), STATUS: 're-adopting dynos' });
+  extendStart();
+  const extending = setInterval(extendStart, EXTEND_EVERY_MS);
+  extending.unref();
+  try {
+    await manager.recover(dirs.dynos, driverCache(driverOptions, driver));
+  } finally {
+    clearInterval(extending);
+  }
   // What no re-adopted dyno claimed is what a crash or a reboot left: removed. Then the pool fills.
   await network.reconcile();
   network.watch();
@@ -147,6 +214,7 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     capacity,
     link: () => link.status(),
     slugs: () => slugs.usage(),
+    pressure: () => pressure.status(),
     dynoLog: async (id, n) => {
       const d = manager.get(id);
       if (!d) return undefined;
@@ -161,15 +229,37 @@ export async function startAgent(config: AgentConfig, log: Logger): Promise<Runn
     diagnostics.once('error', reject);
     diagnostics.listen(port, host, () => resolve());
   });
+  // After listen, an accept that fails is an 'error' event, and without a listener it would end
+  // the agent. At EMFILE libuv closes the connections it cannot take itself (its reserve
+  // descriptor); when even that fails, the error lands here. The server keeps listening.
+  diagnostics.on('error', (err) => log.warn({ err }, 'diagnostics server error'));
   const bound = diagnostics.address() as AddressInfo;
   const diagnosticsUrl = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
 
+  signals?.start();
   link.start();
-  log.info({ agentId: config.agentId, address, diagnosticsUrl, allocatableBytes: allocatable, stateDir: config.stateDir }, 'agent started');
+  log.info({ agentId, address, diagnosticsUrl, allocatableBytes: allocatable, stateDir: config.stateDir }, 'agent started');
+  // Ready: re-adoption is done and diagnostics listen. The coordinator link is not waited for:
+  // readiness is about the local daemon, and a coordinator outage must not fail every start.
+  let watchdog: Watchdog | undefined;
+  if (notifier) {
+    watchdog = new Watchdog({
+      notifier, liveness: { supervisedAt: () => manager.supervisedAt, supervisionPeriodMs: config.memory.sampleMs },
+      status: () => serviceStatusText(manager.list(), link.status().state, manager.accepting),
+      log: log.child({ component: 'watchdog' }),
+      ...(options.systemd?.watchdogUsec ? { watchdogUsec: options.systemd.watchdogUsec } : {}),
+    });
+    notifier.notify({ READY: '1', STATUS: serviceStatusText(manager.list(), link.status().state, manager.accepting) });
+    watchdog.start();
+  }
 
   return {
     manager, link, diagnosticsUrl, diagnosticsToken: token,
     async close(options = {}) {
+      watchdog?.stop();
+      pressure.stop();
+      records.close();
+      signals?.stop();
       stopSampling();
       clearInterval(shipLogs);
       logs.stop();

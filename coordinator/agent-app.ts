@@ -48,9 +48,22 @@ export function createAgentApp(deps: AgentAppDeps): AgentApp {
 
     ready(agentId) {
       formations.reconcileAgent(agentId);
+      // An interruption the hello's capacity carries (a coordinator restarted since the event):
+      // evacuated like one from the event (once per agent).
+      const interruption = registry.interruption(agentId);
+      if (interruption) void formations.hostNotice(agentId, interruption);
     },
 
     event(agentId, m) {
+      if (m.event.kind === 'host_notice') {
+        // EC2 says the host goes away (or may): formation-service.ts evacuates it, placement.ts
+        // avoids it.
+        const { kind: _kind, ...notice } = m.event;
+        registry.setNotice(agentId, notice);
+        log.info({ agentId, seq: m.seq, notice: notice.notice, deadline: notice.deadline, action: notice.action }, 'host notice');
+        void formations.hostNotice(agentId, notice);
+        return;
+      }
       const status = m.event.dyno;
       if (!dynos.applyStatus(agentId, status, 'event')) stats.staleEvents++;
       log.debug({ agentId, seq: m.seq, dynoId: status.id, dyno: status.name, app: status.app, from: m.event.from, state: status.state }, 'dyno state');

@@ -2,7 +2,7 @@
 // link is up, and the coordinator's own memory reservations on it. In memory only: a
 // restarted coordinator learns everything back from the agents' hellos. The links
 // themselves, and the event numbering, belong to the SDK's AgentServer.
-import type { AgentIdentity, Capacity } from '../shared/protocol.js';
+import type { AgentIdentity, Capacity, HostNotice } from '../shared/protocol.js';
 import type { AgentPlacementView } from './placement.js';
 import { MIB } from './placement.js';
 
@@ -18,6 +18,10 @@ interface AgentRecord {
   capacity: Capacity;
   connected: boolean;
   reservations: Map<string, Reservation>;
+  /** What EC2 said of the host (host_notice events, the capacity report's `notices`). An
+   * interruption stays for the life of the record: EC2 does not take one back. */
+  interruption?: HostNotice;
+  rebalance?: HostNotice;
 }
 
 /** What GET /agents shows of an agent. */
@@ -25,10 +29,14 @@ export interface AgentView {
   id: string;
   hostname: string;
   address: string;
+  /** The EC2 instance (type, zone, region, private IP) when the agent runs on EC2. */
+  ec2?: NonNullable<AgentIdentity['ec2']>;
   connected: boolean;
   capacity: Capacity;
   dynoCount: number;
   lastSeq: number;
+  /** EC2's notices for the host: an interruption (it goes away) and a rebalance recommendation. */
+  notices: HostNotice[];
 }
 
 export class AgentRegistry {
@@ -41,7 +49,9 @@ export class AgentRegistry {
   attach(identity: AgentIdentity, capacity: Capacity): void {
     const record = this.agents.get(identity.id);
     if (!record) {
-      this.agents.set(identity.id, { identity, capacity, connected: true, reservations: new Map() });
+      const created: AgentRecord = { identity, capacity, connected: true, reservations: new Map() };
+      this.agents.set(identity.id, created);
+      this.noticesFrom(created, capacity);
       return;
     }
     record.identity = identity;
@@ -72,6 +82,30 @@ export class AgentRegistry {
     if (!record) return;
     record.capacity = capacity;
     for (const [dynoId, r] of record.reservations) if (r.phase === 'admitted') record.reservations.delete(dynoId);
+    this.noticesFrom(record, capacity);
+  }
+
+  /** A host_notice event. */
+  setNotice(agentId: string, notice: HostNotice): void {
+    const record = this.agents.get(agentId);
+    if (!record) return;
+    if (notice.notice === 'rebalance') record.rebalance = notice;
+    else if (!record.interruption || (notice.notice === 'spot_interruption' && record.interruption.notice !== 'spot_interruption')) record.interruption = notice;
+  }
+
+  /** The interruption EC2 announced for the host, if any (the evacuation's deadline). */
+  interruption(agentId: string): HostNotice | undefined {
+    return this.agents.get(agentId)?.interruption;
+  }
+
+  /** The capacity report lists the notices the agent sees now: a rebalance recommendation
+   * comes and goes with it; an interruption only comes. An agent without EC2 sends none. */
+  private noticesFrom(record: AgentRecord, capacity: Capacity): void {
+    if (!capacity.notices) return;
+    for (const n of capacity.notices) if (n.notice !== 'rebalance') this.setNotice(record.identity.id, n);
+    const rebalance = capacity.notices.find((n) => n.notice === 'rebalance');
+    if (rebalance) record.rebalance = rebalance;
+    else delete record.rebalance;
   }
 
   reserve(agentId: string, dynoId: string, memoryMb: number): void {
@@ -95,6 +129,8 @@ export class AgentRegistry {
       allocatableBytes: r.capacity.memory.allocatableBytes,
       committedBytes: r.capacity.memory.committedBytes,
       reservedBytes: [...r.reservations.values()].reduce((sum, x) => sum + x.bytes, 0),
+      interrupted: r.interruption !== undefined,
+      rebalance: r.rebalance !== undefined,
     }));
   }
 
@@ -111,10 +147,12 @@ export class AgentRegistry {
         id: r.identity.id,
         hostname: r.identity.hostname,
         address: r.identity.address,
+        ...(r.identity.ec2 ? { ec2: r.identity.ec2 } : {}),
         connected: r.connected,
         capacity: r.capacity,
         dynoCount: r.capacity.dynoCount,
         lastSeq: this.lastSeq(r.identity.id),
+        notices: [r.interruption, r.rebalance].filter((n): n is HostNotice => n !== undefined),
       }));
   }
 }

@@ -5,9 +5,19 @@
 // Capacity is checked for the whole change before anything is sent, so a request that
 // cannot fit changes nothing (503 INSUFFICIENT_CAPACITY). An agent may still refuse a dyno
 // (its view moved since its last report): that dyno is then placed on the next agent.
+//
+// A host that EC2 takes away (a host_notice with spot_interruption or terminating: the agent
+// has stopped admitting dynos) is evacuated against its deadline (2 min for spot): for each of
+// its dynos a replacement at the same index starts elsewhere first; once the replacements are up
+// (at the latest at deadline - margin - MIN_EVACUATION_GRACE_MS: a replacement that is slow to
+// boot costs the old dynos grace, never the margin) the host's dynos are stopped with grace =
+// min(stopGraceMs, time left - margin), so that SIGKILL and the `down` report land before the
+// instance goes. Serving traffic is worth more than a long grace: with a 2 min notice and
+// replacements up within 80 s, the old dynos still get Heroku's full 30 s. Routes move as the replacements report `up`
+// and the old ones `stopping`: no request finds the app without a dyno when capacity allows.
 import type { Logger } from '../shared/log.js';
 import { isErrorCode, SlipwayError } from '../shared/errors.js';
-import type { DesiredDyno, DynoSpec, Result } from '../shared/protocol.js';
+import type { DesiredDyno, DynoSpec, HostNotice, Result } from '../shared/protocol.js';
 import type { CommandSender } from '../shared/coordinator-sdk/index.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable, DynoView } from './dyno-table.js';
@@ -16,8 +26,23 @@ import { newDynoId, planFormation, randomSuffix, type StartStep } from './format
 import { chooseAgent, placeDynos } from './placement.js';
 import { LatencyRecorder } from './latency.js';
 
+/** An evacuation's margin before EC2's deadline: the agent's SIGKILL, its `down` report and the
+ * teardown must land before the instance stops (EC2 gives no grace past `time`). */
+export const EVACUATION_MARGIN_MS = 10_000;
+/** The budget of an interruption that names no time (an Auto Scaling scale-in without a
+ * lifecycle hook): the spot notice's 2 minutes, the shortest EC2 gives. */
+export const DEFAULT_EVACUATION_MS = 120_000;
+/** Heroku's SIGTERM-to-SIGKILL grace, the agents' default (their stopGraceMs). */
+export const DEFAULT_STOP_GRACE_MS = 30_000;
+/** The least grace an evacuation keeps for the host's dynos while it waits for replacements
+ * (a third of Heroku's 30 s: time for a web dyno to finish its requests in flight). */
+export const MIN_EVACUATION_GRACE_MS = 10_000;
+/** How often an evacuation looks whether the replacements are up. */
+const EVACUATION_POLL_MS = 100;
+
 /** Refusals that say "not here" rather than "not at all": the dyno goes to the next agent. */
-const PLACE_ELSEWHERE = new Set(['INSUFFICIENT_CAPACITY', 'HOST_DRAINING']);
+// The host's own disk or descriptors (agent/host/pressure.ts) refuse new work on that host only.
+const PLACE_ELSEWHERE = new Set(['INSUFFICIENT_CAPACITY', 'HOST_DRAINING', 'STATE_DIR_FULL', 'STATE_DIR_FAILING', 'AGENT_FD_LIMIT']);
 
 export interface Formation extends FormationRequest {
   specKey: string;
@@ -49,11 +74,15 @@ export interface FormationServiceDeps {
   log: Logger;
   /** The random part of new dyno ids; injectable for tests. */
   suffix?: () => string;
+  /** The grace an evacuation gives a host's dynos when the deadline leaves room (default 30 s). */
+  stopGraceMs?: number;
 }
 
 export class FormationService {
   private readonly formations = new Map<string, Formation>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Agents being (or done being) evacuated, with the evacuation's end. */
+  private readonly evacuations = new Map<string, Promise<void>>();
   private readonly suffix: () => string;
   /** How long placement decisions take (the fit check of a change, and each dyno's choice). */
   readonly placement = new LatencyRecorder();
@@ -91,6 +120,51 @@ export class FormationService {
     for (const record of this.deps.dynos.unwantedOn(agentId)) {
       if (record.state !== 'stopping') void this.stopDyno(record.id, 'unwanted after reconnect');
     }
+  }
+
+  /** A host_notice from an agent (or an interruption a hello's capacity carries). A rebalance
+   * recommendation changes only placement (placement.ts); an interruption evacuates the host,
+   * once per agent. Never throws; the returned promise ends with the evacuation (tests). */
+  hostNotice(agentId: string, notice: HostNotice): Promise<void> {
+    if (notice.notice === 'rebalance') return Promise.resolve();
+    const running = this.evacuations.get(agentId);
+    if (running) return running;
+    const done = this.evacuate(agentId, notice).catch((err: unknown) => this.deps.log.error({ err, agentId }, 'evacuation failed'));
+    this.evacuations.set(agentId, done);
+    return done;
+  }
+
+  private async evacuate(agentId: string, notice: HostNotice): Promise<void> {
+    const { dynos, log } = this.deps;
+    const deadline = notice.deadline ? Date.parse(notice.deadline) : Date.now() + DEFAULT_EVACUATION_MS;
+    const grace = this.deps.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+    const victims = dynos.on(agentId).filter((r) => r.desired === 'run' && r.state !== 'down' && r.state !== 'stopping');
+    log.warn({ agentId, notice: notice.notice, deadline: new Date(deadline).toISOString(), dynos: victims.map((r) => r.name) }, 'host goes away: starting replacements elsewhere');
+    // One formation's replacements run in its queue, so that no formation change plans around
+    // a half-made evacuation; different formations evacuate side by side.
+    const byFormation = new Map<string, typeof victims>();
+    for (const r of victims) byFormation.set(`${r.app}/${r.type}`, [...(byFormation.get(`${r.app}/${r.type}`) ?? []), r]);
+    await Promise.all([...byFormation].map(([key, records]) => this.serialize(key, async () => {
+      const f = this.formations.get(key);
+      const started = await Promise.all(records.map(async (old) => {
+        // Adopted after a coordinator restart (its spec unknown) or from an older spec: no
+        // replacement here; the formation's next change starts what is missing.
+        if (!f || old.specKey !== f.specKey) return undefined;
+        try {
+          return await this.startDyno(f, { index: old.index, name: old.name, replaces: [] }, new Set([agentId]));
+        } catch (err) {
+          log.warn({ agentId, dyno: old.name, err }, 'no replacement for a dyno of a host that goes away');
+          return undefined;
+        }
+      }));
+      // Wait for the replacements, but not into the margin and the least grace.
+      const waitUntil = deadline - EVACUATION_MARGIN_MS - Math.min(grace, MIN_EVACUATION_GRACE_MS);
+      const up = () => started.every((id) => id === undefined || dynos.get(id)?.state === 'up' || dynos.get(id) === undefined);
+      while (!up() && Date.now() < waitUntil) await new Promise((r) => setTimeout(r, EVACUATION_POLL_MS));
+      const graceMs = Math.max(0, Math.min(grace, deadline - Date.now() - EVACUATION_MARGIN_MS));
+      log.info({ agentId, replacementsUp: up(), graceMs, dynos: records.map((r) => r.name) }, 'stopping the dynos of a host that goes away');
+      await Promise.all(records.map((old) => this.stopDyno(old.id, 'host interrupted', graceMs)));
+    })));
   }
 
   /**
@@ -143,9 +217,9 @@ export class FormationService {
 
   /** Starts the dyno of one index, trying agents from most free memory down until one admits
    * it; then stops the dynos it replaces. */
-  private async startDyno(f: Formation, step: StartStep): Promise<void> {
+  private async startDyno(f: Formation, step: StartStep, avoid: ReadonlySet<string> = new Set()): Promise<string> {
     const { dynos, registry, commander, log } = this.deps;
-    const tried = new Set<string>();
+    const tried = new Set<string>(avoid);
     for (;;) {
       const agent = this.placement.time(() => chooseAgent(registry.placementViews(), f.size.memoryMb, tried));
       if (!agent) {
@@ -172,7 +246,7 @@ export class FormationService {
         if (result.dyno) dynos.applyStatus(agent.id, result.dyno, 'result');
         log.info({ app: f.app, dyno: step.name, dynoId: spec.id, agentId: agent.id }, 'dyno admitted');
         await Promise.all(step.replaces.map((old) => this.stopDyno(old, 'replaced')));
-        return;
+        return spec.id;
       }
       registry.release(agent.id, spec.id);
       dynos.forget(spec.id);
@@ -188,12 +262,12 @@ export class FormationService {
   /** Marks the dyno unwanted and asks its agent to stop it (the default grace applies). A
    * failure is logged, not thrown: the dyno stays unwanted and is stopped at the agent's next
    * hello. The route goes when the agent reports 'stopping'. */
-  private async stopDyno(dynoId: string, reason: string): Promise<void> {
+  private async stopDyno(dynoId: string, reason: string, graceMs?: number): Promise<void> {
     const { dynos, commander, log } = this.deps;
     const record = dynos.markUnwanted(dynoId);
     if (!record || record.state === 'down') return;
     try {
-      const result = await commander.sendCommand(record.agentId, { type: 'stop_dyno', dynoId });
+      const result = await commander.sendCommand(record.agentId, { type: 'stop_dyno', dynoId, ...(graceMs !== undefined ? { graceMs } : {}) });
       if (result.ok) {
         log.info({ app: record.app, dyno: record.name, dynoId, agentId: record.agentId, reason }, 'dyno stopping');
       } else if (result.error.code === 'DYNO_NOT_FOUND') {

@@ -7,6 +7,14 @@
 // Free memory is the agent's allocatable bytes minus what it reported as committed minus the
 // coordinator's own reservations that the agent's report does not include yet; without the
 // reservations two dynos placed back to back would both see the same free space.
+//
+// EC2's notices (agent/host/ec2/host-signals.ts): a host with an interruption (a spot notice, an
+// Auto Scaling termination) gets nothing, whatever its last report says (its `accepting: false`
+// may still be on the way). A host with a rebalance recommendation is a last resort: it is
+// chosen only when no host without one fits. It still runs and may run for hours (a
+// recommendation is a raised risk, not a notice), so refusing it outright would turn a
+// recommendation on a small fleet into INSUFFICIENT_CAPACITY; preferring every other host moves
+// new dynos off it as capacity allows.
 
 export const MIB = 1024 * 1024;
 
@@ -19,6 +27,10 @@ export interface AgentPlacementView {
   /** Sum of the quotas of dynos the coordinator sent to this agent that its last capacity
    * report does not include yet. */
   reservedBytes: number;
+  /** EC2 announced that the host goes away: never placed on. */
+  interrupted?: boolean;
+  /** EC2 recommends rebalancing the host: placed on only when nothing else fits. */
+  rebalance?: boolean;
 }
 
 export function freeBytes(agent: AgentPlacementView): number {
@@ -32,10 +44,16 @@ export function chooseAgent(
   memoryMb: number,
   exclude: ReadonlySet<string> = new Set(),
 ): AgentPlacementView | undefined {
+  return bestFit(agents, memoryMb, exclude, false) ?? bestFit(agents, memoryMb, exclude, true);
+}
+
+/** The agent with the most free memory that fits, among hosts without (or, `rebalance`, with) a
+ * rebalance recommendation. */
+function bestFit(agents: readonly AgentPlacementView[], memoryMb: number, exclude: ReadonlySet<string>, rebalance: boolean): AgentPlacementView | undefined {
   const need = memoryMb * MIB;
   let best: AgentPlacementView | undefined;
   for (const agent of agents) {
-    if (!agent.connected || !agent.accepting || exclude.has(agent.id)) continue;
+    if (!agent.connected || !agent.accepting || agent.interrupted || (agent.rebalance ?? false) !== rebalance || exclude.has(agent.id)) continue;
     const free = freeBytes(agent);
     if (free < need) continue;
     if (!best) {

@@ -20,8 +20,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages: the three container runtimes (runc with its monitor conmon, LXC, the
-# Docker engine), the busybox stack's userland, debootstrap for Debian stacks, tools.
-PKGS="runc conmon lxc docker.io debootstrap busybox-static iproute2 nftables iptables curl ca-certificates tar gzip minisign"
+# Docker engine), the busybox stack's userland, debootstrap for Debian stacks and the VM
+# suite's guest, qemu for that guest (scripts/vm/run.sh), tools.
+PKGS="runc conmon lxc docker.io debootstrap busybox-static iproute2 nftables iptables curl ca-certificates tar gzip minisign qemu-system-x86 qemu-utils"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

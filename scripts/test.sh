@@ -17,7 +17,8 @@ echo "test: linting"
 npx eslint --max-warnings 0 agent shared coordinator test || { echo "0 passed, 1 failed"; exit 1; }
 
 log=$(mktemp /tmp/slipway-tap.XXXXXX)
-trap 'rm -f "$log"' EXIT
+vmlog=""
+trap 'rm -f "$log" ${vmlog:+"$vmlog"}' EXIT
 set +e
 # A subset of the suite cannot meet the whole suite's coverage thresholds (.taprc).
 extra=()
@@ -30,5 +31,21 @@ summary=$(grep -E '^# \{ total: ' "$log" | tail -n 1 || true)
 pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary"); pass=${pass:-0}
 fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary"); fail=${fail:-0}
 if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then fail=1; fi   # a crash or timeout counts as a failure
+# The VM suite (scripts/vm/run.sh: test/vm/ on a systemd + cgroup v2 guest under qemu) after
+# the host suite: in a whole run (no arguments) unless SLIPWAY_VM=0; SLIPWAY_VM=1 adds it to a
+# subset. Its test files count into the line below like the host's.
+if [ "${SLIPWAY_VM:-$([ $# -eq 0 ] && echo 1 || echo 0)}" = 1 ]; then
+  vmlog=$(mktemp /tmp/slipway-vm-log.XXXXXX)
+  set +e
+  scripts/vm/run.sh 2>&1 | tee "$vmlog"
+  vmrc=${PIPESTATUS[0]}
+  set -e
+  vmline=$(grep -E '^vm: [0-9]+ passed, [0-9]+ failed$' "$vmlog" | tail -n 1 || true)
+  vmpass=$(sed -nE 's/^vm: ([0-9]+) passed.*/\1/p' <<<"$vmline"); vmpass=${vmpass:-0}
+  vmfail=$(sed -nE 's/.* ([0-9]+) failed$/\1/p' <<<"$vmline"); vmfail=${vmfail:-0}
+  if [ "$vmrc" != 0 ] && [ "$vmfail" = 0 ]; then vmfail=1; fi
+  pass=$((pass + vmpass)); fail=$((fail + vmfail))
+  if [ "$rc" = 0 ]; then rc=$vmrc; fi
+fi
 echo "$pass passed, $fail failed"
 exit "$rc"

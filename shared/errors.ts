@@ -22,6 +22,9 @@ export const ERROR_CODES = {
   // Admission and dyno lifecycle.
   INSUFFICIENT_CAPACITY: { retryable: true, httpStatus: 503, summary: "The dyno's memory quota does not fit the host's free allocatable memory (the design's insufficient_capacity)." },
   HOST_DRAINING: { retryable: true, httpStatus: 503, summary: 'The host is draining and accepts no new dynos.' },
+  STATE_DIR_FULL: { retryable: true, httpStatus: 507, summary: "The agent's state dir has less free space than its floor (stateDirFloorMb), or a write into it failed with ENOSPC/EDQUOT: no new dynos until there is room again." },
+  STATE_DIR_FAILING: { retryable: true, httpStatus: 503, summary: "A write into the agent's state dir failed with EIO/EROFS or hangs: no new dynos until a write succeeds again." },
+  AGENT_FD_LIMIT: { retryable: true, httpStatus: 503, summary: 'The agent has fewer file descriptors left under its RLIMIT_NOFILE than its headroom (fdHeadroom): no new dynos until descriptors are free or the limit is raised.' },
   DYNO_ALREADY_EXISTS: { retryable: false, httpStatus: 409, summary: 'A dyno with this id already exists on the host with a different spec.' },
   DYNO_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'No dyno with this id runs on the host.' },
   DYNO_START_FAILED: { retryable: true, httpStatus: 502, summary: 'The runtime failed to start the dyno.' },
@@ -54,6 +57,10 @@ export const ERROR_CODES = {
   RUNTIME_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'A call into the container runtime did not finish within its bound.' },
   RUNTIME_FAILED: { retryable: true, httpStatus: 502, summary: 'A call into the container runtime failed.' },
   RUNTIME_UNAVAILABLE: { retryable: true, httpStatus: 503, summary: 'The configured container runtime is not installed or not answering (e.g. the Docker engine is down).' },
+  // EC2 instance metadata (IMDSv2, agent/host/ec2/imds.ts).
+  IMDS_UNAVAILABLE: { retryable: true, httpStatus: 502, summary: 'The EC2 instance metadata service refused the request, answered with an unexpected status, or could not be reached.' },
+  IMDS_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'The EC2 instance metadata service did not answer within its bound (1-2 s).' },
+  IMDS_BAD_RESPONSE: { retryable: true, httpStatus: 502, summary: 'The EC2 instance metadata service answered with a body that is not what the path documents (bad JSON, a missing field, an unknown value).' },
   OCI_CONFIG_INVALID: { retryable: false, httpStatus: 500, summary: 'A generated OCI runtime config failed validation against the runtime-spec schema (a slipway bug); nothing was started.' },
   // HTTP: the request could not reach an endpoint's logic (the coordinator's API, the
   // diagnostics endpoint, the SDK's WebSocket upgrade).

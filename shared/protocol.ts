@@ -109,6 +109,21 @@ export const DynoStatus = Type.Object({
   reason: Type.Optional(WireError),
 }, { ...strict, description: "What the agent knows of one dyno. Env and command are never echoed (they hold secrets)." });
 
+/** A sign from EC2 that this host is going away or may soon (agent/host/ec2/host-signals.ts). */
+export const HostNoticeKind = Type.Union([
+  Type.Literal('spot_interruption'),
+  Type.Literal('terminating'),
+  Type.Literal('rebalance'),
+], { description: "`spot_interruption`: EC2's spot instance-action notice (about 2 min ahead). `terminating`: the Auto Scaling target lifecycle state is Terminated (scale-in). Both drain the host. `rebalance`: a rebalance recommendation (elevated interruption risk): reported, not drained; placement avoids the host." });
+
+export const HostNotice = Type.Object({
+  notice: HostNoticeKind,
+  deadline: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: "When EC2 acts (the spot notice's `time`); absent when EC2 names no time (a scale-in, a rebalance recommendation)." })),
+  action: Type.Optional(Type.Union([Type.Literal('terminate'), Type.Literal('stop'), Type.Literal('hibernate')], { description: 'What a spot interruption does to the instance.' })),
+  noticeTime: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: "A rebalance recommendation's own time." })),
+  noticedAt: Type.String({ format: 'date-time', maxLength: 40, description: 'When the agent first saw the notice.' }),
+}, strict);
+
 export const Capacity = Type.Object({
   memory: Type.Object({
     totalBytes: Type.Integer({ minimum: 0 }),
@@ -129,7 +144,8 @@ export const Capacity = Type.Object({
       description: 'Cached slugs, most recently used first: a coordinator may prefer hosts that have a slug.',
     }),
   }, strict),
-  accepting: Type.Boolean({ description: 'False while the host is draining.' }),
+  accepting: Type.Boolean({ description: 'False while the host is draining, or refuses new dynos for its disk or file descriptors (STATE_DIR_FULL, STATE_DIR_FAILING, AGENT_FD_LIMIT).' }),
+  notices: Type.Optional(Type.Array(HostNotice, { maxItems: 3, description: 'What EC2 says of this host now, at most one of each kind: a host with any is a last choice for placement; one with an interruption or a termination accepts nothing.' })),
   dynoMemory: Type.Optional(Type.Array(Type.Object({
     id: DynoId,
     quotaBytes: Type.Integer({ minimum: 0 }),
@@ -144,6 +160,13 @@ export const AgentIdentity = Type.Object({
   address: Type.String({ maxLength: 255, description: 'Address at which dyno endpoints on this host are reachable.' }),
   version: Type.String({ maxLength: 64 }),
   runtime: Type.String({ maxLength: 32 }),
+  ec2: Type.Optional(Type.Object({
+    instanceId: Type.String({ maxLength: 128 }),
+    instanceType: Type.String({ maxLength: 64 }),
+    availabilityZone: Type.String({ maxLength: 64 }),
+    region: Type.String({ maxLength: 64 }),
+    privateIp: Type.String({ maxLength: 45 }),
+  }, { ...strict, description: "The instance, from IMDSv2, when the agent runs on EC2 (`id` is then the instance id unless configured, and `address` the private IPv4)." })),
 }, strict);
 
 // ---- agent -> coordinator ----
@@ -165,11 +188,16 @@ export const DynoStateEvent = Type.Object({
   dyno: DynoStatus,
 }, strict);
 
+export const HostNoticeEvent = Type.Object({
+  kind: Type.Literal('host_notice'),
+  ...HostNotice.properties,
+}, { ...strict, description: 'Sent once per distinct notice (a new spot deadline, a new rebalance time), journaled like dyno events. With spot_interruption or terminating the host has stopped accepting dynos: the coordinator starts replacements elsewhere, then stops the host\'s dynos with a grace that fits the deadline.' });
+
 export const Event = Type.Object({
   type: Type.Literal('event'),
   seq: Type.Integer({ minimum: 1, description: 'Per-agent sequence number, kept until acknowledged and resent after reconnect.' }),
   at: Timestamp,
-  event: DynoStateEvent,
+  event: Type.Union([DynoStateEvent, HostNoticeEvent]),
 }, strict);
 
 export const LogBatch = Type.Object({
@@ -276,6 +304,10 @@ export type Capacity = Static<typeof Capacity>;
 export type AgentIdentity = Static<typeof AgentIdentity>;
 export type Hello = Static<typeof Hello>;
 export type Event = Static<typeof Event>;
+export type DynoStateEvent = Static<typeof DynoStateEvent>;
+export type HostNoticeEvent = Static<typeof HostNoticeEvent>;
+export type HostNotice = Static<typeof HostNotice>;
+export type HostNoticeKind = Static<typeof HostNoticeKind>;
 export type CapacityReport = Static<typeof CapacityReport>;
 export type Result = Static<typeof Result>;
 export type ErrorMessage = Static<typeof ErrorMessage>;

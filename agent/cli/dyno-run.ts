@@ -95,7 +95,7 @@ export async function dynoRunCommand(argv: string[]): Promise<number> {
   const stack = new StackStore(join(stateDir, 'stacks')).resolve(values.stack ?? 'busybox');
   const driver = await createDriver(config.runtime, { cgroupParent: config.cgroupParent, log: log.child({ component: 'runtime' }), stackDir: () => stack.dir, ...(config.dockerSocket ? { dockerSocket: config.dockerSocket } : {}) });
 
-  const started = Date.now();
+  const started = performance.now();
   const id = `run-${randomBytes(5).toString('hex')}`;
   const signature = values.signature === undefined ? undefined : await readSignatureFile(values.signature);
   const slug = await slugs.ensure({ url: values.slug, sha256: values.sha256?.toLowerCase(), ...(signature ? { signature } : {}) }, { pin: id });
@@ -130,7 +130,7 @@ export async function dynoRunCommand(argv: string[]): Promise<number> {
     await stopping;
     await follower.stop();
     if (values.json) {
-      process.stdout.write(JSON.stringify({ exitCode: exit.code, signal: exit.signal, oomKilled: exit.oomKilled, durationMs: Date.now() - started }) + '\n');
+      process.stdout.write(JSON.stringify({ exitCode: exit.code, signal: exit.signal, oomKilled: exit.oomKilled, durationMs: Math.round(performance.now() - started) }) + '\n');
     }
     return exit.code ?? 1;
   } finally {

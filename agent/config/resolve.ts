@@ -8,6 +8,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { SlipwayError } from '../../shared/errors.js';
 import type { RestartPolicyOptions } from '../dynos/restart-policy.js';
+import type { Ec2Settings } from '../host/ec2/identity.js';
 import { CONFIG_KEYS, keyMeta, keySchema, withDefaults, type ConfigKey, type FileConfig } from './schema.js';
 import { loadFileConfig, slugSettings, type SlugSettings } from './load.js';
 import { flagOf, valueFromText } from './flags.js';
@@ -48,8 +49,14 @@ export interface AgentConfig {
   diagnosticsTokenFile: string;
   logLevel: string;
   slugs: SlugSettings;
+  /** The state dir's free-space floor and the descriptor headroom (agent/host/pressure.ts). */
+  stateDirFloorMb: number;
+  fdHeadroom: number;
   /** Each dyno's own network namespace (agent/network/host-network.ts, docs/network.md). */
   network: { subnet: string; bridge: string; table: string; metadataAddresses: string[]; dns: string[] | undefined; poolSize: number };
+  /** EC2 (agent/host/ec2/): absent means off (configs built in code, tests). `agentIdSet` and
+   * `addressSet`: the operator chose them, so the instance id and private IPv4 do not replace them. */
+  ec2?: Ec2Settings & { agentIdSet: boolean; addressSet: boolean };
 }
 
 /** Interfaces whose address is no place for a router to reach dynos: the dyno bridge, Docker's
@@ -124,6 +131,8 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     stopGraceMs: c.stopGraceMs,
     nofile: c.nofile,
     restarts: c.restarts,
+    stateDirFloorMb: c.stateDirFloorMb,
+    fdHeadroom: c.fdHeadroom,
     memory: c.memory,
     cycling: c.cycling,
     link: {
@@ -137,5 +146,6 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
     logLevel: c.logLevel,
     slugs: slugSettings(c),
     network: { subnet: c.network.subnet, bridge: c.network.bridge, table: c.network.table, metadataAddresses: c.network.metadataAddresses, dns: c.network.dns, poolSize: c.network.poolSize },
+    ec2: { enabled: c.ec2.enabled, endpoint: c.ec2.endpoint, pollMs: c.ec2.pollMs, agentIdSet: c.agentId !== undefined, addressSet: c.address !== undefined },
   };
 }

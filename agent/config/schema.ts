@@ -15,6 +15,7 @@ import { Value } from '@sinclair/typebox/value';
 import { DEFAULT_RESTART_POLICY } from '../dynos/restart-policy.js';
 import { DEFAULT_MEMORY_SETTINGS } from '../dynos/memory-policy.js';
 import { UNKNOWN_DYNO_GRACE_MS } from '../link/convergence.js';
+import { DEFAULT_FD_HEADROOM, DEFAULT_STATE_DIR_FLOOR_MB } from '../host/pressure.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/slipway/agent.json';
 
@@ -54,9 +55,9 @@ export const AgentConfigSchema = Type.Object({
     defaultText: 'system CAs', flag: '--ca-file FILE',
     description: "PEM bundle a `wss://` coordinator's certificate must chain to" }) })),
   agentId: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$', ...meta({
-    defaultText: 'the hostname', flag: '--agent-id ID', description: "the agent's identity at the coordinator" }) })),
+    defaultText: 'the EC2 instance id (`ec2`), else the hostname', flag: '--agent-id ID', description: "the agent's identity at the coordinator" }) })),
   address: Type.Optional(Type.String({ minLength: 1, maxLength: 255, ...meta({
-    defaultText: 'first non-loopback IPv4', flag: '--address ADDR',
+    defaultText: 'the EC2 private IPv4 (`ec2`), else the first non-loopback IPv4', flag: '--address ADDR',
     description: 'where dyno endpoints are reachable (reported, and probed for readiness)' }) })),
   stateDir: Type.Optional(Type.String({ pattern: '^/', ...meta({
     default: '/var/lib/slipway', flag: '--state-dir DIR', description: "the agent's state: `slugs/`, `stacks/`, `dynos/`, `agent/`" }) })),
@@ -129,6 +130,10 @@ export const AgentConfigSchema = Type.Object({
     default: 20 * 1024, description: 'most the slug cache may hold' }) })),
   slugCacheFloorMb: Type.Optional(Type.Integer({ minimum: 0, ...meta({
     default: 2 * 1024, description: "free space the cache's file system keeps" }) })),
+  stateDirFloorMb: Type.Optional(Type.Integer({ minimum: 0, ...meta({
+    default: DEFAULT_STATE_DIR_FLOOR_MB, description: "free space the state dir's file system keeps: below it new dynos and slug prefetches are refused with `STATE_DIR_FULL` (running dynos are left alone)" }) })),
+  fdHeadroom: Type.Optional(Type.Integer({ minimum: 0, ...meta({
+    default: DEFAULT_FD_HEADROOM, description: 'file descriptors the agent keeps free under its soft `RLIMIT_NOFILE`: with fewer left new dynos are refused with `AGENT_FD_LIMIT`' }) })),
   requireSignedSlugs: Type.Optional(Type.Boolean(meta({
     default: false,
     description: 'a slug runs only if its detached minisign signature (the slug reference\'s `signature`) verifies against one of `slugPublicKeys`; checked before extraction (`SLUG_UNSIGNED`, `SLUG_SIGNATURE_INVALID`)' }))),
@@ -145,6 +150,14 @@ export const AgentConfigSchema = Type.Object({
   }, { additionalProperties: false, ...meta({
     default: {},
     description: "each dyno's own network namespace (docs/network.md): a veth on the host bridge, an address from `subnet`, the agent's nftables table `slipway`; dynos reach the internet and nothing of the host, of other dynos or of `metadataAddresses`" }) })),
+  // EC2 (issue 13): IMDSv2 identity and the spot / scale-in / rebalance signals, agent/host/ec2/.
+  ec2: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Union([Type.Literal('auto'), Type.Boolean()], meta({ default: 'auto', description: "`auto`: on EC2 when DMI names it and the token endpoint answers within 500 ms (else off, at no cost to the start); `true`: the start fails without the instance's identity; `false`: off" }))),
+    endpoint: Type.Optional(Type.String({ pattern: '^http://[^/]+$', ...meta({ defaultText: '`http://169.254.169.254`', description: 'the instance metadata service (tests: a fake on loopback)' }) })),
+    pollMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000, ...meta({ default: 5_000, description: 'how often the spot notice, the rebalance recommendation and the Auto Scaling lifecycle state are read' }) })),
+  }, { additionalProperties: false, ...meta({
+    default: {},
+    description: "EC2's instance metadata (IMDSv2 only): the agent id defaults to the instance id and `address` to its private IPv4; a spot interruption or an Auto Scaling termination drains the host and tells the coordinator the deadline; a rebalance recommendation is reported to placement" }) })),
   s3: Type.Optional(Type.Object({
     region: Type.Optional(Type.String({ minLength: 1, maxLength: 64, ...meta({ defaultText: "the SDK's", description: 'region of the bucket' }) })),
     endpoint: Type.Optional(Type.String({ pattern: '^https?://', ...meta({ defaultText: "AWS's", description: 'an S3-compatible endpoint' }) })),
@@ -160,7 +173,7 @@ export type ConfigKey = keyof FileConfig;
 
 /** Keys without a static default: computed at start or left unset (their defaultText says which). */
 export const NO_DEFAULT = ['coordinatorUrl', 'tokenFile', 'caFile', 'agentId', 'address', 'dockerSocket', 'diagnosticsTokenFile'] as const;
-type Nested = 'restarts' | 'cycling' | 'memory' | 'link' | 's3' | 'network';
+type Nested = 'restarts' | 'cycling' | 'memory' | 'link' | 's3' | 'network' | 'ec2';
 type Present<T> = Required<NonNullable<T>>;
 
 /** A file config after Value.Default: every key with a default is there. */
@@ -170,6 +183,7 @@ export type Defaulted = Required<Omit<FileConfig, (typeof NO_DEFAULT)[number] | 
   memory: Present<FileConfig['memory']>;
   link: NonNullable<FileConfig['link']> & { unknownDynoGraceMs: number };
   s3: NonNullable<FileConfig['s3']>;
+  ec2: Required<Omit<NonNullable<FileConfig['ec2']>, 'endpoint'>> & Pick<NonNullable<FileConfig['ec2']>, 'endpoint'>;
   network: Required<Omit<NonNullable<FileConfig['network']>, 'dns'>> & Pick<NonNullable<FileConfig['network']>, 'dns'>;
 };
 

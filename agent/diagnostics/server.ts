@@ -22,6 +22,8 @@ export interface AgentView {
   link(): LinkStatus;
   dynoLog(id: string, lines: number): Promise<string[] | undefined>;
   slugs(): Promise<CacheUsage>;
+  /** Why new work is refused for the disk or descriptors (agent/host/pressure.ts), if it is. */
+  pressure?(): unknown;
 }
 
 /** Lines of a dyno's log the endpoint returns at most (Heroku keeps 1,500). */
@@ -56,7 +58,7 @@ export function createDiagnosticsServer(view: AgentView, token: string, log: Log
     if (url.pathname === '/v1/dynos') return json(res, 200, view.dynos());
     if (url.pathname === '/v1/slugs') return json(res, 200, await view.slugs());
     if (url.pathname === '/v1/status') {
-      return json(res, 200, { agent: view.identity(), capacity: await view.capacity(), link: view.link(), dynos: view.dynos().length });
+      return json(res, 200, { agent: view.identity(), capacity: await view.capacity(), link: view.link(), dynos: view.dynos().length, pressure: view.pressure?.() ?? null });
     }
     const m = /^\/v1\/dynos\/([a-z0-9-]{1,63})\/logs$/.exec(url.pathname);
     if (m) {

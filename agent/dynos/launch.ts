@@ -54,6 +54,12 @@ export class Incarnation implements ContainerRun {
 
 export class Launcher {
   private slugPinned = false;
+  /** A container whose destroy failed (EMFILE at the agent's descriptor limit, a busy mount):
+   * it still holds the dyno's container id and dir, so it is destroyed again before the next
+   * container of the dyno is created, and by the next remove(). Without this a crash restart
+   * met "container with given ID already exists" on every attempt, also after the cause had
+   * gone (test/integration/agent/host/pressure-fd-limit.test.ts). */
+  private leftover: DynoHandle | undefined;
 
   constructor(
     private readonly spec: DynoSpec,
@@ -127,6 +133,11 @@ export class Launcher {
       await this.releaseResources(run);
       return false;
     }
+    if (this.leftover) {
+      // Thrown as the launch's failure: the dyno crashes and its restart (backed off) tries again.
+      await this.deps.driver.destroy(this.leftover);
+      this.leftover = undefined;
+    }
     const containerNetwork = network && run.network ? { netns: run.network.netns, path: join(NETNS_DIR, run.network.netns), resolvConf: network.resolvConfFile } : undefined;
     run.containerStart = this.deps.driver.start({ ...dynoContainerSpec({ spec: this.spec, stack, slugDir: slug.path, port: run.port, host: this.host }), ...(containerNetwork ? { network: containerNetwork } : {}) });
     const route = network && run.network && run.port !== undefined && !run.routed ? network.route(run.port, run.network).then(() => { run.routed = true; }) : undefined;
@@ -185,7 +196,18 @@ export class Launcher {
 
   /** Destroys `run`'s container (mounts, dir), then gives back its route, network and port. */
   async remove(run: Incarnation): Promise<void> {
-    if (run.handle) await this.deps.driver.destroy(run.handle).catch((err: unknown) => this.log.error({ err }, 'destroying dyno container failed'));
+    // The dyno's container id and dir are the same for each of its containers: destroying the
+    // current one also removes what a failed destroy left of an earlier one.
+    const target = run.handle ?? this.leftover;
+    if (target) {
+      try {
+        await this.deps.driver.destroy(target);
+        this.leftover = undefined;
+      } catch (err) {
+        this.leftover = target;
+        this.log.error({ err }, 'destroying dyno container failed; retried before its next start');
+      }
+    }
     await this.releaseResources(run);
   }
 

@@ -1,6 +1,7 @@
 // Holds the dynos of this host: admission, start and stop by id, and the list the hello and
 // diagnostics read. Each Dyno owns its own state; the manager only creates, finds and forgets
 // them, and forwards their transitions to whoever listens (the coordinator session).
+import { performance } from 'node:perf_hooks';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -22,6 +23,9 @@ export interface DynoManagerOptions extends Omit<DynoDeps, 'onTransition' | 'log
   stopGraceMs: number;
   /** How often every dyno's memory is read (R14/R15); default DEFAULT_MEMORY_SETTINGS.sampleMs. */
   memorySampleMs?: number;
+  /** The host's disk and descriptors (agent/host/pressure.ts): a refusal of new dynos, or
+   * undefined. Asked at each start after draining; running dynos are never touched by it. */
+  pressure?: () => SlipwayError | undefined;
 }
 
 export class DynoManager {
@@ -100,12 +104,19 @@ export class DynoManager {
 
   /** Samples every `memorySampleMs` until the returned function is called. A round still
    * running when the next is due is not overlapped. */
+  /** performance.now() at the end of the last supervision round (the memory round above): the
+   * systemd watchdog's proof that supervision runs (agent/host/watchdog.ts). */
+  supervisedAt: number | undefined;
+
   startMemorySampling(): () => void {
     let busy = false;
     const timer = setInterval(() => {
       if (busy) return;
       busy = true;
-      void this.sampleMemory().finally(() => { busy = false; });
+      void this.sampleMemory().finally(() => {
+        busy = false;
+        this.supervisedAt = performance.now();
+      });
     }, this.opts.memorySampleMs ?? DEFAULT_MEMORY_SETTINGS.sampleMs);
     timer.unref();
     return () => clearInterval(timer);
@@ -144,6 +155,8 @@ export class DynoManager {
       throw new SlipwayError('DYNO_ALREADY_EXISTS', `dyno ${spec.id} already exists with a different spec`);
     }
     if (this.draining) throw new SlipwayError('HOST_DRAINING', 'host is draining');
+    const pressed = this.opts.pressure?.();
+    if (pressed) throw pressed;
     const need = spec.size.memoryMb * 1024 * 1024;
     const free = this.opts.allocatableBytes() - this.committedBytes();
     if (need > free) {

@@ -21,6 +21,7 @@ export interface MemoryPolicyOptions {
   r15Multiple: number;
   /** Least time between two R14 warnings of one dyno. */
   r14IntervalMs: number;
+  /** Monotonic ms (clock.ts): the rate limit is an interval, and must not see NTP steps. */
   now?: () => number;
 }
 
@@ -45,7 +46,7 @@ export class MemoryPolicy {
     if (!(opts.quotaBytes > 0 && opts.r15Multiple >= 1 && opts.r14IntervalMs >= 0)) {
       throw new RangeError(`memory policy needs quotaBytes > 0, r15Multiple >= 1, r14IntervalMs >= 0: ${JSON.stringify(opts)}`);
     }
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => performance.now());
   }
 
   /** The hard limit the runtime enforces: quota x r15Multiple. */

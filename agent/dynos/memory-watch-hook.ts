@@ -35,7 +35,7 @@ export class MemoryWatchHook implements DynoHook {
     settings: { r15Multiple: number; r14IntervalMs: number },
   ) {
     this.quotaBytes = dyno.spec.size.memoryMb * MB;
-    this.policy = new MemoryPolicy({ quotaBytes: this.quotaBytes, ...settings, now: () => dyno.clock.now() });
+    this.policy = new MemoryPolicy({ quotaBytes: this.quotaBytes, ...settings, now: () => dyno.clock.monotonic() });
   }
 
   /** The last sample of the current container, if it has been sampled. */

@@ -40,7 +40,7 @@ export class RecordsHook implements DynoHook {
     if (this.removed) return this.queue;
     const { port, network } = run;
     const record: DynoRecord = { spec: this.dyno.spec, ...(port !== undefined ? { port } : {}), ...(network ? { network } : {}), ...(stopping ? { stopping } : {}) };
-    return this.next(() => this.records.write(record).catch((err: unknown) => this.dyno.log.error({ err }, 'could not write the dyno record; it would not survive an agent restart')));
+    return this.next(() => this.records.write(record).catch((err: unknown) => this.dyno.log.error({ err }, 'could not write the dyno record; it is retried (dyno-records.ts)')));
   }
 
   private next(step: () => Promise<void>): Promise<void> {

@@ -20,6 +20,7 @@ export interface RestartPolicyOptions {
   stableAfterMs: number;
   /** Fraction of the delay added at random (0.25: up to 25 % more). The cap still holds. */
   jitter: number;
+  /** Monotonic ms (clock.ts): the stability check is an interval, and must not see NTP steps. */
   now?: () => number;
   random?: () => number;
 }
@@ -42,7 +43,7 @@ export class RestartPolicy {
     if (!(opts.baseMs >= 0 && opts.capMs >= opts.baseMs && opts.stableAfterMs >= 0 && opts.jitter >= 0)) {
       throw new RangeError(`restart policy needs 0 <= baseMs <= capMs, stableAfterMs >= 0, jitter >= 0: ${JSON.stringify(opts)}`);
     }
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => performance.now());
     this.random = opts.random ?? Math.random;
   }
 

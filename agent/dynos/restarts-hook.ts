@@ -16,7 +16,7 @@ export class RestartsHook implements DynoHook {
   private readonly policy: RestartPolicy;
 
   constructor(private readonly dyno: DynoControl, options: Partial<RestartPolicyOptions> = {}) {
-    this.policy = new RestartPolicy({ ...DEFAULT_RESTART_POLICY, now: () => dyno.clock.now(), ...options });
+    this.policy = new RestartPolicy({ ...DEFAULT_RESTART_POLICY, now: () => dyno.clock.monotonic(), ...options });
   }
 
   /** Crashed and waiting for the restart. */

@@ -7,14 +7,15 @@ export async function writeFileAtomic(file: string, text: string, mode = 0o600):
   const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
   const fh = await open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, file);
   } catch (err) {
+    // A full or failing disk (ENOSPC, EIO) must not leave a temp file behind per attempt.
     await rm(tmp, { force: true });
     throw err;
   }

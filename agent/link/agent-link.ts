@@ -9,7 +9,7 @@
 // the journal write happens afterwards in JournalWriter (journal-writer.ts), which retries a
 // failing disk and reports it in status().journal. So a disk error (EIO, ENOSPC) can no
 // longer land between a dyno's `crashed` and its restart scheduling (dynos/dyno.ts).
-import type { AgentIdentity, Capacity, DynoStateName, DynoStatus, Event, Hello, LogBatch } from '../../shared/protocol.js';
+import type { AgentIdentity, Capacity, DynoStateName, DynoStatus, Event, Hello, HostNotice, LogBatch } from '../../shared/protocol.js';
 import { PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { Logger } from '../../shared/log.js';
 import type { DynoManager } from '../dynos/manager.js';
@@ -89,6 +89,17 @@ export class AgentLink {
       this.session.reportCapacitySoon();
     } catch (err) {
       this.log.error({ err }, 'could not schedule a capacity report');
+    }
+  };
+
+  /** A host notice from EC2 (agent/host/ec2/host-signals.ts): a journaled event like a dyno
+   * transition, then a capacity report (its `notices` and `accepting`). Never throws. */
+  readonly hostNotice = (notice: HostNotice): void => {
+    try {
+      this.session.sendEvent(this.outbox.pushNotice(notice));
+      this.session.reportCapacitySoon();
+    } catch (err) {
+      this.log.error({ err, notice: notice.notice }, 'could not queue a host notice');
     }
   };
 

@@ -92,7 +92,10 @@ export class JournalWriter implements OutboxJournal {
   private writtenSeq: number;
   private writtenAck = 0;
   private writtenDropped = 0;
+  /** When the streak of failures began: wall time for the status, monotonic for how long it
+   * lasted (an NTP step during an outage must not lengthen or shorten it). */
   private failingSince: number | undefined;
+  private failingSinceMono = 0;
   private streak = 0;
   private lastError: string | null = null;
   private failedWrites = 0;
@@ -183,7 +186,7 @@ export class JournalWriter implements OutboxJournal {
     this.writtenAck = ackedSeq;
     this.writtenDropped = dropped;
     if (this.failingSince !== undefined) {
-      this.o.log.info({ failedForMs: this.clock.now() - this.failingSince, failedWrites: this.streak, pending: pending.length }, 'event journal written again: it holds every unacknowledged event');
+      this.o.log.info({ failedForMs: Math.round(this.clock.monotonic() - this.failingSinceMono), failedWrites: this.streak, pending: pending.length }, 'event journal written again: it holds every unacknowledged event');
       this.failingSince = undefined;
       this.streak = 0;
       this.lastError = null;
@@ -199,6 +202,7 @@ export class JournalWriter implements OutboxJournal {
     this.lastError = err.message;
     if (this.failingSince === undefined) {
       this.failingSince = this.clock.now();
+      this.failingSinceMono = this.clock.monotonic();
       this.o.log.error({ err, code: err.code, unwritten: this.unwritten(pending).length }, 'event journal write failed; events stay in memory and go out over the link as usual, and the write is retried (until it succeeds an agent restart would not resend them)');
     }
     this.schedule(this.backoff.next());

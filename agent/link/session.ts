@@ -10,6 +10,7 @@ import { retryAfterFromHeader, retryAfterFromReason } from '../../shared/link-cl
 import { guardLink } from '../../shared/link-guard.js';
 import { decodeCoordinatorMessage, type AgentMessage, type CapacityReport, type Hello, type LogBatch, type Welcome } from '../../shared/protocol.js';
 import type { Logger } from '../../shared/log.js';
+import { realClock, type Clock } from '../lib/clock.js';
 import { Backoff, HEALTHY_AFTER_MS } from './backoff.js';
 import type { EventOutbox } from './outbox.js';
 import type { JournalStatus } from './journal-writer.js';
@@ -42,6 +43,9 @@ export interface SessionOptions extends DialOptions {
   reconnectInitialMs?: number;
   /** A link up this long resets the backoff (default HEALTHY_AFTER_MS); tests shorten it. */
   healthyAfterMs?: number;
+  /** Readings for connectedSince (wall) and the healthy-after check (monotonic); the link's
+   * timers are Node's, monotonic already (clock.ts). Default: the real clock. */
+  clock?: Pick<Clock, 'now' | 'monotonic'>;
   /** After every welcome (the desired set converges here); must not throw. */
   onWelcome?: (welcome: Welcome) => void;
   /** After a ready link closed. */
@@ -75,7 +79,10 @@ export class LinkSession {
   private readonly backoff: Backoff;
   private timers: NodeJS.Timeout[] = [];
   private redialTimer: NodeJS.Timeout | undefined;
+  /** When the current link got its welcome: wall time for status(), monotonic for how long it
+   * lived (an NTP step must neither make a young link healthy nor a healthy one young). */
   private connectedAt: number | undefined;
+  private connectedAtMono = 0;
   private reconnects = 0;
   private lastError: string | null = null;
   private invalid = 0;
@@ -87,8 +94,11 @@ export class LinkSession {
   private lastClose: LinkStatus['lastClose'] = null;
   private policyCloses = 0;
 
+  private readonly clock: Pick<Clock, 'now' | 'monotonic'>;
+
   constructor(private readonly o: SessionOptions) {
     this.backoff = new Backoff(o.reconnectInitialMs);
+    this.clock = o.clock ?? realClock;
   }
 
   start(): void {
@@ -262,7 +272,8 @@ export class LinkSession {
   private onWelcome(welcome: Welcome): void {
     const { ackSeq } = welcome;
     this.state = 'ready';
-    this.connectedAt = Date.now();
+    this.connectedAt = this.clock.now();
+    this.connectedAtMono = this.clock.monotonic();
     this.spreadMs = welcome.reconnect?.spreadMs ?? 0;
     this.o.outbox.ack(ackSeq);
     const pending = this.o.outbox.unacked();
@@ -281,7 +292,7 @@ export class LinkSession {
     if (this.ws !== ws) return;
     this.clearTimers();
     const wasReady = this.state === 'ready';
-    const wasHealthy = this.connectedAt !== undefined && wasReady && Date.now() - this.connectedAt >= (this.o.healthyAfterMs ?? HEALTHY_AFTER_MS);
+    const wasHealthy = this.connectedAt !== undefined && wasReady && this.clock.monotonic() - this.connectedAtMono >= (this.o.healthyAfterMs ?? HEALTHY_AFTER_MS);
     if (wasHealthy) this.backoff.reset();
     this.state = 'waiting';
     this.ws = undefined;

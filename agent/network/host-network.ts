@@ -400,9 +400,9 @@ export const VETH_GONE_MS = 3_000;
 
 /** Waits (bounded) until none of `veths` exists; returns those still there. */
 async function vethsGone(veths: string[], ms: number): Promise<string[]> {
-  const end = Date.now() + ms;
+  const end = performance.now() + ms; // monotonic: an NTP step moves no deadline (clock.ts)
   let left = veths.filter((v) => existsSync(`/sys/class/net/${v}`));
-  while (left.length > 0 && Date.now() < end) {
+  while (left.length > 0 && performance.now() < end) {
     await new Promise((r) => setTimeout(r, 10));
     left = left.filter((v) => existsSync(`/sys/class/net/${v}`));
   }

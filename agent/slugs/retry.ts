@@ -29,7 +29,8 @@ export function retryDelayMs(attempt: number, err: SlipwayError, policy: RetryPo
   return jittered;
 }
 
-/** Parses an HTTP Retry-After header (seconds or an HTTP date) into ms from `now`. */
+/** Parses an HTTP Retry-After header (seconds or an HTTP date) into ms from `now`. Wall time
+ * on purpose: an HTTP date is on the server's wall clock; the delay is then waited on a timer. */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;

@@ -42,7 +42,7 @@ export class SourceFetch {
     const source = this.o.sources.find((s) => s.schemes.includes(parsed.protocol));
     if (!source) throw new SlipwayError('SLUG_UNSUPPORTED_SOURCE', `slug URL scheme ${parsed.protocol} is not supported`);
 
-    const started = Date.now();
+    const started = performance.now();
     const deadline = new AbortController();
     const timer = setTimeout(() => {
       deadline.abort(new SlipwayError('SLUG_FETCH_FAILED', `slug download from ${shown} exceeded its deadline of ${this.o.fetchTimeoutMs} ms`));
@@ -55,14 +55,14 @@ export class SourceFetch {
           const done = await tryOnce(parsed, source, deadline.signal);
           if (ready) {
             const { msg, fields } = ready(done);
-            log.info({ ...fields, attempt, ms: Date.now() - started }, msg);
+            log.info({ ...fields, attempt, ms: Math.round(performance.now() - started) }, msg);
           }
           return done;
         } catch (err) {
           const failure = asSlipwayError(deadline.signal.aborted ? deadline.signal.reason : err);
           const delay = deadline.signal.aborted ? undefined : retryDelayMs(attempt, failure, this.o.retry);
           if (delay === undefined) {
-            log.warn({ err: failure, code: failure.code, attempt, ms: Date.now() - started }, `${what} failed`);
+            log.warn({ err: failure, code: failure.code, attempt, ms: Math.round(performance.now() - started) }, `${what} failed`);
             throw failure;
           }
           log.warn({ code: failure.code, err: failure.message, attempt, retryInMs: delay }, `${what} failed; retrying`);

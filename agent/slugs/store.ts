@@ -283,7 +283,8 @@ export class SlugStore {
     await this.files.remove(sha);
   }
 
-  /** Marks a use now; the metadata file's mtime carries it across restarts (best effort). */
+  /** Marks a use now; the metadata file's mtime carries it across restarts (best effort).
+   * Wall time on purpose: a timestamp that outlives the process, not a duration (clock.ts). */
   private touch(sha: string): void {
     const now = Date.now();
     this.lastUsed.set(sha, now);

@@ -1,5 +1,7 @@
 // A clock for timeout and retry paths on fake time (journal-writer.ts's JournalClock, and any
-// component that takes now/setTimeout/clearTimeout): nothing runs until the test advances it.
+// component that takes a Clock, agent/lib/clock.ts): nothing runs until the test advances it.
+// Its wall time (now) and monotonic time move together under tick; stepWall moves the wall
+// time alone, as an NTP step does.
 export class FakeClock {
   private t = 0;
   private nextId = 1;
@@ -7,7 +9,20 @@ export class FakeClock {
   /** Every delay asked for, in order (to check that each wait is bounded). */
   readonly delays: number[] = [];
 
-  now = (): number => this.t;
+  /** Wall minus monotonic: moved only by stepWall. */
+  private wallOffset = 0;
+
+  /** Wall time: the monotonic time plus every wall step so far. */
+  now = (): number => this.t + this.wallOffset;
+
+  /** Monotonic time: moved only by tick (and what runs timers); the timers run on it. */
+  monotonic = (): number => this.t;
+
+  /** Steps the wall clock by `ms` (±): an NTP step (chrony's `makestep`). The monotonic time
+   * and every timer stay where they are. */
+  stepWall(ms: number): void {
+    this.wallOffset += ms;
+  }
 
   setTimeout = (fn: () => void, ms: number): unknown => {
     const id = this.nextId++;

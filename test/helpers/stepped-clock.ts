@@ -3,13 +3,27 @@
 // launches a container, a cycle stops one), and that work sets the next timer some real
 // microseconds later; so a test waits, in bounded real time, for the timer it expects to be set
 // (`next`, `runNext`), then steps the clock to it. test/helpers/fake-clock.ts's FakeClock is
-// the same shape, for code whose timers are set synchronously.
+// the same shape, for code whose timers are set synchronously. Both keep wall time (now) and
+// monotonic time; stepWall moves the wall time alone, as an NTP step does.
 export class SteppedClock {
   private t = 0;
   private ids = 0;
   private readonly timers = new Map<number, { at: number; ms: number; fn: () => void }>();
 
-  now = (): number => this.t;
+  /** Wall minus monotonic: moved only by stepWall. */
+  private wallOffset = 0;
+
+  /** Wall time: the monotonic time plus every wall step so far. */
+  now = (): number => this.t + this.wallOffset;
+
+  /** Monotonic time: moved only by tick (and what runs timers); the timers run on it. */
+  monotonic = (): number => this.t;
+
+  /** Steps the wall clock by `ms` (±): an NTP step (chrony's `makestep`). The monotonic time
+   * and every timer stay where they are. */
+  stepWall(ms: number): void {
+    this.wallOffset += ms;
+  }
 
   setTimeout = (fn: () => void, ms: number): unknown => {
     const id = ++this.ids;

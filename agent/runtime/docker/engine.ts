@@ -124,8 +124,9 @@ export async function removeContainer(docker: Docker, idOrName: string): Promise
     // 409 "removal already in progress": another caller is removing it; wait for that.
     if (status !== 409 || !/in progress/i.test(String((err as Error).message))) throw err;
   }
-  const deadline = Date.now() + REMOVE_TIMEOUT_MS;
-  while (Date.now() < deadline) {
+  // Monotonic: an NTP step must neither end the wait at once nor stretch it (clock.ts).
+  const deadline = performance.now() + REMOVE_TIMEOUT_MS;
+  while (performance.now() < deadline) {
     if (!(await inspectContainer(docker, idOrName))) return;
     await new Promise((r) => setTimeout(r, REMOVAL_POLL_MS));
   }

@@ -92,9 +92,9 @@ export class StackImages {
   private async resolve(stackName: string, dir: string): Promise<string> {
     const ref = stackImageRef(stackName, await stackFingerprint(dir));
     if (await this.exists(ref)) return ref;
-    const started = Date.now();
+    const started = performance.now();
     await this.import(ref, stackName, dir);
-    this.log.info({ stack: stackName, image: ref, ms: Date.now() - started }, 'stack imported into the Docker engine');
+    this.log.info({ stack: stackName, image: ref, ms: Math.round(performance.now() - started) }, 'stack imported into the Docker engine');
     return ref;
   }
 

@@ -9,6 +9,7 @@ import { chmod, chown, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/pro
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../../shared/log.js';
+import { realClock, type Clock } from '../../lib/clock.js';
 import { SlipwayError } from '../../../shared/errors.js';
 import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
 import { writeHandle } from '../handle-file.js';
@@ -38,6 +39,8 @@ export interface LxcDriverOptions {
   log: Logger;
   /** The seccomp policy in LXC's format; default: the dyno profile (seccomp/profile.ts). */
   seccompPolicy?: () => string;
+  /** The start and kill-settle waits are deadlines on its monotonic reading (clock.ts). */
+  clock?: Pick<Clock, 'monotonic'>;
 }
 
 export class LxcDriver implements RuntimeDriver {
@@ -46,8 +49,10 @@ export class LxcDriver implements RuntimeDriver {
   private readonly cgroupVersion: CgroupVersion;
   private readonly waits = new Map<string, Promise<DynoExit>>();
   private seccomp: string | undefined;
+  private readonly clock: Pick<Clock, 'monotonic'>;
 
   constructor(private readonly opts: LxcDriverOptions) {
+    this.clock = opts.clock ?? realClock;
     this.conmon = opts.conmonPath ?? (['/usr/bin/conmon', '/usr/libexec/podman/conmon', '/usr/local/bin/conmon'].find((p) => existsSync(p)) ?? 'conmon');
     this.cgroupVersion = detectCgroupVersion();
   }
@@ -111,8 +116,8 @@ export class LxcDriver implements RuntimeDriver {
    * failed setup) are lines of its own on stderr, `lxc-execute: <name>: ...`, which conmon
    * logs; those make the start fail with them as the cause. */
   private async untilRunning(handle: DynoHandle): Promise<void> {
-    const deadline = Date.now() + LXC_RUNNING_TIMEOUT_MS;
-    while (Date.now() < deadline) {
+    const deadline = this.clock.monotonic() + LXC_RUNNING_TIMEOUT_MS;
+    while (this.clock.monotonic() < deadline) {
       // init.lxc is in the cgroup while LXC still sets up (and may yet fail); the dyno runs once
       // init.lxc has its child.
       if ((await cgroupPids(handle.cgroupPath!, this.cgroupVersion)).length >= 2) return;
@@ -178,8 +183,8 @@ export class LxcDriver implements RuntimeDriver {
     }
     // LXC removes its cgroups once lxc-execute has reaped the dyno; wait for that, then remove
     // what a killed lxc-execute left behind.
-    const deadline = Date.now() + KILL_SETTLE_TIMEOUT_MS;
-    while (Date.now() < deadline && (await cgroupPids(cgroupPath, this.cgroupVersion)).length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
+    const deadline = this.clock.monotonic() + KILL_SETTLE_TIMEOUT_MS;
+    while (this.clock.monotonic() < deadline && (await cgroupPids(cgroupPath, this.cgroupVersion)).length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
     for (const cg of [cgroupPath, `${cgroupPath}.monitor`]) {
       for (const d of cgroupDirs(cg, this.cgroupVersion)) await rmdir(d).catch(() => undefined);
     }

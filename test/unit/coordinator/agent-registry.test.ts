@@ -54,3 +54,24 @@ t.test('GET /agents view', async (t) => {
   ]);
   t.equal(registry.connectedCount(), 2);
 });
+
+t.test('host notices: an interruption stays, a rebalance comes and goes with the capacity report', async (t) => {
+  const registry = new AgentRegistry();
+  registry.attach(identity('a'), capacity(0));
+  const rebalance = { notice: 'rebalance' as const, noticeTime: '2026-12-02T05:00:00Z', noticedAt: '2026-12-02T05:00:01Z' };
+  registry.setNotice('a', rebalance);
+  t.match(registry.placementViews()[0], { rebalance: true, interrupted: false });
+  registry.setCapacity('a', { ...capacity(0), notices: [] });
+  t.match(registry.placementViews()[0], { rebalance: false }, 'the agent no longer shows it');
+  const spot = { notice: 'spot_interruption' as const, action: 'terminate' as const, deadline: '2026-12-02T05:02:00Z', noticedAt: '2026-12-02T05:00:00Z' };
+  registry.setCapacity('a', { ...capacity(0, false), notices: [spot, rebalance] });
+  t.match(registry.placementViews()[0], { interrupted: true, rebalance: true, accepting: false });
+  t.same(registry.interruption('a'), spot);
+  registry.setCapacity('a', { ...capacity(0), notices: [] });
+  t.same(registry.interruption('a'), spot, 'EC2 does not take an interruption back');
+  registry.setNotice('a', { notice: 'terminating', noticedAt: '2026-12-02T05:00:05Z' });
+  t.same(registry.interruption('a'), spot, 'a scale-in does not replace the spot deadline');
+  t.same(registry.views()[0]?.notices.map((n) => n.notice), ['spot_interruption']);
+  registry.attach(identity('b'), { ...capacity(0), notices: [{ notice: 'terminating', noticedAt: '2026-12-02T05:00:05Z' }] });
+  t.equal(registry.interruption('b')?.notice, 'terminating', "a hello's capacity carries it too (a restarted coordinator)");
+});

@@ -49,3 +49,11 @@ t.test('placeDynos does not change the views it was given', async (t) => {
   placeDynos(views, [512]);
   t.equal(views[0]?.reservedBytes, 0);
 });
+
+t.test('EC2 notices: an interrupted host gets nothing; a rebalance host only when nothing else fits', async (t) => {
+  const agents = [agent('a', 8000, { interrupted: true }), agent('b', 7000, { rebalance: true }), agent('c', 1000)];
+  t.equal(chooseAgent(agents, 512)?.id, 'c', 'the host without a notice wins over more free memory elsewhere');
+  t.equal(chooseAgent(agents, 2048)?.id, 'b', 'a rebalance host still takes what fits nowhere else');
+  t.equal(chooseAgent(agents, 7500), undefined, 'an interrupted host takes nothing, even when it alone fits');
+  t.same(placeDynos(agents, [512, 512, 512]), ['c', 'b', 'b'], 'placement spills onto the rebalance host once the others are full');
+});

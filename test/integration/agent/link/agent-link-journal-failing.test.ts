@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AgentLink } from '../../../../agent/link/agent-link.js';
 import { EventJournal } from '../../../../agent/link/event-journal.js';
-import { AGENT_WS_PATH, PROTOCOL_VERSION, type AgentMessage, type Event, type Hello } from '../../../../shared/protocol.js';
+import { AGENT_WS_PATH, PROTOCOL_VERSION, type AgentMessage, type DynoStateEvent, type Event, type Hello } from '../../../../shared/protocol.js';
 import { FailingJournalFiles } from '../../../helpers/failing-journal-files.js';
 import { managerSetup, spec } from '../../../helpers/fake-manager.js';
 import { quietLogger, tempDir } from '../../../helpers/host.js';
@@ -64,7 +64,7 @@ async function setup(t: { teardown(fn: () => unknown): void }) {
     m.driver.exit(id, { code: 1, signal: null, oomKilled: false });
     await until(`${id} restarted`, () => m.events.filter((e) => e.id === id && e.state === 'up').length > ups || undefined);
   };
-  const states = (evs: readonly Event[]) => evs.map((e) => `${e.seq}:${e.event.dyno.state}`);
+  const states = (evs: readonly Event[]) => evs.map((e) => `${e.seq}:${(e.event as DynoStateEvent).dyno.state}`);
   return { ...m, c, file, files, link, crashAndRestart, states };
 }
 

@@ -87,7 +87,10 @@ t.test('env: a key neither the file nor a flag sets, converted and checked like 
 t.test('every default and computed value, and the shape start.ts reads', async (t) => {
   const c = resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile }, {});
   t.same(Object.keys(c).sort(), ['address', 'agentId', 'bootTimeoutMs', 'ca', 'cgroupParent', 'coordinatorUrl', 'cycling', 'diagnosticsListen', 'diagnosticsTokenFile',
-    'dockerSocket', 'dynoUser', 'link', 'logLevel', 'memory', 'network', 'nofile', 'portRange', 'reservedMemoryMb', 'restarts', 'runtime', 'slugs', 'stateDir', 'stopGraceMs', 'token'].sort());
+    'dockerSocket', 'dynoUser', 'ec2', 'fdHeadroom', 'link', 'logLevel', 'memory', 'network', 'nofile', 'portRange', 'reservedMemoryMb', 'restarts', 'runtime', 'slugs', 'stateDir', 'stateDirFloorMb', 'stopGraceMs', 'token'].sort());
+  t.same({ floor: c.stateDirFloorMb, headroom: c.fdHeadroom }, { floor: 256, headroom: 64 }, "the state dir's floor and the descriptor headroom (host/pressure.ts)");
+  t.same(c.ec2, { enabled: 'auto', endpoint: undefined, pollMs: 5_000, agentIdSet: false, addressSet: false }, 'EC2 on auto; the instance may name the agent and its address');
+  t.match(resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, agentId: 'web-7', address: '10.1.2.3', ec2: { enabled: false } }, {}).ec2, { enabled: false, agentIdSet: true, addressSet: true });
   t.match(c, {
     stateDir: DEFAULTS.stateDir, cgroupParent: DEFAULTS.cgroupParent, runtime: 'runc', dockerSocket: undefined, ca: undefined, reservedMemoryMb: 1024,
     portRange: [20000, 29999], dynoUser: { uid: 64000, gid: 64000 }, bootTimeoutMs: 60_000, stopGraceMs: 30_000, nofile: 10_000, logLevel: 'info',

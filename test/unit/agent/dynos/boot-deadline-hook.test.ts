@@ -54,3 +54,24 @@ t.test('a web dyno re-adopted while its port does not accept is starting, with t
   t.same(s.driver.signals, ['SIGKILL']);
   await d.stop(1000);
 });
+
+for (const stepMs of [3_600_000, -3_600_000]) {
+  t.test(`R10 fires at its bound when the wall clock steps ${stepMs > 0 ? '+' : '-'}1 h mid-wait (NTP at boot): not at once, not an hour late`, async (t) => {
+    const s = dynoSetup(t, { bootTimeoutMs: 300 });
+    s.driver.listen = false;
+    const d = s.make(dynoSpec());
+    d.begin();
+    await s.clock.next((ms) => ms === 300);
+    s.clock.tick(100);
+    s.clock.stepWall(stepMs);
+    s.clock.tick(199);
+    await s.settle();
+    t.same(s.driver.signals, [], 'not killed early: 299 ms of the 300 have passed');
+    t.equal(d.current, 'starting');
+    s.clock.tick(1);
+    const crashed = await s.until('crashed');
+    t.match(crashed.reason, { code: 'DYNO_BOOT_TIMEOUT', message: /R10/ });
+    t.same(s.driver.signals.slice(0, 1), ['SIGKILL'], 'killed at 300 ms, not an hour off');
+    await d.stop(1000);
+  });
+}

@@ -70,3 +70,45 @@ t.test('a dyno that is not running is not sampled', async (t) => {
   await d.sampleMemory();
   t.same(s.driver.signals, [], 'a crashed dyno is never R15-killed');
 });
+
+// The R14 rate limit is an interval on the monotonic clock: a wall clock step (chrony's
+// `makestep`) neither lets a second warning out at once nor holds the next one back an hour.
+t.test('R14 rate limit across a wall clock step of +1 h: no second warning before the interval has passed', async (t) => {
+  const s = dynoSetup(t);
+  const d = s.make(workerSpec(), { memory: { r15Multiple: 2, r14IntervalMs: 60_000 } });
+  d.begin();
+  await s.until('up');
+  s.driver.memory = { workingSetBytes: 600 * MB, swapBytes: 0 };
+  await d.sampleMemory();
+  t.equal(d.memory()!.r14Count, 1);
+  s.clock.stepWall(3_600_000);
+  await d.sampleMemory();
+  t.equal(d.memory()!.r14Count, 1, 'the wall clock jumped an hour, but only 0 ms passed');
+  s.clock.tick(59_999);
+  await d.sampleMemory();
+  t.equal(d.memory()!.r14Count, 1, 'still within the rate limit a millisecond before it ends');
+  s.clock.tick(1);
+  await d.sampleMemory();
+  t.equal(d.memory()!.r14Count, 2, 'R14 again at the interval');
+  await d.stop(1000);
+});
+
+t.test('R14 rate limit across a wall clock step of -1 h: the next warning comes at the interval, not an hour later', async (t) => {
+  const s = dynoSetup(t);
+  const d = s.make(workerSpec(), { memory: { r15Multiple: 2, r14IntervalMs: 60_000 } });
+  d.begin();
+  await s.until('up');
+  s.driver.memory = { workingSetBytes: 600 * MB, swapBytes: 0 };
+  await d.sampleMemory();
+  t.equal(d.memory()!.r14Count, 1);
+  s.clock.tick(30_000);
+  s.clock.stepWall(-3_600_000);
+  s.clock.tick(29_999);
+  await d.sampleMemory();
+  t.equal(d.memory()!.r14Count, 1, 'within the rate limit');
+  s.clock.tick(1);
+  await d.sampleMemory();
+  t.equal(d.memory()!.r14Count, 2, 'R14 again 60 s after the first, though the wall clock went back an hour');
+  t.equal(d.memory()!.sampledAt, new Date(s.clock.now()).toISOString(), 'the sample is stamped with wall time (it is shown to people)');
+  await d.stop(1000);
+});

@@ -129,3 +129,41 @@ t.test('a re-adopted dyno that exited while no agent ran is reported crashed on 
   t.same(s.driver.destroyed, [d.id], 'the exited container was removed first');
   await d.stop(1000);
 });
+
+// Stability is measured on the monotonic clock: chrony's `makestep` at boot steps the wall
+// clock by up to hours just when dynos start, and must not decide whether a run was healthy.
+t.test('a wall clock step of +1 h does not make a short run count as healthy: the crash loop keeps backing off', async (t) => {
+  const s = dynoSetup(t);
+  const d = s.make(workerSpec(), policy(400, 800));
+  d.begin();
+  await s.until('up');
+  s.driver.exit('app1-worker-1-abc', { code: 1, signal: null, oomKilled: false });
+  await s.until('crashed');
+  t.equal(await s.clock.runNext(), 0, 'the first restart is at once');
+  await s.until('up', 2);
+  s.clock.stepWall(3_600_000);
+  s.clock.tick(10);
+  s.driver.exit('app1-worker-1-abc', { code: 1, signal: null, oomKilled: false });
+  await s.until('crashed', 2);
+  t.equal(await s.clock.next(), 400, 'up for 10 ms, crashed again: the second crash in a row waits the base delay');
+  t.equal(d.crashCount, 2, 'the count was not reset');
+  await d.stop(1000);
+});
+
+t.test('a wall clock step of -1 h does not make a healthy run look short: the next crash restarts at once', async (t) => {
+  const s = dynoSetup(t);
+  const d = s.make(workerSpec(), policy(400, 800));
+  d.begin();
+  await s.until('up');
+  s.driver.exit('app1-worker-1-abc', { code: 1, signal: null, oomKilled: false });
+  await s.until('crashed');
+  await s.clock.runNext();
+  await s.until('up', 2);
+  s.clock.tick(60_000);
+  s.clock.stepWall(-3_600_000);
+  s.driver.exit('app1-worker-1-abc', { code: 1, signal: null, oomKilled: false });
+  await s.until('crashed', 2);
+  t.equal(await s.clock.next(), 0, 'up for the whole stableAfterMs (60 s): a first crash again, restarted at once');
+  t.equal(d.crashCount, 1, 'the count was reset');
+  await d.stop(1000);
+});

@@ -12,6 +12,7 @@ import { FakeClock } from '../../../helpers/fake-clock.js';
 import { managerSetup, spec } from '../../../helpers/fake-manager.js';
 import { tempDir } from '../../../helpers/host.js';
 import { captureLog, LEVEL } from '../../../helpers/log-capture.js';
+import type { DynoStateEvent } from '../../../../shared/protocol.js';
 
 async function setup(t: { teardown(fn: () => unknown): void }) {
   const m = managerSetup(t);
@@ -49,7 +50,7 @@ t.test('every journal write fails: the crash is still queued and the dyno restar
   await s.until('app-worker-1', 'up');
   s.driver.exit('app-worker-1', { code: 1, signal: null, oomKilled: false });
   await eventually('the restarted dyno to be up', () => s.events.filter((e) => e.state === 'up').length === 2);
-  t.same(s.link.unackedEvents().map((e) => [e.seq, e.event.from, e.event.dyno.state]), [
+  t.same(s.link.unackedEvents().map((e) => [e.seq, (e.event as DynoStateEvent).from, (e.event as DynoStateEvent).dyno.state]), [
     [1, null, 'starting'], [2, 'starting', 'up'], [3, 'up', 'crashed'], [4, 'crashed', 'starting'], [5, 'starting', 'up'],
   ], 'every transition is in the outbox, numbered, in order');
   t.equal(s.files.calls.append + s.files.calls.replace, 0, 'no transition touched the disk');
@@ -79,6 +80,6 @@ t.test('the journal is written after the transition, not inside it', async (t) =
   t.equal(s.link.unackedEvents().length, 1, 'starting is queued at once');
   t.equal(s.files.calls.append + s.files.calls.replace, before, 'and not yet written');
   s.clock.tick(0);
-  t.same(EventJournal.load(s.file).state.pending.map((e) => e.event.dyno.state), ['starting']);
+  t.same(EventJournal.load(s.file).state.pending.map((e) => (e.event as DynoStateEvent).dyno.state), ['starting']);
   t.equal(s.link.status().journal!.ok, true);
 });

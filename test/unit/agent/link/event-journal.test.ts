@@ -6,7 +6,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventJournal } from '../../../../agent/link/event-journal.js';
 import { EventOutbox } from '../../../../agent/link/outbox.js';
-import type { DynoStatus } from '../../../../shared/protocol.js';
+import type { DynoStateEvent, DynoStatus } from '../../../../shared/protocol.js';
 import { tempDir } from '../../../helpers/host.js';
 
 const dyno = (id: string, state: DynoStatus['state']): DynoStatus => ({ id, app: 'app1', type: 'web', name: 'web.1', state, memoryMb: 512, since: new Date(0).toISOString() });
@@ -26,7 +26,7 @@ t.test('unacked events and the numbering survive a restart, under the same epoch
   const again = EventJournal.open(file);
   t.equal(again.journal.epoch, first.journal.epoch, 'same epoch: the coordinator keeps its numbering');
   t.equal(again.state.lastSeq, 3);
-  t.same(again.state.pending.map((e) => [e.seq, e.event.dyno.id, e.event.dyno.state]), [[2, 'd1', 'up'], [3, 'd2', 'starting']]);
+  t.same(again.state.pending.map((e) => [e.seq, (e.event as DynoStateEvent).dyno.id, (e.event as DynoStateEvent).dyno.state]), [[2, 'd1', 'up'], [3, 'd2', 'starting']]);
   const o2 = new EventOutbox(undefined, again.journal, again.state);
   t.equal(o2.push('starting', dyno('d2', 'up')).seq, 4, 'numbering goes on');
   t.same(o2.unacked().map((e) => e.seq), [2, 3, 4], 'all of them are resent after the welcome');
@@ -64,10 +64,21 @@ t.test('over the bound, per-dyno state is coalesced and a terminal event is neve
   o.push(null, dyno('d2', 'starting'));
   o.push('starting', dyno('d2', 'up'));
   o.push('stopping', dyno('d3', 'down'));
-  t.same(o.unacked().map((e) => `${e.event.dyno.id}:${e.event.dyno.state}`), ['d1:down', 'd2:up', 'd3:down'], 'd2\'s superseded starting went, both downs stay');
+  t.same(o.unacked().map((e) => `${(e.event as DynoStateEvent).dyno.id}:${(e.event as DynoStateEvent).dyno.state}`), ['d1:down', 'd2:up', 'd3:down'], 'd2\'s superseded starting went, both downs stay');
   o.push('stopping', dyno('d4', 'down'));
   o.push('stopping', dyno('d5', 'down'));
-  t.same(o.unacked().map((e) => e.event.dyno.id), ['d1', 'd3', 'd4', 'd5'], 'with nothing else left to drop, the bound gives way to terminal events');
+  t.same(o.unacked().map((e) => (e.event as DynoStateEvent).dyno.id), ['d1', 'd3', 'd4', 'd5'], 'with nothing else left to drop, the bound gives way to terminal events');
   t.equal(o.dropped, 2);
-  t.same(EventJournal.open(file).state.pending.map((e) => e.event.dyno.id), ['d1', 'd3', 'd4', 'd5'], 'the journal holds the same');
+  t.same(EventJournal.open(file).state.pending.map((e) => (e.event as DynoStateEvent).dyno.id), ['d1', 'd3', 'd4', 'd5'], 'the journal holds the same');
+});
+
+t.test('an unacknowledged host notice survives a restart and is resent', async (t) => {
+  const file = join(await tempDir(t), 'agent', 'events.jsonl');
+  const first = EventJournal.open(file);
+  const o = new EventOutbox(undefined, first.journal, first.state);
+  o.push(null, dyno('d1', 'up'));
+  o.pushNotice({ notice: 'spot_interruption', action: 'terminate', deadline: '2026-12-02T05:02:00Z', noticedAt: '2026-12-02T05:00:00Z' });
+  o.ack(1);
+  const again = EventJournal.open(file);
+  t.match(again.state.pending, [{ seq: 2, event: { kind: 'host_notice', notice: 'spot_interruption', deadline: '2026-12-02T05:02:00Z' } }]);
 });

@@ -151,3 +151,34 @@ t.test('a read-only disk at start: the agent opens the journal anyway and writes
   s.files.failAll(undefined);
   t.same(s.onDisk().pending.map((e) => e.seq), [1], 'the file is as the last good write left it');
 });
+
+// The retries wait on timers (monotonic); how long the outage lasted is measured on the
+// monotonic clock too, and the status names its start in wall time (shown to people). An NTP
+// step during the outage (chrony's `makestep` at boot) changes neither.
+for (const stepMs of [3_600_000, -3_600_000]) {
+  t.test(`a wall clock step of ${stepMs > 0 ? '+' : '-'}1 h during a failing streak: the backoff keeps its waits and the outage its length`, async (t) => {
+    const s = await setup(t);
+    const { writer, outbox } = s.open();
+    s.clock.tick(0);
+    s.files.failAll('ENOSPC');
+    const failingAt = s.clock.now();
+    outbox.push(null, dyno('d1', 'starting'));
+    s.clock.tick(0);
+    t.equal(writer.status().failingSince, new Date(failingAt).toISOString());
+    s.clock.stepWall(stepMs);
+    t.equal(writer.status().failingSince, new Date(failingAt).toISOString(), 'the status keeps the wall time the streak began');
+    s.clock.tick(500);
+    s.clock.tick(750);
+    t.same(s.clock.delays.filter((d) => d > 0), [500, 750, 1125], 'the retries back off as without the step');
+    t.equal(writer.status().failedWrites, 3);
+    s.files.failAll(undefined);
+    s.clock.tick(1124);
+    t.equal(writer.status().ok, false, 'the third retry is not early');
+    s.clock.tick(1);
+    t.equal(writer.status().ok, true, 'written again at the third retry');
+    const recovered = s.logged.at(LEVEL.info).filter((r) => /written again/.test(r.msg));
+    t.equal(recovered.length, 1);
+    t.equal(recovered[0]!.failedForMs, 500 + 750 + 1125, 'the outage lasted 2375 ms, not an hour more or less');
+    writer.close();
+  });
+}

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { EventOutbox } from '../../../../agent/link/outbox.js';
-import type { DynoStatus } from '../../../../shared/protocol.js';
+import type { DynoStateEvent, DynoStatus } from '../../../../shared/protocol.js';
 
 const dyno = (id: string, state: DynoStatus['state']): DynoStatus => ({ id, app: 'app1', type: 'web', name: 'web.1', state, memoryMb: 512, since: new Date(0).toISOString() });
 
@@ -30,6 +30,18 @@ t.test('over the bound, superseded events of the same dyno go first and drops ar
   o.push(null, dyno('d2', 'starting'));
   o.push('starting', dyno('d1', 'up'));
   o.push(null, dyno('d3', 'starting'));
-  t.same(o.unacked().map((e) => `${e.event.dyno.id}:${e.event.dyno.state}`), ['d2:starting', 'd1:up', 'd3:starting']);
+  t.same(o.unacked().map((e) => `${(e.event as DynoStateEvent).dyno.id}:${(e.event as DynoStateEvent).dyno.state}`), ['d2:starting', 'd1:up', 'd3:starting']);
   t.equal(o.dropped, 1);
+});
+
+t.test('a host notice is numbered like a dyno event, journaled, and never shed', async (t) => {
+  const written: number[] = [];
+  const o = new EventOutbox(2, { append: (e) => written.push(e.seq), ack: () => undefined, rewrite: () => undefined });
+  const notice = { notice: 'spot_interruption' as const, action: 'terminate' as const, deadline: '2026-12-02T05:02:00Z', noticedAt: '2026-12-02T05:00:00Z' };
+  o.push(null, dyno('d1', 'starting'));
+  t.match(o.pushNotice(notice), { seq: 2, event: { kind: 'host_notice', ...notice } });
+  t.same(written, [1, 2], 'handed to the journal like any event');
+  o.push('starting', dyno('d1', 'up'));
+  o.push(null, dyno('d2', 'starting'));
+  t.same(o.unacked().map((e) => e.event.kind), ['host_notice', 'dyno_state'], 'over the bound the dyno events go, the notice stays');
 });

@@ -4,6 +4,7 @@ import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { RuncDriver } from '../../../../../agent/runtime/runc/driver.js';
+import { detectCgroupVersion } from '../../../../../agent/host/cgroups.js';
 import type { ContainerSpec, DynoHandle } from '../../../../../agent/runtime/driver.js';
 import { busyboxStack, cgroupChildren, mountsUnder, processesMentioning, quietLogger, removeCgroupParent, runcContainers, tempDir, uniqueName } from '../../../../helpers/host.js';
 
@@ -67,9 +68,11 @@ t.test('memory and pids limits come from the spec', async (t) => {
   const id = `${prefix}-limits`;
   const h = await driver.start(spec(dir, slug, id, 'sleep 30', 48));
   handles.push(h);
-  const mem = await readFile(`/sys/fs/cgroup/memory${h.cgroupPath}/memory.limit_in_bytes`, 'utf8');
+  // Both hierarchies: this machine runs cgroup v1, the VM suite's guest v2 (scripts/vm/run.sh).
+  const v2 = detectCgroupVersion() === 2;
+  const mem = await readFile(v2 ? `/sys/fs/cgroup${h.cgroupPath}/memory.max` : `/sys/fs/cgroup/memory${h.cgroupPath}/memory.limit_in_bytes`, 'utf8');
   t.equal(Number(mem), 48 * 1024 * 1024);
-  const pids = await readFile(`/sys/fs/cgroup/pids${h.cgroupPath}/pids.max`, 'utf8');
+  const pids = await readFile(v2 ? `/sys/fs/cgroup${h.cgroupPath}/pids.max` : `/sys/fs/cgroup/pids${h.cgroupPath}/pids.max`, 'utf8');
   t.equal(pids.trim(), '64');
   t.equal((await driver.inspect(h)).status, 'running');
   await driver.destroy(h);
