@@ -6,7 +6,6 @@ import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import type { AgentIdentity, Capacity } from '../shared/protocol.js';
 import type { AgentConfig } from './config/resolve.js';
 import type { Logger } from '../shared/log.js';
@@ -17,10 +16,11 @@ import { PortAllocator } from './dynos/ports.js';
 import { DynoManager } from './dynos/manager.js';
 import { DynoRecords } from './dynos/dyno-records.js';
 import { LogShipper } from './dynos/log-shipper.js';
+import { memoryWatchSettings } from './dynos/memory-watch-hook.js';
 import { tailLog } from './dynos/log-tail.js';
 import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity.js';
 import { AgentLink } from './link/agent-link.js';
-import { createDiagnosticsServer } from './diagnostics/server.js';
+import { createDiagnosticsServer, listenDiagnostics, type DiagnosticsTarget } from './diagnostics/server.js';
 import { HostNetwork } from './network/host-network.js';
 // EC2 (issue 13, item 5): IMDSv2 identity and the signals that the host is going away.
 import { detectEc2, instanceNaming } from './host/ec2/identity.js';
@@ -46,6 +46,7 @@ export const AGENT_VERSION = '0.1.0';
 export interface RunningAgent {
   manager: DynoManager;
   link: AgentLink;
+  /** `http://127.0.0.1:7701`, or `unix:/run/slipway/diagnostics.sock` on a unix socket. */
   diagnosticsUrl: string;
   diagnosticsToken: string;
   /** Closes the link and the diagnostics server. Dynos keep running unless stopDynos is set. */
@@ -140,7 +141,7 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
     allocatableBytes: () => allocatable,
     stopGraceMs: config.stopGraceMs,
     restartPolicy: config.restarts,
-    memory: { r15Multiple: config.memory.r15Multiple, r14IntervalMs: config.memory.r14IntervalMs },
+    memory: memoryWatchSettings(config.memory, (w) => link.memoryWarning(w)),
     memorySampleMs: config.memory.sampleMs,
     records,
     pressure: () => pressure.refusal(),
@@ -206,7 +207,7 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
   }, LOG_SHIP_MS);
   shipLogs.unref();
 
-  // 5. Diagnostics on loopback.
+  // 5. Diagnostics on loopback, or on a unix socket (mode 0600).
   const token = await diagnosticsToken(config.diagnosticsTokenFile);
   const diagnostics = createDiagnosticsServer({
     identity: () => identity,
@@ -224,17 +225,11 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
       return recent.length > 0 ? recent : tailLog(manager.logSource(id) ?? join(dirs.dynos, id, 'log'), d.name, n);
     },
   }, token, log.child({ component: 'diagnostics' }));
-  const [host, port] = splitHostPort(config.diagnosticsListen);
-  await new Promise<void>((resolve, reject) => {
-    diagnostics.once('error', reject);
-    diagnostics.listen(port, host, () => resolve());
-  });
+  const diagnosticsUrl = await listenDiagnostics(diagnostics, diagnosticsTarget(config.diagnosticsListen));
   // After listen, an accept that fails is an 'error' event, and without a listener it would end
   // the agent. At EMFILE libuv closes the connections it cannot take itself (its reserve
   // descriptor); when even that fails, the error lands here. The server keeps listening.
   diagnostics.on('error', (err) => log.warn({ err }, 'diagnostics server error'));
-  const bound = diagnostics.address() as AddressInfo;
-  const diagnosticsUrl = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
 
   signals?.start();
   link.start();
@@ -275,4 +270,11 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
 export function splitHostPort(s: string): [string, number] {
   const i = s.lastIndexOf(':');
   return [s.slice(0, i).replace(/^\[|\]$/g, ''), Number(s.slice(i + 1))];
+}
+
+/** diagnosticsListen as a target: `unix:/run/slipway/diagnostics.sock` or a loopback `host:port`. */
+export function diagnosticsTarget(listen: string): DiagnosticsTarget {
+  if (listen.startsWith('unix:')) return { path: listen.slice('unix:'.length) };
+  const [host, port] = splitHostPort(listen);
+  return { host, port };
 }

@@ -64,6 +64,13 @@ export function createAgentApp(deps: AgentAppDeps): AgentApp {
         void formations.hostNotice(agentId, notice);
         return;
       }
+      if (m.event.kind === 'memory_warning') {
+        // Advisory (the dyno keeps running): the reference coordinator only records it; a
+        // placement that starts a replacement before the R15 would act here.
+        const { kind: _kind, ...w } = m.event;
+        log.warn({ agentId, seq: m.seq, ...w }, 'dyno memory warning');
+        return;
+      }
       const status = m.event.dyno;
       if (!dynos.applyStatus(agentId, status, 'event')) stats.staleEvents++;
       log.debug({ agentId, seq: m.seq, dynoId: status.id, dyno: status.name, app: status.app, from: m.event.from, state: status.state }, 'dyno state');

@@ -67,6 +67,8 @@ export const ERROR_CODES = {
   HTTP_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'No endpoint at this path (an unknown route, not an unknown dyno or app).' },
   HTTP_METHOD_NOT_ALLOWED: { retryable: false, httpStatus: 405, summary: 'The endpoint exists but not for this method; the Allow header names the methods it takes.' },
   HTTP_BODY_TOO_LARGE: { retryable: false, httpStatus: 413, summary: 'The request body exceeds the API bound (1 MiB, the size of one link frame).' },
+  HTTP_BODY_NOT_ALLOWED: { retryable: false, httpStatus: 413, summary: 'The endpoint takes no request body (the diagnostics endpoint: GET only); the body is not read and the connection is closed.' },
+  HTTP_HEADERS_TOO_LARGE: { retryable: false, httpStatus: 431, summary: 'The request headers exceed the bound of the endpoint, in bytes or in number (the diagnostics endpoint: 8 KiB, 32 headers).' },
   // Reference coordinator: API, agents and the dev router (Heroku's router codes in brackets).
   SIZE_UNKNOWN: { retryable: false, httpStatus: 422, summary: 'The formation names a dyno size the coordinator does not know.' },
   APP_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'The router knows no app for this Host header.' },

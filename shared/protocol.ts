@@ -193,11 +193,28 @@ export const HostNoticeEvent = Type.Object({
   ...HostNotice.properties,
 }, { ...strict, description: 'Sent once per distinct notice (a new spot deadline, a new rebalance time), journaled like dyno events. With spot_interruption or terminating the host has stopped accepting dynos: the coordinator starts replacements elsewhere, then stops the host\'s dynos with a grace that fits the deadline.' });
 
+/** A dyno's memory heading for R15 (agent/dynos/memory-projection.ts): sent once per episode. */
+export const MemoryWarning = Type.Object({
+  dynoId: DynoId,
+  app: AppName,
+  name: DynoName,
+  projectedMs: Type.Integer({ minimum: 0, description: 'Projected time until working set + swap reaches limitBytes (the R15 line, which is also the kernel hard limit: an OOM kill).' }),
+  workingSetBytes: Type.Integer({ minimum: 0, description: 'Working set + swap of the last sample.' }),
+  limitBytes: Type.Integer({ minimum: 0, description: 'The R15 line: memory.r15Multiple x the quota.' }),
+  slopeBytesPerSec: Type.Number({ minimum: 0, description: 'The least-squares growth of working set + swap over the sample window.' }),
+  pressureSome10: Type.Optional(Type.Number({ minimum: 0, maximum: 100, description: "cgroup v2 PSI `memory.pressure` `some avg10` (percent of time stalled on memory); absent on cgroup v1." })),
+}, strict);
+
+export const MemoryWarningEvent = Type.Object({
+  kind: Type.Literal('memory_warning'),
+  ...MemoryWarning.properties,
+}, { ...strict, description: "Working set + swap of a dyno is projected to reach its R15 line within the agent's memory.warnHorizonMs: once per episode (again only after the trend went away, or after the horizon passed). Advisory: the dyno keeps running; the coordinator may start a replacement before the crash." });
+
 export const Event = Type.Object({
   type: Type.Literal('event'),
   seq: Type.Integer({ minimum: 1, description: 'Per-agent sequence number, kept until acknowledged and resent after reconnect.' }),
   at: Timestamp,
-  event: Type.Union([DynoStateEvent, HostNoticeEvent]),
+  event: Type.Union([DynoStateEvent, HostNoticeEvent, MemoryWarningEvent]),
 }, strict);
 
 export const LogBatch = Type.Object({
@@ -308,6 +325,8 @@ export type DynoStateEvent = Static<typeof DynoStateEvent>;
 export type HostNoticeEvent = Static<typeof HostNoticeEvent>;
 export type HostNotice = Static<typeof HostNotice>;
 export type HostNoticeKind = Static<typeof HostNoticeKind>;
+export type MemoryWarning = Static<typeof MemoryWarning>;
+export type MemoryWarningEvent = Static<typeof MemoryWarningEvent>;
 export type CapacityReport = Static<typeof CapacityReport>;
 export type Result = Static<typeof Result>;
 export type ErrorMessage = Static<typeof ErrorMessage>;

@@ -36,8 +36,9 @@ export interface AgentConfig {
   restarts: RestartPolicyOptions;
   /** Heroku's daily cycling: every dyno restarted after periodMs + random(jitterMs). */
   cycling: { enabled: boolean; periodMs: number; jitterMs: number };
-  /** R14/R15 (agent/dynos/memory-policy.ts) and how often dynos are sampled. */
-  memory: { r15Multiple: number; r14IntervalMs: number; sampleMs: number };
+  /** R14/R15 (agent/dynos/memory-policy.ts), how often dynos are sampled, and the warning
+   * before R15 (agent/dynos/memory-projection.ts). */
+  memory: { r15Multiple: number; r14IntervalMs: number; sampleMs: number; warnHorizonMs: number };
   /** The coordinator link beyond URL, token and CA (agent/link/). */
   link: {
     /** How long a dyno the coordinator's desired set does not list keeps running (convergence.ts). */

@@ -94,6 +94,7 @@ export const AgentConfigSchema = Type.Object({
     r15Multiple: Type.Optional(Type.Number({ minimum: 1, maximum: 16, ...meta({ default: DEFAULT_MEMORY_SETTINGS.r15Multiple, description: 'R15 (and the hard limit) at this multiple of the quota' }) })),
     r14IntervalMs: Type.Optional(Type.Integer({ minimum: 0, ...meta({ default: DEFAULT_MEMORY_SETTINGS.r14IntervalMs, description: 'least time between two R14 warnings of one dyno' }) })),
     sampleMs: Type.Optional(Type.Integer({ minimum: 100, ...meta({ default: DEFAULT_MEMORY_SETTINGS.sampleMs, description: "how often each dyno's memory is read" }) })),
+    warnHorizonMs: Type.Optional(Type.Integer({ minimum: 0, ...meta({ default: DEFAULT_MEMORY_SETTINGS.warnHorizonMs, description: "warn (a `slipway[web.1]` line and a `memory_warning` event) when a dyno's memory trend is projected to reach R15 within this; once per episode; `0`: never" }) })),
   }, { additionalProperties: false, ...meta({
     default: {},
     description: "every `sampleMs` each dyno's working set (usage minus inactive file cache) plus swap is read from its cgroup: above the quota an R14 warning (at most once per `r14IntervalMs`), at `r15Multiple` x quota R15 (killed, restarted); the kernel's hard limit is `r15Multiple` x quota, so a dyno can exceed its quota as on Heroku. `1` makes the quota the hard limit (no overcommit, no R14)" }) })),
@@ -120,8 +121,10 @@ export const AgentConfigSchema = Type.Object({
   }, { additionalProperties: false, ...meta({
     default: {},
     description: "the coordinator link: how long a dyno that the coordinator's desired set does not list keeps running before it is stopped (`unknownDynoGraceMs`; see docs/protocol.md, Convergence), and `clientCertFile` + `clientKeyFile` (PEM) for a coordinator that requires client certificates" }) })),
-  diagnosticsListen: Type.Optional(Type.String({ pattern: '^(127\\.[0-9.]+|localhost|\\[::1\\]):[0-9]{1,5}$', ...meta({
-    default: '127.0.0.1:7701', flag: '--diagnostics-listen H:P', description: 'address of the diagnostics endpoint: loopback only' }) })),
+  // A unix socket path is at most 107 bytes (sun_path); the pattern keeps it to 100 plain characters.
+  diagnosticsListen: Type.Optional(Type.String({ pattern: '^((127\\.[0-9.]+|localhost|\\[::1\\]):[0-9]{1,5}|unix:/[A-Za-z0-9._/-]{1,100})$', ...meta({
+    default: '127.0.0.1:7701', flag: '--diagnostics-listen ADDR',
+    description: 'address of the diagnostics endpoint: a loopback `host:port`, or `unix:/run/slipway/diagnostics.sock` for a unix socket (mode 0600; a stale one from a crashed agent is replaced, and it is removed on exit)' }) })),
   diagnosticsTokenFile: Type.Optional(Type.String({ minLength: 1, ...meta({
     defaultText: '`<stateDir>/agent/diagnostics.token`', description: 'created (0600) with a random token if absent' }) })),
   logLevel: Type.Optional(Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)), meta({

@@ -12,6 +12,7 @@ import type { DynoLogs } from './logs-hook.js';
 import type { PortAllocator } from './ports.js';
 import type { HostNetwork } from '../network/host-network.js';
 import type { RestartPolicyOptions } from './restart-policy.js';
+import type { MemoryWatchSettings } from './memory-watch-hook.js';
 
 export interface SlugProvider {
   /** Pins the slug for `pin` (the dyno id) until unpin(): it cannot be evicted meanwhile. */
@@ -51,7 +52,7 @@ export interface DynoDeps {
   /** Crash restart timing (default DEFAULT_RESTART_POLICY); tests shorten it. */
   restartPolicy?: RestartPolicyOptions;
   /** R14/R15 (memory-policy.ts) and the hard limit (container-spec.ts); default DEFAULT_MEMORY_SETTINGS. */
-  memory?: { r15Multiple: number; r14IntervalMs: number };
+  memory?: MemoryWatchSettings;
   /** Heroku's daily cycling (cycling-hook.ts). Absent: never cycled. */
   cycling?: CyclingSettings;
   /** Where the dyno's record is kept for re-adoption after an agent restart (records-hook.ts,

@@ -9,7 +9,7 @@ import { BootDeadlineHook } from './boot-deadline-hook.js';
 import { CyclingHook } from './cycling-hook.js';
 import { HookList, type DynoControl } from './hooks.js';
 import { LogsHook } from './logs-hook.js';
-import { MemoryWatchHook } from './memory-watch-hook.js';
+import { MemoryWatchHook, type MemoryWatchSettings } from './memory-watch-hook.js';
 import { RecordsHook } from './records-hook.js';
 import { RestartsHook } from './restarts-hook.js';
 
@@ -20,7 +20,7 @@ export interface DynoHooks {
   memoryWatch: MemoryWatchHook;
 }
 
-export function dynoHooks(dyno: DynoControl, deps: DynoDeps, memory: { r15Multiple: number; r14IntervalMs: number }): DynoHooks {
+export function dynoHooks(dyno: DynoControl, deps: DynoDeps, memory: MemoryWatchSettings): DynoHooks {
   const restarts = new RestartsHook(dyno, deps.restartPolicy);
   const memoryWatch = new MemoryWatchHook(dyno, deps.driver, memory);
   const list = new HookList([

@@ -14,6 +14,7 @@
 // capped at the same, so no swap beyond it). Reaching that limit is the kernel's OOM kill, read
 // from the cgroup's counter and also reported as R15. With r15Multiple 1 the limit is the quota
 // itself and there is no R14 phase: a fleet that wants no overcommit at all sets that.
+import { DEFAULT_WARN_HORIZON_MS } from './memory-projection.js';
 
 export interface MemoryPolicyOptions {
   quotaBytes: number;
@@ -29,7 +30,8 @@ export interface MemorySample { workingSetBytes: number; swapBytes: number }
 
 export type MemoryVerdict = { action: 'ok' | 'r14' | 'r15'; totalBytes: number };
 
-export const DEFAULT_MEMORY_SETTINGS = { r15Multiple: 2, r14IntervalMs: 60_000, sampleMs: 5_000 };
+/** warnHorizonMs: the warning before R15 (memory-projection.ts). */
+export const DEFAULT_MEMORY_SETTINGS = { r15Multiple: 2, r14IntervalMs: 60_000, sampleMs: 5_000, warnHorizonMs: DEFAULT_WARN_HORIZON_MS };
 
 /** The hard limit the runtime enforces, quota x r15Multiple: one formula for the agent's dynos
  * and the one-off `dyno run` (container-spec.ts). */

@@ -5,8 +5,18 @@
 // dyno every few seconds on one shared timer (DynoManager.startMemorySampling); a dyno whose
 // container is not live (not started yet, exited, being stopped or cycled) is skipped. The
 // last sample belongs to its container: it is dropped when the container is removed.
-import type { RuntimeDriver } from '../runtime/driver.js';
+//
+// Before R15, a warning (memory-projection.ts judges the trend): when the dyno's working set +
+// swap is projected to reach its R15 line within warnHorizonMs, once per episode, a
+// `slipway[web.1]: Memory projected to reach the R15 limit in ~6 min` line like R14's and a
+// `memory_warning` event to the coordinator (`warned`, the link's memoryWarning), so that it can
+// place a replacement before the crash. The warning changes nothing for the dyno itself.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MemoryWarning } from '../../shared/protocol.js';
+import type { DynoHandle, RuntimeDriver } from '../runtime/driver.js';
 import { MemoryPolicy } from './memory-policy.js';
+import { DEFAULT_WARN_HORIZON_MS, MemoryProjector, parsePressureSome10 } from './memory-projection.js';
 import { reasons } from './reasons.js';
 import type { ContainerRun, DynoControl, DynoHook } from './hooks.js';
 
@@ -20,6 +30,43 @@ export interface DynoMemory {
   sampledAt: string;
 }
 
+/** The memory settings a dyno's watch takes (config `memory`, agent/config/schema.ts). */
+export interface MemoryWatchSettings {
+  r15Multiple: number;
+  r14IntervalMs: number;
+  /** Warn when R15 is projected within this (ms); 0: never. Default DEFAULT_WARN_HORIZON_MS. */
+  warnHorizonMs?: number;
+  /** Each warning, for the coordinator (AgentLink.memoryWarning). Called synchronously; must
+   * not throw. */
+  warned?: (warning: MemoryWarning) => void;
+  /** PSI `some avg10` of the dyno's cgroup; default readCgroupPressure. */
+  pressure?: (handle: DynoHandle) => number | undefined;
+}
+
+/** The config's memory block and the link's warning sink, as a dyno's memory settings
+ * (start.ts: `memory: memoryWatchSettings(config.memory, link.memoryWarning)`). */
+export function memoryWatchSettings(memory: { r15Multiple: number; r14IntervalMs: number; warnHorizonMs?: number }, warned?: (warning: MemoryWarning) => void): MemoryWatchSettings {
+  return {
+    r15Multiple: memory.r15Multiple, r14IntervalMs: memory.r14IntervalMs,
+    ...(memory.warnHorizonMs !== undefined ? { warnHorizonMs: memory.warnHorizonMs } : {}),
+    ...(warned ? { warned } : {}),
+  };
+}
+
+/** cgroup v2's `memory.pressure` of the dyno (PSI), or undefined: on cgroup v1 the file is not
+ * there (the dyno's cgroup lives under each controller's hierarchy, not at the root), nor on a
+ * kernel without PSI; any failure to read it means "no pressure known", never a failed sample.
+ * One small kernel-generated read, synchronous like the other cgroup reads
+ * (agent/host/cgroup-stats.ts). */
+export function readCgroupPressure(handle: DynoHandle, root = '/sys/fs/cgroup'): number | undefined {
+  if (!handle.cgroupPath) return undefined;
+  try {
+    return parsePressureSome10(readFileSync(join(root, handle.cgroupPath, 'memory.pressure'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 const MB = 1024 * 1024;
 const mb = (bytes: number) => Math.round(bytes / MB);
 
@@ -28,14 +75,21 @@ export class MemoryWatchHook implements DynoHook {
   private last: DynoMemory | undefined;
   private readonly policy: MemoryPolicy;
   private readonly quotaBytes: number;
+  private readonly projector: MemoryProjector;
+  private readonly warned: ((warning: MemoryWarning) => void) | undefined;
+  private readonly pressure: (handle: DynoHandle) => number | undefined;
 
   constructor(
     private readonly dyno: DynoControl,
     private readonly driver: Pick<RuntimeDriver, 'stats'>,
-    settings: { r15Multiple: number; r14IntervalMs: number },
+    settings: MemoryWatchSettings,
   ) {
     this.quotaBytes = dyno.spec.size.memoryMb * MB;
-    this.policy = new MemoryPolicy({ quotaBytes: this.quotaBytes, ...settings, now: () => dyno.clock.monotonic() });
+    const { r15Multiple, r14IntervalMs } = settings;
+    this.policy = new MemoryPolicy({ quotaBytes: this.quotaBytes, r15Multiple, r14IntervalMs, now: () => dyno.clock.monotonic() });
+    this.projector = new MemoryProjector({ limitBytes: this.policy.limitBytes, horizonMs: settings.warnHorizonMs ?? DEFAULT_WARN_HORIZON_MS });
+    this.warned = settings.warned;
+    this.pressure = settings.pressure ?? readCgroupPressure;
   }
 
   /** The last sample of the current container, if it has been sampled. */
@@ -45,9 +99,10 @@ export class MemoryWatchHook implements DynoHook {
 
   predestroy(): void {
     this.last = undefined;
+    this.projector.reset();
   }
 
-  /** Reads the container's memory once and applies R14/R15. */
+  /** Reads the container's memory once and applies R14/R15, then the warning before R15. */
   async sample(run: ContainerRun): Promise<void> {
     const state = this.dyno.current;
     if (!this.dyno.live(run) || !run.handle || (state !== 'up' && state !== 'starting')) return;
@@ -55,6 +110,8 @@ export class MemoryWatchHook implements DynoHook {
     if (!stats || !this.dyno.live(run)) return;
     const sample = { workingSetBytes: stats.workingSetBytes, swapBytes: stats.swapBytes };
     const verdict = this.policy.judge(sample);
+    const psi = verdict.action === 'r15' ? undefined : this.pressure(run.handle);
+    const pressureSome10 = psi === undefined ? undefined : Math.min(100, Math.max(0, psi));
     this.last = {
       quotaBytes: this.quotaBytes, limitBytes: this.policy.limitBytes, ...sample,
       r14Count: this.policy.r14Count, sampledAt: new Date(this.dyno.clock.now()).toISOString(),
@@ -69,6 +126,32 @@ export class MemoryWatchHook implements DynoHook {
       const reason = reasons.memoryExceeded(verdict.totalBytes, this.quotaBytes);
       this.dyno.log.error({ ...fields, code: 'R15' }, `${reason.message}; killing the dyno`);
       await this.dyno.kill(run, reason);
+      return;
+    }
+    this.project(verdict.totalBytes, pressureSome10, source);
+  }
+
+  /** Feeds the sample to the projector; on a warning, the line and the event. */
+  private project(totalBytes: number, pressureSome10: number | undefined, source: string): void {
+    const { action, projection } = this.projector.add({ at: this.dyno.clock.monotonic(), totalBytes, pressureSome10 });
+    if (action !== 'warn' || !projection) return;
+    const { spec } = this.dyno;
+    const warning: MemoryWarning = {
+      dynoId: spec.id, app: spec.app, name: spec.name,
+      projectedMs: projection.projectedMs, workingSetBytes: totalBytes, limitBytes: this.policy.limitBytes,
+      slopeBytesPerSec: Math.round(projection.slopeBytesPerSec),
+      ...(pressureSome10 !== undefined ? { pressureSome10 } : {}),
+    };
+    const text = reasons.memoryProjectedText(projection.projectedMs);
+    this.dyno.log.warn({
+      source, totalMb: mb(totalBytes), limitMb: mb(this.policy.limitBytes), projectedMs: projection.projectedMs,
+      slopeBytesPerSec: warning.slopeBytesPerSec, horizonMs: projection.horizonMs, pressureSome10,
+    }, text);
+    this.dyno.system(text);
+    try {
+      this.warned?.(warning);
+    } catch (err) {
+      this.dyno.log.error({ err }, 'could not report a memory warning');
     }
   }
 }

@@ -1,6 +1,7 @@
 // Why a dyno crashed or was killed, as its status carries it (`reason`: a stable code from
 // shared/errors.ts, docs/errors.md, and Heroku's text for people). One table, so that the
-// texts of R10, R12, R14 and R15 read the same wherever they are raised and logged.
+// texts of R10, R12, R14 and R15 (and the warning before R15) read the same wherever they are
+// raised and logged.
 import type { WireError } from '../../shared/protocol.js';
 import { SlipwayError, asSlipwayError } from '../../shared/errors.js';
 import type { DynoExit } from '../runtime/driver.js';
@@ -32,6 +33,11 @@ export const reasons = {
   /** R14 is a warning, not a reason: only its text. */
   quotaExceededText(totalBytes: number, quotaBytes: number): string {
     return `Error R14 (Memory quota exceeded): ${mb(totalBytes)} MB of ${mb(quotaBytes)} MB`;
+  },
+  /** The warning before R15 (memory-projection.ts), not a reason either. Whole minutes, as an
+   * operator reads them; under a minute and a half reads "~1 min". */
+  memoryProjectedText(projectedMs: number): string {
+    return `Memory projected to reach the R15 limit in ~${Math.max(1, Math.round(projectedMs / 60_000))} min`;
   },
   memoryExceeded(totalBytes: number, quotaBytes: number): WireError {
     return new SlipwayError('DYNO_MEMORY_EXCEEDED', `Error R15 (Memory quota vastly exceeded): ${mb(totalBytes)} MB of ${mb(quotaBytes)} MB`).toWire();

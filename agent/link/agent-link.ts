@@ -9,7 +9,7 @@
 // the journal write happens afterwards in JournalWriter (journal-writer.ts), which retries a
 // failing disk and reports it in status().journal. So a disk error (EIO, ENOSPC) can no
 // longer land between a dyno's `crashed` and its restart scheduling (dynos/dyno.ts).
-import type { AgentIdentity, Capacity, DynoStateName, DynoStatus, Event, Hello, HostNotice, LogBatch } from '../../shared/protocol.js';
+import type { AgentIdentity, Capacity, DynoStateName, DynoStatus, Event, Hello, HostNotice, LogBatch, MemoryWarning } from '../../shared/protocol.js';
 import { PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { Logger } from '../../shared/log.js';
 import type { DynoManager } from '../dynos/manager.js';
@@ -100,6 +100,17 @@ export class AgentLink {
       this.session.reportCapacitySoon();
     } catch (err) {
       this.log.error({ err, notice: notice.notice }, 'could not queue a host notice');
+    }
+  };
+
+  /** A dyno's memory projected to reach R15 (dynos/memory-watch-hook.ts): a journaled event,
+   * so the coordinator can start a replacement before the crash. Never throws (it is called
+   * from the memory round). */
+  readonly memoryWarning = (warning: MemoryWarning): void => {
+    try {
+      this.session.sendEvent(this.outbox.pushMemoryWarning(warning));
+    } catch (err) {
+      this.log.error({ err, dynoId: warning.dynoId }, 'could not queue a memory warning');
     }
   };
 

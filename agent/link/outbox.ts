@@ -7,7 +7,7 @@
 // its journal of every change. In the agent that journal is JournalWriter (journal-writer.ts),
 // which only takes note and never throws, so a push never fails on the disk; EventJournal
 // (event-journal.ts) can also be given directly, writing at once (tools and tests).
-import type { DynoStateName, DynoStatus, Event, HostNotice } from '../../shared/protocol.js';
+import type { DynoStateName, DynoStatus, Event, HostNotice, MemoryWarning } from '../../shared/protocol.js';
 import type { JournalState } from './event-journal.js';
 
 /** At ~1 KB an event, 10,000 pending events bound the outbox near 10 MB during a long outage. */
@@ -41,6 +41,12 @@ export class EventOutbox {
    * state, never shed (the coordinator must learn that the host goes away). */
   pushNotice(notice: HostNotice, at = new Date()): Event {
     return this.add({ kind: 'host_notice', ...notice }, at);
+  }
+
+  /** A dyno's memory heading for R15 (memory-watch-hook.ts): numbered and journaled, but
+   * advisory, so a full outbox may shed it like a superseded dyno state. */
+  pushMemoryWarning(warning: MemoryWarning, at = new Date()): Event {
+    return this.add({ kind: 'memory_warning', ...warning }, at);
   }
 
   private add(event: Event['event'], at: Date): Event {
@@ -82,12 +88,14 @@ export class EventOutbox {
   /** Over the bound: per-dyno state is coalesced, latest wins: drop the oldest event that a
    * later one for the same dyno supersedes; failing that, the oldest event. A terminal event
    * (`down`: the dyno is gone) is never dropped, so the coordinator always learns of it; nor
-   * is a host notice. */
+   * is a host notice. A memory warning (advisory) goes after the superseded states and before
+   * any latest one. */
   private shed(): void {
     const latest = new Map<string, number>();
     for (const e of this.pending) if (e.event.kind === 'dyno_state') latest.set(e.event.dyno.id, e.seq);
     const droppable = (e: Event) => e.event.kind === 'dyno_state' && e.event.dyno.state !== 'down';
     let idx = this.pending.findIndex((e) => droppable(e) && e.event.kind === 'dyno_state' && latest.get(e.event.dyno.id) !== e.seq);
+    if (idx < 0) idx = this.pending.findIndex((e) => e.event.kind === 'memory_warning');
     if (idx < 0) idx = this.pending.findIndex(droppable);
     if (idx < 0) return; // only terminal events: over the bound rather than lose one
     this.pending.splice(idx, 1);

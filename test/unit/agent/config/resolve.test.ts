@@ -98,7 +98,7 @@ t.test('every default and computed value, and the shape start.ts reads', async (
   });
   t.same(c.cycling, { enabled: true, periodMs: 86_400_000, jitterMs: 12_960_000 });
   t.same(c.network, { subnet: '100.72.0.0/16', bridge: 'slipway0', table: 'slipway', metadataAddresses: ['169.254.169.254', '169.254.170.2', 'fd00:ec2::254'], dns: undefined, poolSize: 4 });
-  t.same(c.memory, { r15Multiple: 2, r14IntervalMs: 60_000, sampleMs: 5_000 });
+  t.same(c.memory, { r15Multiple: 2, r14IntervalMs: 60_000, sampleMs: 5_000, warnHorizonMs: 600_000 });
   t.same(c.slugs, { dir: '/var/lib/slipway/slugs', owner: { uid: 64000, gid: 64000 }, budgetBytes: 20 * 1024 ** 3, floorBytes: 2 * 1024 ** 3, s3: {}, signing: { required: false, publicKeys: [] }, cgroupParent: '/slipway' });
   t.same(resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, cycling: { enabled: false } }, {}).cycling, { enabled: false, periodMs: 86_400_000, jitterMs: 12_960_000 });
   t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, portRange: [30000, 20000] }, {}), { code: 'CONFIG_INVALID', message: /portRange 30000-20000 is empty/ });
