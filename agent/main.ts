@@ -99,6 +99,12 @@ async function main(argv: string[]): Promise<void> {
     case 'serve': return serve(rest);
     case 'cleanup': return cleanup(rest);
     case 'version': process.stdout.write(`slipway-agent ${AGENT_VERSION}\n`); return;
+    // The on-call commands (agent/cli/oncall/): they print their own `slipway-agent: CODE:` line.
+    case 'status': case 'dynos': case 'logs': case 'why': case 'doctor': {
+      const { oncallCommand } = await import('./cli/oncall/command.js');
+      process.exitCode = await oncallCommand(command, rest);
+      return;
+    }
     default:
       process.stderr.write(`CONFIG_INVALID: unknown command ${JSON.stringify(command)}\n${AGENT_USAGE}`);
       process.exit(2);

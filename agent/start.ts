@@ -2,6 +2,7 @@
 // through constructors; nothing here is a module-level singleton. Each component owns its
 // part: the manager the dynos, AgentLink (link/agent-link.ts) everything sent to the
 // coordinator; this module only builds them and connects the manager's transitions to the link.
+import { statSync } from 'node:fs';
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,9 @@ import { DynoRecords } from './dynos/dyno-records.js';
 import { LogShipper } from './dynos/log-shipper.js';
 import { memoryWatchSettings } from './dynos/memory-watch-hook.js';
 import { tailLog } from './dynos/log-tail.js';
+import { ExitRecords } from './dynos/exit-records.js';
+import { DecisionLog } from './diagnostics/decisions.js';
+import { realClock } from './lib/clock.js';
 import { buildCapacity, readHostMemory, allocatableBytes } from './host/capacity.js';
 import { AgentLink } from './link/agent-link.js';
 import { createDiagnosticsServer, listenDiagnostics, type DiagnosticsTarget } from './diagnostics/server.js';
@@ -29,6 +33,9 @@ import { errnoCodeOf, HostPressure, type OngoingFailure } from './host/pressure.
 import type { JournalStatus } from './link/journal-writer.js';
 import type { SystemdNotifier } from './host/systemd-notify.js';
 import { Watchdog, serviceStatusText } from './host/watchdog.js';
+import { AgentMetrics } from './metrics/agent-metrics.js';
+import { registerDynoCollector } from './metrics/dyno-collector.js';
+import { registerAgentCollector } from './metrics/agent-collector.js';
 
 /** How often queued log lines are sent to the coordinator. */
 const LOG_SHIP_MS = 1000;
@@ -84,7 +91,10 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
   const { agentId, address: hostAddress } = instanceNaming(config.ec2 ?? { agentIdSet: true, addressSet: true }, ec2?.identity, config);
 
   // 2. Stores and runtime.
-  const slugs = createSlugStore(config.slugs, log.child({ component: 'slugs' }));
+  // Prometheus metrics (metrics/): counted where things happen, the rest read at scrape time.
+  const metrics = new AgentMetrics();
+  // Evictions are decisions too; `decisions` (below) exists before any ensure() can evict.
+  const slugs = createSlugStore(config.slugs, log.child({ component: 'slugs' }), { observer: metrics.slugObserver(), decisions: { record: (d) => decisions.record(d) } });
   await slugs.init();
   const stacks = new StackStore(dirs.stacks);
   const driverOptions = {
@@ -132,6 +142,10 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
   const records = new DynoRecords(join(dirs.agent, 'dynos'), { onWriteError: (err) => pressure.noteWriteFailure('dyno-record', err), log: log.child({ component: 'dynos' }) });
   const logs = new LogShipper();
   logs.start();
+  // The agent's reasons (diagnostics/decisions.ts) and the record of every dyno exit
+  // (dynos/exit-records.ts), in memory, for `GET /v1/events` and `GET /v1/dynos/:id/exits`.
+  const decisions = new DecisionLog(realClock);
+  const exits = new ExitRecords({ recentLines: (id, n) => logs.recent(id, n) });
   const manager = new DynoManager({
     driver, slugs, stacks,
     ports,
@@ -141,11 +155,12 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
     allocatableBytes: () => allocatable,
     stopGraceMs: config.stopGraceMs,
     restartPolicy: config.restarts,
-    memory: memoryWatchSettings(config.memory, (w) => link.memoryWarning(w)),
+    memory: { ...memoryWatchSettings(config.memory, (w) => link.memoryWarning(w)), r14: () => metrics.memoryQuotaExceeded.inc() },
     memorySampleMs: config.memory.sampleMs,
     records,
     pressure: () => pressure.refusal(),
     logs,
+    decisions, exits, metrics,
     ...(config.cycling.enabled ? { cycling: { periodMs: config.cycling.periodMs, jitterMs: config.cycling.jitterMs, graceMs: config.stopGraceMs } } : {}),
   });
   // 4. Coordinator link: one owner (agent-link.ts) of what goes to the coordinator: the outbox,
@@ -159,7 +174,7 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
   const signals = ec2 && config.ec2 ? new HostSignals({
     client: ec2.client, pollMs: config.ec2.pollMs, stateFile: join(dirs.agent, 'host-notices.json'), log: log.child({ component: 'ec2' }),
     notify: (n) => link.hostNotice(n),
-    interrupted: () => manager.drain(),
+    interrupted: (n) => manager.drain({ cause: n.notice, ...(n.deadline ? { deadline: n.deadline } : {}) }),
   }) : undefined;
   const identity: AgentIdentity = { id: agentId, hostname: hostname(), address, version: AGENT_VERSION, runtime: driver.name, ...(ec2 ? { ec2: ec2.identity } : {}) };
   const capacity = async (): Promise<Capacity> => ({ ...buildCapacity({
@@ -173,6 +188,7 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
     journalFile: join(dirs.agent, 'events.jsonl'),
     identity, capacity, manager, log: log.child({ component: 'link' }),
     // A prefetch writes a slug into the state dir: refused under pressure like a start.
+    commands: (type, ok) => metrics.command(type, ok),
     slugs: { has: (sha256) => slugs.has(sha256), ensure: (ref) => {
       const refused = pressure.refusal();
       return refused ? Promise.reject(refused) : slugs.ensure(ref);
@@ -207,6 +223,13 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
   }, LOG_SHIP_MS);
   shipLogs.unref();
 
+  registerDynoCollector(metrics, manager, driver.name);
+  const agentSeries = registerAgentCollector(metrics, {
+    link: () => link.status(), slugs: () => slugs.stats(),
+    logs: () => ({ queued: logs.queued, ...logs.totals() }),
+    journalBytes: () => fileBytes(join(dirs.agent, 'events.jsonl')),
+  });
+
   // 5. Diagnostics on loopback, or on a unix socket (mode 0600).
   const token = await diagnosticsToken(config.diagnosticsTokenFile);
   const diagnostics = createDiagnosticsServer({
@@ -216,6 +239,9 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
     link: () => link.status(),
     slugs: () => slugs.usage(),
     pressure: () => pressure.status(),
+    decisions: (filter) => decisions.list(filter),
+    // A dyno still here with no exit yet has none; one gone keeps its records a while.
+    exits: (dyno) => exits.list(dyno) ?? (manager.get(dyno) ?? manager.list().find((d) => d.name === dyno) ? [] : undefined),
     dynoLog: async (id, n) => {
       const d = manager.get(id);
       if (!d) return undefined;
@@ -224,6 +250,9 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
       const recent = logs.recent(id, n);
       return recent.length > 0 ? recent : tailLog(manager.logSource(id) ?? join(dirs.dynos, id, 'log'), d.name, n);
     },
+    // `logs -f` (diagnostics/log-follow.ts): each line as the shipper keeps it.
+    followLog: (id, onLine) => (manager.get(id) ? logs.subscribe(id, onLine) : undefined),
+    metrics: () => metrics.exposition(),
   }, token, log.child({ component: 'diagnostics' }));
   const diagnosticsUrl = await listenDiagnostics(diagnostics, diagnosticsTarget(config.diagnosticsListen));
   // After listen, an accept that fails is an 'error' event, and without a listener it would end
@@ -257,12 +286,19 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
       signals?.stop();
       stopSampling();
       clearInterval(shipLogs);
+      agentSeries.stop();
       logs.stop();
-      if (options.stopDynos) await manager.stopAll();
+      if (options.stopDynos) {
+        decisions.record({ kind: 'drain', message: 'agent shutting down with stopDynos: every dyno is stopped', data: { cause: 'shutdown', stopDynos: true, dynos: manager.list().length } });
+        await manager.stopAll();
+      }
       await link.close();
       await network.close();
-      await new Promise<void>((resolve) => diagnostics.close(() => resolve()));
+      // close() waits for every open connection, and a `logs -f` or an idle keep-alive one
+      // would hold it: they are closed at once, after the listener stops taking new ones.
+      const closed = new Promise<void>((resolve) => diagnostics.close(() => resolve()));
       diagnostics.closeAllConnections();
+      await closed;
     },
   };
 }
@@ -277,4 +313,13 @@ export function diagnosticsTarget(listen: string): DiagnosticsTarget {
   if (listen.startsWith('unix:')) return { path: listen.slice('unix:'.length) };
   const [host, port] = splitHostPort(listen);
   return { host, port };
+}
+
+/** A file's size, 0 while it does not exist (the journal before its first event). */
+function fileBytes(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
 }

@@ -34,6 +34,22 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+# promtool (`promtool check metrics`, test/integration/e2e/metrics.test.ts) comes only with
+# Debian's prometheus server package. Installed with invoke-rc.d told not to start anything
+# (policy-rc.d exit 101, unless the host has a policy of its own), and the server is not left
+# running: the package ships it enabled, and a stray TSDB on :9090 is nobody's.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "setup: installing prometheus (for promtool)"
+  export DEBIAN_FRONTEND=noninteractive
+  own_policy=""
+  [ -e /usr/sbin/policy-rc.d ] && own_policy=1
+  [ -n "$own_policy" ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; }
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null || { [ -n "$own_policy" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ -n "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+  if pgrep -x prometheus >/dev/null 2>&1; then echo "setup: a prometheus server is running after the install; stop it (only promtool is needed)" >&2; fi
+fi
+
 # Node.js 24 LTS, first on PATH for the rest of this script (and for scripts that source
 # scripts/lib/node-env.sh after running this one).
 scripts/install-node.sh

@@ -78,6 +78,10 @@ export const ERROR_CODES = {
   AGENT_UNREACHABLE: { retryable: true, httpStatus: 503, summary: 'The agent has no live link to the coordinator, or it closed before answering.' },
   COMMAND_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'The agent did not answer a command in time; the command may have run.' },
   COORDINATOR_SHUTTING_DOWN: { retryable: true, httpStatus: 503, summary: 'The coordinator is shutting down and takes no new agent links; come back after Retry-After.' },
+  // The on-call CLI (agent/cli/oncall/): `slipway-agent status|dynos|logs|why|doctor`.
+  DIAGNOSTICS_UNREACHABLE: { retryable: true, httpStatus: 503, summary: "No agent answers at the diagnostics address (diagnosticsListen): the agent is not running, listens elsewhere, or the unix socket is not the caller's to open." },
+  DIAGNOSTICS_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'The agent accepted the connection to its diagnostics endpoint but did not answer within the bound (5 s).' },
+  HOST_CHECK_FAILED: { retryable: true, httpStatus: 503, summary: '`slipway-agent doctor` found a check that fails on this host (each is a `fail` line of its output).' },
   // Configuration and internal.
   CONFIG_INVALID: { retryable: false, httpStatus: 422, summary: 'The configuration file or flags are invalid.' },
   INTERNAL: { retryable: true, httpStatus: 500, summary: 'An unexpected failure inside slipway; see its logs.' },

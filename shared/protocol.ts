@@ -95,6 +95,19 @@ export const WireError = Type.Object({
   retryable: Type.Boolean(),
 }, strict);
 
+/** What the agent recorded of a dyno's exit (agent/dynos/exit-record-hook.ts), kept small:
+ * the full record (50 log lines) is at the agent's `GET /v1/dynos/:id/exits`. */
+export const ExitSummary = Type.Object({
+  code: Type.Union([Type.Integer(), Type.Null()]),
+  signal: Type.Union([Type.String({ maxLength: 16 }), Type.Null()]),
+  oomKilled: Type.Boolean({ description: "From the cgroup's OOM counter (or the exit's own OOM flag), never from exit code 137 alone." }),
+  peakMemoryBytes: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: "The cgroup's peak usage (v1 memory.max_usage_in_bytes, v2 memory.peak); null when unknown." }),
+  throttledPeriods: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'cpu.stat nr_throttled of the container; null when unknown.' }),
+  restartCount: Type.Integer({ minimum: 0, description: 'Crash restarts in a row before this run (0: its first run, or its first since a healthy run or a new release).' }),
+  bindMs: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'A web dyno: from its container start to $PORT accepting; null for a worker, or a web dyno that never bound.' }),
+  lines: Type.Array(Type.String({ maxLength: 256 }), { maxItems: 10, description: "The dyno's last log lines, oldest first, each cut to 200 characters." }),
+}, strict);
+
 export const DynoStatus = Type.Object({
   id: DynoId,
   app: AppName,
@@ -107,7 +120,8 @@ export const DynoStatus = Type.Object({
   endpoint: Type.Optional(Endpoint),
   exit: Type.Optional(ExitStatus),
   reason: Type.Optional(WireError),
-}, { ...strict, description: "What the agent knows of one dyno. Env and command are never echoed (they hold secrets)." });
+  exitSummary: Type.Optional(ExitSummary),
+}, { ...strict, description: "What the agent knows of one dyno. Env and command are never echoed (they hold secrets). `exitSummary` is only in the `dyno_state` event of a transition to `crashed` (never in a hello's snapshot, a result or the diagnostics list)." });
 
 /** A sign from EC2 that this host is going away or may soon (agent/host/ec2/host-signals.ts). */
 export const HostNoticeKind = Type.Union([
@@ -316,6 +330,7 @@ export type DynoStatus = Static<typeof DynoStatus>;
 export type DynoStateName = Static<typeof DynoStateName>;
 export type Endpoint = Static<typeof Endpoint>;
 export type ExitStatus = Static<typeof ExitStatus>;
+export type ExitSummary = Static<typeof ExitSummary>;
 export type WireError = Static<typeof WireError>;
 export type Capacity = Static<typeof Capacity>;
 export type AgentIdentity = Static<typeof AgentIdentity>;

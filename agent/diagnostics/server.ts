@@ -28,6 +28,8 @@ import type { AgentIdentity, Capacity, DynoStatus } from '../../shared/protocol.
 import type { LinkStatus } from '../link/session.js';
 import type { Logger } from '../../shared/log.js';
 import type { CacheUsage } from '../slugs/store.js';
+import type { Decision } from './decisions.js';
+import { followLog } from './log-follow.js';
 
 export interface AgentView {
   identity(): AgentIdentity;
@@ -38,10 +40,21 @@ export interface AgentView {
   slugs(): Promise<CacheUsage>;
   /** Why new work is refused for the disk or descriptors (agent/host/pressure.ts), if it is. */
   pressure?(): unknown;
+  /** The Prometheus text exposition (agent/metrics/), produced at scrape time. */
+  metrics?(): Promise<{ contentType: string; text: string }>;
+  /** The decision log (decisions.ts), oldest first; `dyno` is a dyno's id or name. */
+  decisions?(filter: { dyno?: string; limit?: number }): Decision[];
+  /** The last exits of a dyno (by id or name), newest last; undefined for an unknown dyno. */
+  exits?(dyno: string): readonly object[] | undefined;
+  /** Calls `onLine` with each new line of the dyno (log-follow.ts) until the returned function is
+   * called; undefined for an unknown dyno. */
+  followLog?(id: string, onLine: (line: string) => void): (() => void) | undefined;
 }
 
 /** Lines of a dyno's log the endpoint returns at most (Heroku keeps 1,500). */
 export const MAX_LOG_LINES = 1_500;
+/** Decisions one `GET /v1/events` returns at most (the ring holds DECISION_RING_SIZE). */
+export const MAX_DECISIONS = 500;
 
 /** Bytes of a request's headers (node's maxHeaderSize; its default is 16 KiB). A
  * diagnostics request is a path, a Host and a 32-character bearer token, well under 1 KiB;
@@ -105,9 +118,29 @@ export function createDiagnosticsServer(view: AgentView, token: string, log: Log
     if (url.pathname === '/v1/status') {
       return json(res, 200, { agent: view.identity(), capacity: await view.capacity(), link: view.link(), dynos: view.dynos().length, pressure: view.pressure?.() ?? null });
     }
+    if (url.pathname === '/metrics' && view.metrics) {
+      const { contentType, text } = await view.metrics();
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+      res.end(text);
+      return;
+    }
+    if (url.pathname === '/v1/events' && view.decisions) {
+      const dyno = url.searchParams.get('dyno') ?? undefined;
+      const limit = Math.min(MAX_DECISIONS, Math.max(1, Number(url.searchParams.get('limit') ?? MAX_DECISIONS) || MAX_DECISIONS));
+      return json(res, 200, { decisions: view.decisions({ ...(dyno ? { dyno } : {}), limit }) });
+    }
+    const exits = /^\/v1\/dynos\/([a-z0-9.-]{1,63})\/exits$/.exec(url.pathname);
+    if (exits && view.exits) {
+      const records = view.exits(exits[1]!);
+      return records ? json(res, 200, { exits: records }) : sendError(res, 'DYNO_NOT_FOUND', 'no such dyno');
+    }
     const m = /^\/v1\/dynos\/([a-z0-9-]{1,63})\/logs$/.exec(url.pathname);
     if (m) {
       const n = Math.min(MAX_LOG_LINES, Math.max(1, Number(url.searchParams.get('lines') ?? 100) || 100));
+      // `?follow=1`: NDJSON as the agent keeps the lines (log-follow.ts); `logs -f`.
+      if (url.searchParams.get('follow') === '1' && view.followLog) {
+        return (await followLog(view, m[1]!, n, res)) ? undefined : sendError(res, 'DYNO_NOT_FOUND', 'no such dyno');
+      }
       const lines = await view.dynoLog(m[1]!, n);
       return lines ? json(res, 200, { lines }) : sendError(res, 'DYNO_NOT_FOUND', 'no such dyno');
     }

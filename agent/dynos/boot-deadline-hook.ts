@@ -9,6 +9,7 @@
 import { waitForPort } from './readiness.js';
 import { reasons } from './reasons.js';
 import type { ContainerRun, DynoControl, DynoHook } from './hooks.js';
+import type { DecisionSink } from '../diagnostics/decisions.js';
 
 export class BootDeadlineHook implements DynoHook {
   readonly name = 'boot-deadline';
@@ -16,6 +17,7 @@ export class BootDeadlineHook implements DynoHook {
   constructor(
     private readonly dyno: DynoControl,
     private readonly settings: { address: string; bootTimeoutMs: number },
+    private readonly decisions?: DecisionSink,
   ) {}
 
   poststart(run: ContainerRun): void {
@@ -27,6 +29,7 @@ export class BootDeadlineHook implements DynoHook {
     const { address, bootTimeoutMs } = this.settings;
     const { clock } = this.dyno;
     const deadline = new AbortController();
+    const startedAt = clock.monotonic();
     const timer = clock.setTimeout(() => deadline.abort(), bootTimeoutMs);
     // Probed at the dyno's own address (its namespace's eth0); the endpoint is the host's.
     const ready = await waitForPort(run.network?.address ?? address, port, AbortSignal.any([run.signal, deadline.signal]), clock);
@@ -34,6 +37,11 @@ export class BootDeadlineHook implements DynoHook {
     if (ready === 'ready') return this.dyno.ready(run, { host: address, port });
     if (!deadline.signal.aborted || !this.dyno.live(run) || this.dyno.current !== 'starting') return;
     this.dyno.log.warn({ bootTimeoutMs }, 'boot timeout (R10), killing dyno');
+    if (!this.dyno.status().reason) {
+      this.decisions?.about(this.dyno.spec, 'kill', `R10: $PORT ${port} not bound within ${bootTimeoutMs / 1000} s of the start; SIGKILL`, {
+        cause: 'R10', code: 'DYNO_BOOT_TIMEOUT', port, bootTimeoutMs, waitedMs: Math.round(clock.monotonic() - startedAt),
+      });
+    }
     await this.dyno.kill(run, reasons.bootTimeout(bootTimeoutMs));
   }
 }

@@ -13,6 +13,9 @@ import type { PortAllocator } from './ports.js';
 import type { HostNetwork } from '../network/host-network.js';
 import type { RestartPolicyOptions } from './restart-policy.js';
 import type { MemoryWatchSettings } from './memory-watch-hook.js';
+import type { DecisionSink } from '../diagnostics/decisions.js';
+import type { ExitRecords } from './exit-records.js';
+import type { AgentMetrics } from '../metrics/agent-metrics.js';
 
 export interface SlugProvider {
   /** Pins the slug for `pin` (the dyno id) until unpin(): it cannot be evicted meanwhile. */
@@ -60,4 +63,12 @@ export interface DynoDeps {
   records?: DynoRecords;
   /** Ships the dyno's output and the agent's lines about it (logs-hook.ts, log-shipper.ts). */
   logs?: DynoLogs;
+  /** The agent's reasons (agent/diagnostics/decisions.ts): restarts, kills, re-adoptions and
+   * admissions are recorded where they are decided. Absent: not recorded (unit tests). */
+  decisions?: DecisionSink;
+  /** The last exits of each dyno (exit-records.ts, exit-record-hook.ts). Absent: each exit's
+   * summary still rides in its `crashed` event, but none is kept. */
+  exits?: ExitRecords;
+  /** The agent's Prometheus metrics (agent/metrics/dyno-metrics-hook.ts). Absent: not counted. */
+  metrics?: AgentMetrics;
 }

@@ -23,6 +23,7 @@ import type { DynoDeps } from './dyno-deps.js';
 import { dynoHooks, type DynoHooks } from './dyno-hooks.js';
 import type { DynoRecord } from './dyno-records.js';
 import type { ContainerRun, DynoControl, HookList } from './hooks.js';
+import type { ExitFacts, RunEnd } from './exit-record-hook.js';
 import { Incarnation, Launcher } from './launch.js';
 import { DEFAULT_MEMORY_SETTINGS } from './memory-policy.js';
 import type { DynoMemory } from './memory-watch-hook.js';
@@ -42,7 +43,7 @@ export const TRANSITIONS: Readonly<Record<DynoStateName, readonly DynoStateName[
 /** What a dyno's first report may name: `starting` for a new dyno; what a re-adoption found. */
 export const FIRST_STATES: readonly DynoStateName[] = ['starting', 'up', 'crashed'];
 
-export class Dyno implements DynoControl {
+export class Dyno implements DynoControl, ExitFacts {
   private state: DynoStateName | null = null;
   private wanted: 'up' | 'down' = 'up';
   /** A function, so that a check after an await is not narrowed away by one before it. */
@@ -56,6 +57,7 @@ export class Dyno implements DynoControl {
   private readonly launcher: Launcher;
   private readonly restarts: DynoHooks['restarts'];
   private readonly memoryWatch: DynoHooks['memoryWatch'];
+  private readonly exitRecord: DynoHooks['exitRecord'];
   private readonly hooks: HookList;
   readonly log: Logger;
   readonly clock: Clock;
@@ -70,6 +72,7 @@ export class Dyno implements DynoControl {
     this.hooks = hooks.list;
     this.restarts = hooks.restarts;
     this.memoryWatch = hooks.memoryWatch;
+    this.exitRecord = hooks.exitRecord;
   }
 
   get id(): string { return this.spec.id; }
@@ -112,6 +115,10 @@ export class Dyno implements DynoControl {
 
   // DynoControl: what the hooks may ask (hooks.ts).
 
+  ended(run: ContainerRun): RunEnd | undefined {
+    return run instanceof Incarnation ? run.ended : undefined;
+  }
+
   live(run: ContainerRun): boolean {
     return run === this.run && run.handle !== undefined && !run.signal.aborted && this.isWanted();
   }
@@ -142,7 +149,8 @@ export class Dyno implements DynoControl {
     this.system('Cycling');
     old.abort.abort();
     this.enter('starting');
-    await this.launcher.halt(old, graceMs);
+    const stopped = await this.launcher.halt(old, graceMs);
+    old.ended = { cause: 'cycled', ...(stopped ? { exit: stopped.exit } : {}) };
     await this.cleanup(old);
     if (!this.isWanted() || this.current !== 'starting') return;
     this.fresh();
@@ -183,6 +191,7 @@ export class Dyno implements DynoControl {
     if (!this.isWanted() || run !== this.run) return;
     this.reason = reason;
     run.abort.abort();
+    run.ended = { cause: 'launch_failed' };
     await this.cleanup(run);
     if (this.state === 'starting') this.enter('crashed');
   }
@@ -199,6 +208,13 @@ export class Dyno implements DynoControl {
       this.system(this.reason.message);
     }
     this.log.warn({ exit: this.exit, reason: this.reason.code }, 'dyno exited');
+    run.ended = { cause: 'crashed', exit: this.exit, oomKilled: exit.oomKilled };
+    // The kernel decided this kill; the agent learns of it here (its R15 is memory-watch-hook.ts).
+    if (exit.oomKilled) {
+      this.deps.decisions?.about(this.spec, 'kill', 'R15: the kernel OOM-killed a process of the dyno at its memory limit', {
+        cause: 'R15', code: 'DYNO_OOM_KILLED', by: 'kernel', exitCode: exit.code, signal: exit.signal, quotaBytes: this.memoryBytes,
+      });
+    }
     await this.cleanup(run);
     if (this.state === 'starting' || this.state === 'up') this.enter('crashed');
   }
@@ -222,9 +238,13 @@ export class Dyno implements DynoControl {
       await this.hooks.stopping(run, graceMs);
       const stopped = await this.launcher.halt(run, graceMs);
       if (stopped) this.exit = stopped.exit;
+      run.ended = { cause: 'stopped', ...(stopped ? { exit: stopped.exit } : {}) };
       if (stopped?.forced) {
         this.reason = reasons.stopTimeout(graceMs);
         this.system(this.reason.message);
+        this.deps.decisions?.about(this.spec, 'kill', `R12: still running ${graceMs / 1000} s after SIGTERM; SIGKILL`, {
+          cause: 'R12', code: this.reason.code, graceMs, exitCode: stopped.exit.code, signal: stopped.exit.signal,
+        });
       }
     }
     await this.cleanup(run);
@@ -236,20 +256,23 @@ export class Dyno implements DynoControl {
   /** Takes over a dyno that an earlier agent process started (the manager's recover()), from
    * its record and what its driver found (launch.ts adopt() says what its first report is). A
    * stop that was under way is finished. */
-  adopt(found: RecoveredDyno | undefined, record: DynoRecord): Promise<void> {
-    this.adopting = this.takeOver(found, record);
+  adopt(found: RecoveredDyno | undefined, record: DynoRecord, hadHandle = found !== undefined): Promise<void> {
+    this.adopting = this.takeOver(found, record, hadHandle);
     return this.adopting;
   }
 
-  private async takeOver(found: RecoveredDyno | undefined, record: DynoRecord): Promise<void> {
+  private async takeOver(found: RecoveredDyno | undefined, record: DynoRecord, hadHandle: boolean): Promise<void> {
     const run = this.run = new Incarnation(1, true);
     // A stop was under way: wanted down from the start (nothing restarts the dyno), and the
     // stop is finished once the first report is out.
     if (record.stopping) this.wanted = 'down';
     const { first, endpoint } = await this.launcher.adopt(run, found, record);
+    // The outcome before the first report: a restart it schedules is decided after it.
+    this.recordAdoption(found, first, record.stopping !== undefined, hadHandle);
     if (!run.handle) {
       this.reason = reasons.lost();
       this.log.warn({ source: `slipway[${this.spec.name}]` }, 'Dyno lost while the agent was down');
+      run.ended = { cause: 'lost' };
       await this.cleanup(run);
     }
     this.endpoint = endpoint;
@@ -259,6 +282,30 @@ export class Dyno implements DynoControl {
       this.watch(run);
     }
     if (record.stopping) await this.stop(record.stopping.graceMs);
+  }
+
+  /** The re-adoption's outcome, in the decision log: taken over as it was, or why not. */
+  private recordAdoption(found: RecoveredDyno | undefined, state: DynoStateName, stopping: boolean, hadHandle: boolean): void {
+    const d = this.deps.decisions;
+    if (!d) return;
+    const driver = this.deps.driver.name;
+    if (found?.running) {
+      d.about(this.spec, 'readopted', `re-adopted: container ${found.handle.containerId} still running, reported ${state}${stopping ? '; its stop is finished' : ''}`, {
+        containerId: found.handle.containerId, pid: found.handle.pid ?? null, running: true, state, driver, stopping,
+      });
+    } else if (found) {
+      d.about(this.spec, 'readopted', `re-adopted: container ${found.handle.containerId} exited while the agent was down; its exit is reported next`, {
+        containerId: found.handle.containerId, running: false, state, driver, stopping,
+      });
+    } else {
+      // No handle: no container was left (its start never finished, or it crashed and was
+      // removed before the agent went down); a handle whose container the driver cannot find:
+      // it went away while the agent was down.
+      const why = hadHandle ? 'its container is gone' : 'no container was left of it';
+      d.about(this.spec, 'readoption_failed', `not re-adopted: ${why}; reported crashed${stopping ? ' and stopped' : ' and restarted'}`, {
+        why: hadHandle ? 'container_gone' : 'no_container', action: stopping ? 'stopped' : 'restart', driver, stopping,
+      });
+    }
   }
 
   /** Hooks read `run`'s container a last time, then it is removed and its port given back;
@@ -283,6 +330,8 @@ export class Dyno implements DynoControl {
     this.log.info({ from, to, source: `slipway[${this.spec.name}]`, ...(from === null && h ? { containerId: h.containerId, pid: h.pid } : {}) }, text);
     this.system(text);
     this.hooks.entered(to, from);
-    this.deps.onTransition(from, this.status());
+    // The exit's summary rides only in the `crashed` report (shared/protocol.ts ExitSummary).
+    const summary = to === 'crashed' ? this.exitRecord.summary() : undefined;
+    this.deps.onTransition(from, summary ? { ...this.status(), exitSummary: summary } : this.status());
   }
 }

@@ -29,6 +29,7 @@ import type { DynoDeps } from './dyno-deps.js';
 import type { DynoRecord } from './dyno-records.js';
 import { isWebDyno } from './entrypoint.js';
 import type { ContainerRun } from './hooks.js';
+import type { RunEnd } from './exit-record-hook.js';
 import { probeOnce } from './readiness.js';
 
 export class Incarnation implements ContainerRun {
@@ -43,6 +44,8 @@ export class Incarnation implements ContainerRun {
   /** Its cleanup, which runs once (Dyno.cleanup). */
   cleaned: Promise<void> | undefined;
   portReleased = false;
+  /** How its life ended, set by the owner before its cleanup (exit-record-hook.ts reads it). */
+  ended: RunEnd | undefined;
   readonly abort = new AbortController();
 
   constructor(readonly n: number, readonly adopted: boolean) {}

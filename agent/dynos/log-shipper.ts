@@ -58,6 +58,9 @@ export class LogShipper {
   private readonly dynos = new Map<string, Followed>();
   private queue: ShippedLine[] = [];
   private droppedLines = 0;
+  /** Since the agent started, for the metrics (agent/metrics/agent-collector.ts). */
+  private shippedTotal = 0;
+  private droppedTotal = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: { pollMs?: number; keepLines?: number; queueLines?: number } = {}) {}
@@ -109,6 +112,23 @@ export class LogShipper {
     this.dynos.delete(dynoId);
   }
 
+  /** Who follows a dyno's lines as they are kept (diagnostics' `logs -f`). */
+  private readonly followers = new Map<string, Set<(line: string) => void>>();
+
+  /** Calls `onLine` with each line of the dyno from now on, synchronously as it is kept (the
+   * listener must not throw or block: diagnostics bounds what it buffers); the returned
+   * function stops it. */
+  subscribe(dynoId: string, onLine: (line: string) => void): () => void {
+    let set = this.followers.get(dynoId);
+    if (!set) this.followers.set(dynoId, (set = new Set()));
+    const mine = set;
+    mine.add(onLine);
+    return () => {
+      mine.delete(onLine);
+      if (mine.size === 0 && this.followers.get(dynoId) === mine) this.followers.delete(dynoId);
+    };
+  }
+
   /** The dyno's last `n` lines (at most keepLines). */
   recent(dynoId: string, n = KEEP_LINES): string[] {
     return (this.dynos.get(dynoId)?.recent ?? []).slice(-Math.min(n, this.opts.keepLines ?? KEEP_LINES));
@@ -130,7 +150,14 @@ export class LogShipper {
     const lines = this.queue.splice(0, n);
     const dropped = this.droppedLines;
     this.droppedLines = 0;
+    this.shippedTotal += lines.length;
+    this.droppedTotal += dropped;
     return { lines, dropped };
+  }
+
+  /** Lines taken for shipping and lines dropped (reported), since the agent started. */
+  totals(): { shipped: number; dropped: number } {
+    return { shipped: this.shippedTotal, dropped: this.droppedTotal + this.droppedLines };
   }
 
   get queued(): number {
@@ -183,6 +210,7 @@ export class LogShipper {
    * array slots for every line. */
   private add(f: Followed, line: string): void {
     f.recent.push(line);
+    for (const follow of this.followers.get(f.dynoId) ?? []) follow(line);
     const keep = this.opts.keepLines ?? KEEP_LINES;
     if (f.recent.length > keep + (keep >> 3)) f.recent.splice(0, f.recent.length - keep);
     this.queue.push({ dynoId: f.dynoId, app: f.app, line });

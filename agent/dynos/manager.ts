@@ -43,6 +43,12 @@ export class DynoManager {
     return !this.draining;
   }
 
+  /** The host's decision log (agent/diagnostics/decisions.ts), for what decides about dynos
+   * outside the manager (convergence.ts). */
+  get decisions(): DynoDeps['decisions'] {
+    return this.opts.decisions;
+  }
+
   /** Sum of memory quotas of the dynos that hold resources: everything not down, except a
    * crashed dyno that will not start again (one waiting for its restart keeps its share, so
    * that the host is not filled in the meantime). */
@@ -66,9 +72,16 @@ export class DynoManager {
     const log = this.opts.log;
     const records = this.opts.records;
     const { records: found, bad } = records ? await records.readAll() : { records: [], bad: [] };
-    for (const b of bad) log.error({ dynoId: b.id, file: b.file, problem: b.problem }, 'dyno record unusable (moved aside); its container is treated as owned by nobody');
+    const decisions = this.opts.decisions;
+    for (const b of bad) {
+      log.error({ dynoId: b.id, file: b.file, problem: b.problem }, 'dyno record unusable (moved aside); its container is treated as owned by nobody');
+      decisions?.record({ kind: 'readoption_failed', dynoId: b.id, message: `not re-adopted: its record is unusable (${b.problem}); its container is removed`, data: { problem: b.problem, action: 'removed' } });
+    }
     const owned = new Set(found.map((r) => r.spec.id));
     const unowned = await sweepDynos(dynosDir, driverFor, [this.opts.driver.name], log, (id) => owned.has(id));
+    for (const id of unowned) {
+      decisions?.record({ kind: 'readoption_failed', dynoId: id, message: 'not re-adopted: a container no dyno record owns; removed', data: { action: 'removed' } });
+    }
     let adopted = 0;
     let lost = 0;
     for (const record of found) {
@@ -84,7 +97,7 @@ export class DynoManager {
       }
       const dyno = new Dyno(record.spec, { ...this.opts, driver, log, onTransition: (from, status) => this.forward(from, status) });
       this.dynos.set(id, dyno);
-      await dyno.adopt(recovered, record);
+      await dyno.adopt(recovered, record, saved !== undefined);
       if (recovered) adopted += 1;
       else lost += 1;
     }
@@ -154,18 +167,28 @@ export class DynoManager {
       if (isDeepStrictEqual(existing.spec, spec)) return existing.status();
       throw new SlipwayError('DYNO_ALREADY_EXISTS', `dyno ${spec.id} already exists with a different spec`);
     }
-    if (this.draining) throw new SlipwayError('HOST_DRAINING', 'host is draining');
+    if (this.draining) throw this.refuse(spec, new SlipwayError('HOST_DRAINING', 'host is draining'), { resource: 'drain' });
     const pressed = this.opts.pressure?.();
-    if (pressed) throw pressed;
+    if (pressed) throw this.refuse(spec, pressed, { resource: pressed.code === 'AGENT_FD_LIMIT' ? 'descriptors' : 'disk' });
     const need = spec.size.memoryMb * 1024 * 1024;
-    const free = this.opts.allocatableBytes() - this.committedBytes();
+    const allocatable = this.opts.allocatableBytes();
+    const committed = this.committedBytes();
+    const free = allocatable - committed;
     if (need > free) {
-      throw new SlipwayError('INSUFFICIENT_CAPACITY', `dyno needs ${spec.size.memoryMb} MB, host has ${Math.max(0, Math.floor(free / 1048576))} MB free of its allocatable memory`);
+      throw this.refuse(spec, new SlipwayError('INSUFFICIENT_CAPACITY', `dyno needs ${spec.size.memoryMb} MB, host has ${Math.max(0, Math.floor(free / 1048576))} MB free of its allocatable memory`), {
+        resource: 'memory', requestedBytes: need, allocatableBytes: allocatable, committedBytes: committed, freeBytes: Math.max(0, free),
+      });
     }
     const dyno = new Dyno(spec, { ...this.opts, log: this.opts.log, onTransition: (from, status) => this.forward(from, status) });
     this.dynos.set(spec.id, dyno);
     dyno.begin();
     return dyno.status();
+  }
+
+  /** The `admission_refused` decision for `spec`, with the numbers; returns the refusal. */
+  private refuse(spec: DynoSpec, err: SlipwayError, data: Record<string, string | number>): SlipwayError {
+    this.opts.decisions?.about(spec, 'admission_refused', `not started: ${err.message}`, { code: err.code, ...data });
+    return err;
   }
 
   /** Begins a graceful stop; resolves with the status right after `stopping` was reported. */
@@ -180,7 +203,8 @@ export class DynoManager {
    * Stops accepting new dynos (start() then fails with HOST_DRAINING). With `stopDynos`, every
    * dyno is also stopped Heroku style in the background; `stopping` counts them. Idempotent.
    */
-  drain(options: { stopDynos?: boolean; graceMs?: number } = {}): { accepting: boolean; stopping: number } {
+  drain(options: { stopDynos?: boolean; graceMs?: number; cause?: string; deadline?: string } = {}): { accepting: boolean; stopping: number } {
+    const already = this.draining;
     this.draining = true;
     let stopping = 0;
     if (options.stopDynos) {
@@ -191,6 +215,14 @@ export class DynoManager {
       }
     }
     this.opts.log.info({ stopDynos: options.stopDynos ?? false, stopping }, 'host draining: no new dynos');
+    // A repeated drain that stops nothing more decides nothing new.
+    if (!already || stopping > 0) {
+      const cause = options.cause ?? 'coordinator';
+      this.opts.decisions?.record({
+        kind: 'drain', message: `host draining (${cause}): no new dynos${options.stopDynos ? `; stopping ${stopping} dynos` : ', running dynos keep running'}`,
+        data: { cause, stopDynos: options.stopDynos ?? false, stopping, graceMs: options.graceMs ?? this.opts.stopGraceMs, deadline: options.deadline ?? null },
+      });
+    }
     return { accepting: false, stopping };
   }
 

@@ -19,6 +19,7 @@ import { MemoryPolicy } from './memory-policy.js';
 import { DEFAULT_WARN_HORIZON_MS, MemoryProjector, parsePressureSome10 } from './memory-projection.js';
 import { reasons } from './reasons.js';
 import type { ContainerRun, DynoControl, DynoHook } from './hooks.js';
+import type { DecisionSink } from '../diagnostics/decisions.js';
 
 /** The last memory sample of a dyno, for the capacity report and diagnostics. */
 export interface DynoMemory {
@@ -39,6 +40,8 @@ export interface MemoryWatchSettings {
   /** Each warning, for the coordinator (AgentLink.memoryWarning). Called synchronously; must
    * not throw. */
   warned?: (warning: MemoryWarning) => void;
+  /** Each R14 (the metrics' counter, AgentMetrics.memoryQuotaExceeded); must not throw. */
+  r14?: () => void;
   /** PSI `some avg10` of the dyno's cgroup; default readCgroupPressure. */
   pressure?: (handle: DynoHandle) => number | undefined;
 }
@@ -82,7 +85,8 @@ export class MemoryWatchHook implements DynoHook {
   constructor(
     private readonly dyno: DynoControl,
     private readonly driver: Pick<RuntimeDriver, 'stats'>,
-    settings: MemoryWatchSettings,
+    private readonly settings: MemoryWatchSettings,
+    private readonly decisions?: DecisionSink,
   ) {
     this.quotaBytes = dyno.spec.size.memoryMb * MB;
     const { r15Multiple, r14IntervalMs } = settings;
@@ -122,9 +126,16 @@ export class MemoryWatchHook implements DynoHook {
       const text = reasons.quotaExceededText(verdict.totalBytes, this.quotaBytes);
       this.dyno.log.warn({ ...fields, code: 'R14' }, text);
       this.dyno.system(text);
+      this.settings.r14?.();
     } else if (verdict.action === 'r15') {
       const reason = reasons.memoryExceeded(verdict.totalBytes, this.quotaBytes);
       this.dyno.log.error({ ...fields, code: 'R15' }, `${reason.message}; killing the dyno`);
+      if (!this.dyno.status().reason) {
+        this.decisions?.about(this.dyno.spec, 'kill', `R15: ${mb(verdict.totalBytes)} MB (working set + swap) over the ${mb(this.policy.limitBytes)} MB line (${mb(this.quotaBytes)} MB quota); SIGKILL`, {
+          cause: 'R15', code: reason.code, by: 'agent', workingSetBytes: sample.workingSetBytes, swapBytes: sample.swapBytes,
+          totalBytes: verdict.totalBytes, quotaBytes: this.quotaBytes, limitBytes: this.policy.limitBytes,
+        });
+      }
       await this.dyno.kill(run, reason);
       return;
     }
@@ -148,6 +159,10 @@ export class MemoryWatchHook implements DynoHook {
       slopeBytesPerSec: warning.slopeBytesPerSec, horizonMs: projection.horizonMs, pressureSome10,
     }, text);
     this.dyno.system(text);
+    this.decisions?.about(spec, 'memory_warning', `${text}: ${mb(totalBytes)} MB of ${mb(this.policy.limitBytes)} MB, growing ${Math.round(warning.slopeBytesPerSec / 1024)} KiB/s`, {
+      projectedMs: warning.projectedMs, totalBytes, limitBytes: warning.limitBytes, slopeBytesPerSec: warning.slopeBytesPerSec,
+      horizonMs: projection.horizonMs, pressureSome10: pressureSome10 ?? null,
+    });
     try {
       this.warned?.(warning);
     } catch (err) {

@@ -32,8 +32,22 @@ export const DEFAULT_RESTART_POLICY: RestartPolicyOptions = {
   jitter: 0.25,
 };
 
+/** How the last delay was chosen: the numbers a `restart_scheduled` decision carries. */
+export interface RestartChoice {
+  /** The crash number in a row (1: restarted at once). */
+  attempt: number;
+  delayMs: number;
+  /** baseMs * 2^(attempt-2) before the jitter and the cap; 0 for the first crash. */
+  backoffMs: number;
+  /** The cap cut the delay. */
+  capped: boolean;
+  /** The run before this crash was healthy (stableAfterMs): the count started again. */
+  reset: boolean;
+}
+
 export class RestartPolicy {
   private crashes = 0;
+  private choice: RestartChoice | undefined;
   private startedAt: number | undefined;
   private release: string | undefined;
   private readonly now: () => number;
@@ -59,14 +73,26 @@ export class RestartPolicy {
     this.startedAt = this.now();
   }
 
+  /** How the last crashed() chose its delay. */
+  get last(): RestartChoice | undefined {
+    return this.choice;
+  }
+
   /** The dyno crashed: how long to wait before starting it again, in ms. */
   crashed(): number {
-    if (this.startedAt !== undefined && this.now() - this.startedAt >= this.opts.stableAfterMs) this.crashes = 0;
+    const reset = this.startedAt !== undefined && this.now() - this.startedAt >= this.opts.stableAfterMs && this.crashes > 0;
+    if (reset) this.crashes = 0;
     this.startedAt = undefined;
     this.crashes += 1;
-    if (this.crashes === 1) return 0;
+    if (this.crashes === 1) {
+      this.choice = { attempt: 1, delayMs: 0, backoffMs: 0, capped: false, reset };
+      return 0;
+    }
     const exp = Math.min(this.crashes - 2, 40); // 2^40 * any base is past any cap
-    const delay = Math.min(this.opts.capMs, this.opts.baseMs * 2 ** exp);
-    return Math.round(Math.min(this.opts.capMs, delay + delay * this.opts.jitter * this.random()));
+    const backoffMs = this.opts.baseMs * 2 ** exp;
+    const delay = Math.min(this.opts.capMs, backoffMs);
+    const delayMs = Math.round(Math.min(this.opts.capMs, delay + delay * this.opts.jitter * this.random()));
+    this.choice = { attempt: this.crashes, delayMs, backoffMs: Math.min(backoffMs, Number.MAX_SAFE_INTEGER), capped: delayMs >= this.opts.capMs, reset };
+    return delayMs;
   }
 }

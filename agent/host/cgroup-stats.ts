@@ -4,8 +4,9 @@
 // memory the kernel cannot reclaim without hurting the dyno; it is what Heroku's R14/R15
 // compare with the quota (DESIGN.md: "RSS + swap, not page cache" is the closest a cgroup
 // gets). Any single file may be missing (no swap accounting, the pids controller not mounted,
-// a kernel older than the oom_kill counter): that field reads 0. Only a cgroup that is gone
-// as a whole reads as undefined.
+// a kernel older than the oom_kill counter): that field reads 0, or is left out for the two
+// counters an exit record reads (the peak, the throttle count: issue 14) so that "not known"
+// is not shown as 0. Only a cgroup that is gone as a whole reads as undefined.
 //
 // Every read is one small procfs-style read served from kernel memory, so none is bounded by a
 // timeout (contrast runtime calls, agent/lib/exec.ts).
@@ -91,6 +92,9 @@ async function readV1(cgroupPath: string, root: string): Promise<DynoStats | und
   ];
   if (await gone(texts, mem)) return undefined;
   const [usageText, statText, memswText, oomText, cpuText, pidsText] = texts;
+  // Read after the check above: either may be absent on its own (no cpu controller stats).
+  const peakText = readOptional(join(mem, 'memory.max_usage_in_bytes'));
+  const throttleText = readOptional(join(root, 'cpu', cgroupPath, 'cpu.stat'));
   const usage = parseSingle(usageText);
   const memStat = parseFlatKeyed(statText);
   // total_* are hierarchical (this group and its children); the plain keys are local only.
@@ -106,6 +110,16 @@ async function readV1(cgroupPath: string, root: string): Promise<DynoStats | und
     cpuUsageNs: parseSingle(cpuText),
     pids: parseSingle(pidsText),
     oomKills: parseFlatKeyed(oomText).get('oom_kill') ?? 0,
+    ...optionalCounters(peakText, throttleText),
+  };
+}
+
+/** The peak and the throttle count, each only when its file is there (DynoStats says why). */
+function optionalCounters(peakText: string | undefined, cpuStatText: string | undefined): Pick<DynoStats, 'peakMemoryBytes' | 'throttledPeriods'> {
+  const throttled = parseFlatKeyed(cpuStatText).get('nr_throttled');
+  return {
+    ...(peakText !== undefined ? { peakMemoryBytes: parseSingle(peakText) } : {}),
+    ...(throttled !== undefined ? { throttledPeriods: throttled } : {}),
   };
 }
 
@@ -121,6 +135,7 @@ async function readV2(cgroupPath: string, root: string): Promise<DynoStats | und
   ];
   if (await gone(texts, dir)) return undefined;
   const [currentText, statText, swapText, eventsText, cpuText, pidsText] = texts;
+  const peakText = readOptional(join(dir, 'memory.peak'));
   const usage = parseSingle(currentText);
   const memStat = parseFlatKeyed(statText);
   // v2's memory.stat and memory.events are hierarchical already; cpu.stat is in microseconds.
@@ -132,5 +147,6 @@ async function readV2(cgroupPath: string, root: string): Promise<DynoStats | und
     cpuUsageNs: (parseFlatKeyed(cpuText).get('usage_usec') ?? 0) * 1000,
     pids: parseSingle(pidsText),
     oomKills: parseFlatKeyed(eventsText).get('oom_kill') ?? 0,
+    ...optionalCounters(peakText, cpuText),
   };
 }

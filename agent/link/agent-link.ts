@@ -15,7 +15,7 @@ import type { Logger } from '../../shared/log.js';
 import type { DynoManager } from '../dynos/manager.js';
 import { Convergence, refusedStatus } from './convergence.js';
 import { EventJournal, type JournalFiles } from './event-journal.js';
-import { buildHandlers } from './handlers/index.js';
+import { buildHandlers, type CommandCounter } from './handlers/index.js';
 import type { SlugPrefetcher } from './handlers/prefetch-slug.js';
 import { journaledOutbox, type JournalClock, type JournalWriter } from './journal-writer.js';
 import type { EventOutbox } from './outbox.js';
@@ -38,6 +38,8 @@ export interface AgentLinkOptions {
   journalFiles?: JournalFiles;
   journalClock?: JournalClock;
   session?: Pick<SessionOptions, 'reconnectInitialMs' | 'pingIntervalMs' | 'healthyAfterMs'>;
+  /** Counts each command's result (agent/metrics/agent-metrics.ts). */
+  commands?: CommandCounter;
 }
 
 export class AgentLink {
@@ -75,6 +77,7 @@ export class AgentLink {
       handlers: buildHandlers({
         manager: o.manager, outbox: this.outbox, slugs: o.slugs,
         hostChanged: () => this.session.reportCapacitySoon(), claimed: (id) => this.convergence.claim(id),
+        ...(o.commands ? { commands: o.commands } : {}),
       }),
       onWelcome: (welcome) => this.convergence.converge(welcome.desired),
       onLinkLost: () => this.convergence.cancel(),

@@ -13,6 +13,7 @@
 import type { DesiredDyno, DynoSpec, DynoStatus } from '../../shared/protocol.js';
 import { asSlipwayError, type SlipwayError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
+import type { DecisionSink } from '../diagnostics/decisions.js';
 
 /** Two minutes: longer than a coordinator takes to restart and collect its agents' hellos
  * (about 20 s for 2,000 agents, scripts/bench/fleet.sh), short enough that an orphaned dyno
@@ -24,6 +25,8 @@ export interface ConvergenceTarget {
   get(id: string): DynoStatus | undefined;
   start(spec: DynoSpec): DynoStatus;
   stop(id: string): { status: DynoStatus; done: Promise<void> };
+  /** Where a stop of an unwanted dyno is recorded (the manager carries the host's log). */
+  readonly decisions?: DecisionSink | undefined;
 }
 
 export interface ConvergenceOptions {
@@ -68,7 +71,7 @@ export class Convergence {
       this.unknown.add(s.id);
       step.unknown.push(s.id);
     }
-    const graceMs = this.o.graceMs ?? UNKNOWN_DYNO_GRACE_MS;
+    const { graceMs } = this;
     if (step.started.length + step.refused.length + step.unknown.length > 0) {
       this.o.log.info({ ...step, graceMs }, 'converging to the coordinator\'s desired set');
     }
@@ -91,6 +94,10 @@ export class Convergence {
     this.unknown.clear();
   }
 
+  private get graceMs(): number {
+    return this.o.graceMs ?? UNKNOWN_DYNO_GRACE_MS;
+  }
+
   /** Ids waiting for their grace to end. */
   pending(): string[] {
     return [...this.unknown];
@@ -102,6 +109,9 @@ export class Convergence {
       const status = this.o.manager.get(id);
       if (!status || status.state === 'stopping' || status.state === 'down') continue;
       this.o.log.warn({ dynoId: id, app: status.app, dyno: status.name }, 'stopping a dyno the coordinator does not want (unlisted for the whole grace)');
+      this.o.manager.decisions?.about(status, 'convergence_stop', `stopped: the coordinator's desired set has not listed it for ${this.graceMs / 1000} s`, {
+        graceMs: this.graceMs, state: status.state,
+      });
       try {
         this.o.manager.stop(id).done.catch((err: unknown) => this.o.log.error({ err, dynoId: id }, 'stopping an unwanted dyno failed'));
       } catch (err) {

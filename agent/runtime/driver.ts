@@ -100,6 +100,12 @@ export interface DynoStats {
   cpuUsageNs: number;
   pids: number;
   oomKills: number;
+  /** The cgroup's highest memory usage since it was made (v1 memory.max_usage_in_bytes, v2
+   * memory.peak, Linux 5.19+); absent when the kernel has no such file. */
+  peakMemoryBytes?: number;
+  /** CPU periods in which the dyno was throttled at its CPU cap (cpu.stat nr_throttled);
+   * absent without the cpu controller's stats. */
+  throttledPeriods?: number;
 }
 
 /** Where a dyno's output is and how it is written. */

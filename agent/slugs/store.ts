@@ -41,6 +41,7 @@ import type { SlugMeta } from './slug-meta.js';
 import { SHA256_RE, SlugCacheDir, type SlugEntry } from './cache-dir.js';
 import { hashedCopy, type HashedCopy } from './hashed-copy.js';
 import { SlugSigning, type SigningSettings, type SlugSignature } from './signature.js';
+import type { DecisionLog } from '../diagnostics/decisions.js';
 
 export type { SlugSource } from './http-source.js';
 export { HttpSlugSource } from './http-source.js';
@@ -70,6 +71,17 @@ export interface SlugStoreOptions {
   /** GNU tar runs in `<parent>/slug-extract`, weighted below every dyno (extract-cgroup.ts);
    * absent (unit tests): in the agent's own cgroup. */
   extractCgroup?: ExtractCgroupOptions;
+  /** Counts hits, misses, evictions and downloads (agent/metrics/agent-metrics.ts). */
+  observer?: SlugCacheObserver;
+  /** The agent's reasons (agent/diagnostics/decisions.ts): each eviction and why that slug. */
+  decisions?: Pick<DecisionLog, 'record'>;
+}
+
+/** What the store reports as it works, for the agent's metrics. Must not throw. */
+export interface SlugCacheObserver {
+  lookup(hit: boolean): void;
+  evicted(bytes: number): void;
+  downloaded(compressedBytes: number, seconds: number): void;
 }
 
 /** What ensure() is asked for: a protocol SlugRef, or the CLI's URL with optional digest and
@@ -132,6 +144,8 @@ export class SlugStore {
   private readonly flush: (dir: string) => Promise<void>;
   /** Background flushes of newly committed entries (see durability.ts), by sha256. */
   private readonly settling = new Map<string, Promise<void>>();
+  private readonly observer: SlugCacheObserver | undefined;
+  private readonly decisions: Pick<DecisionLog, 'record'> | undefined;
 
   constructor(opts: SlugStoreOptions) {
     this.dir = path.resolve(opts.dir);
@@ -154,6 +168,8 @@ export class SlugStore {
     // Throws CONFIG_INVALID for a bad key: the agent (or CLI) does not start half-configured.
     this.signing = new SlugSigning(opts.signing ?? { required: false, publicKeys: [] });
     this.extractCgroup = opts.extractCgroup;
+    this.observer = opts.observer;
+    this.decisions = opts.decisions;
   }
 
   get directory(): string {
@@ -269,8 +285,25 @@ export class SlugStore {
       // A slug being flushed is spared too: its metadata is about to be rewritten.
       inUse: this.pins.has(e.sha256) || mounted.has(e.sha256) || this.inflight.has(e.sha256) || this.settling.has(e.sha256),
     }));
-    const plan = planEviction(slugs, this.cacheLimits, await this.files.freeBytes(), needBytes);
-    for (const sha of plan.evict) await this.evict(sha);
+    const freeBytes = await this.files.freeBytes();
+    const plan = planEviction(slugs, this.cacheLimits, freeBytes, needBytes);
+    const unpinned = slugs.filter((s) => !s.inUse).length;
+    let totalBytes = slugs.reduce((sum, s) => sum + s.bytes, 0);
+    for (const [i, sha] of plan.evict.entries()) {
+      const slug = slugs.find((s) => s.sha256 === sha);
+      await this.evict(sha);
+      const bytes = slug?.bytes ?? 0;
+      this.observer?.evicted(bytes);
+      // Why this one (eviction.ts): the least recently used of the slugs no dyno uses, taken
+      // while the cache is over its budget or the disk under its floor.
+      const over = totalBytes + needBytes > this.cacheLimits.budgetBytes ? `the cache holds ${totalBytes} bytes (+${needBytes} needed) over its ${this.cacheLimits.budgetBytes}-byte budget` : `the disk has ${freeBytes} bytes free, under the ${this.cacheLimits.floorBytes}-byte floor with ${needBytes} needed`;
+      this.decisions?.record({
+        kind: 'slug_evicted',
+        message: `slug ${sha.slice(0, 12)} evicted: least recently used (${i + 1} of ${unpinned} unpinned, last used ${new Date(slug?.lastUsedMs ?? 0).toISOString()}) while ${over}`,
+        data: { sha256: sha, bytes, lastUsedMs: slug?.lastUsedMs ?? 0, unpinned, cacheBytes: totalBytes, budgetBytes: this.cacheLimits.budgetBytes, freeBytes, floorBytes: this.cacheLimits.floorBytes, needBytes },
+      });
+      totalBytes -= bytes;
+    }
     if (plan.evict.length > 0) this.log.info({ evicted: plan.evict, needBytes, fits: plan.fits }, 'evicted least recently used slugs');
     return { evicted: plan.evict, fits: plan.fits };
   }
@@ -311,11 +344,13 @@ export class SlugStore {
       const hit = await this.files.readEntry(sha);
       if (hit) {
         this.index.set(sha, hit);
+        this.observer?.lookup(true);
         return { ...hit, cached: true };
       }
       // A dir without (valid) metadata is a commit that died half-way: nobody uses it.
       if (existsSync(this.files.entryPath(sha))) await this.files.discard(this.files.entryPath(sha));
     }
+    this.observer?.lookup(false);
     const { entry, cached } = await this.download(url, sha, demanded);
     this.index.set(entry.sha256, entry);
     // The new slug may have taken the cache over its budget: make room again now, sparing it
@@ -326,9 +361,12 @@ export class SlugStore {
 
   private async download(url: string, sha: string | undefined, demanded: SlugSignature | undefined): Promise<{ entry: SlugEntry; cached: boolean }> {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    return this.fetch.withRetries(url, sha, 'slug download', (parsed, source, signal) => this.attempt(parsed, source, sha, demanded, signal), (done) => ({
+    const started = performance.now();
+    const done = await this.fetch.withRetries(url, sha, 'slug download', (parsed, source, signal) => this.attempt(parsed, source, sha, demanded, signal), (done) => ({
       msg: 'slug ready', fields: { sha256: done.entry.sha256, bytes: done.entry.bytes, files: done.entry.files, compressedBytes: done.compressedBytes },
     }));
+    this.observer?.downloaded(done.compressedBytes, (performance.now() - started) / 1000);
+    return done;
   }
 
   /** One try: room on disk, a fresh staging dir, stream, verify, commit. Leaves nothing on failure. */

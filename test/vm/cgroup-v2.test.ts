@@ -2,7 +2,8 @@
 // scripts/vm/run.sh boots): the limits the agent asks for (agent/dynos/container-spec.ts,
 // agent/runtime/runc/oci-config.ts) read back from the kernel's files, an OOM kill told from
 // memory.events, the working set from memory.stat (agent/host/cgroup-stats.ts) against a dyno
-// that holds a known amount of memory, and a fork bomb capped by pids.max. The dynos are
+// that holds a known amount of memory, what an exit record and the memory warning read
+// (memory.peak, cpu.stat's nr_throttled, memory.pressure: issue 14), and a fork bomb capped by pids.max. The dynos are
 // started by the real runc driver under conmon, as the agent starts them. On this machine kind
 // (cgroup v1) the same code is covered by fixtures only: test/fixtures/cgroup-v2.
 import t, { type Test } from 'tap';
@@ -15,6 +16,7 @@ import { RuncDriver } from '../../agent/runtime/runc/driver.js';
 import type { ContainerSpec, DynoHandle } from '../../agent/runtime/driver.js';
 import { dynoContainerSpec } from '../../agent/dynos/container-spec.js';
 import { tailLog } from '../../agent/dynos/log-tail.js';
+import { readCgroupPressure } from '../../agent/dynos/memory-watch-hook.js';
 import { cfsQuotaUs, CPU_PERIOD_US } from '../../agent/runtime/hardening.js';
 import { DEFAULT_SIZES } from '../../shared/sizes.js';
 import type { DynoSize } from '../../shared/protocol.js';
@@ -132,6 +134,34 @@ t.test('the working set from memory.stat matches what the dyno holds', async (t)
   await driver.stop(h, 2_000);
   await driver.destroy(h);
   assertGone(t, h);
+});
+
+t.test("what an exit record and the memory warning read on v2: memory.peak, cpu.stat's nr_throttled, memory.pressure (PSI)", async (t) => {
+  const held = 40 * MB;
+  // One dyno holds 40 MB and frees it: the peak outlives the memory. Another spins on a tenth
+  // of a core: it is throttled every period. (Apart: under TCG a tenth of a core is too slow
+  // to write the 40 MB within the bound.)
+  const hold = await start(agentSpec('peak', `head -c ${held} /dev/zero > /dev/shm/held && rm /dev/shm/held && echo freed; exec sleep 1000`,
+    { ...DEFAULT_SIZES['standard-1x']!, memoryMb: 128 }));
+  const spin = await start(agentSpec('spin', 'while :; do :; done', { ...DEFAULT_SIZES['standard-1x']!, cpuQuotaPercent: 10 }));
+  await waitUntil('the dyno to free its memory', async () => /freed/.test(await output(hold)) || undefined, guestMs(4_000));
+  const held1 = (await driver.stats(hold))!;
+  t.ok(held1.peakMemoryBytes! >= held, `the peak (memory.peak) keeps the ${held / MB} MB held earlier: ${(held1.peakMemoryBytes! / MB).toFixed(1)} MB`);
+  t.ok(held1.workingSetBytes < held, `while the working set is back down (${(held1.workingSetBytes / MB).toFixed(1)} MB)`);
+  const spun = await waitUntil('a throttled period', async () => {
+    const st = await driver.stats(spin);
+    return st && (st.throttledPeriods ?? 0) > 0 ? st : undefined;
+  }, guestMs(4_000));
+  t.ok(spun.throttledPeriods! > 0 && spun.throttledPeriods! <= (flatKeyed(cgFile(spin, 'cpu.stat')).get('nr_throttled') ?? 0),
+    `throttled periods are cpu.stat's nr_throttled (${spun.throttledPeriods})`);
+  const psi = readCgroupPressure(hold);
+  t.ok(psi !== undefined && psi >= 0 && psi <= 100, `PSI some avg10 is read from the dyno's memory.pressure (${psi})`);
+  t.match(cgFile(hold, 'memory.pressure'), /^some avg10=/, 'the file the warning reads is there on v2');
+  for (const h of [hold, spin]) {
+    await driver.stop(h, 2_000);
+    await driver.destroy(h);
+    assertGone(t, h);
+  }
 });
 
 t.test('a fork bomb is capped by pids.max while the host stays responsive', async (t) => {

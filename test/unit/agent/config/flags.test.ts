@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadCommandConfig, parseCommandLine, valueFromText } from '../../../../agent/config/flags.js';
-import { SERVE_FLAGS } from '../../../../agent/config/commands.js';
+import { SERVE_FLAGS, STATUS_FLAGS } from '../../../../agent/config/commands.js';
 import { DEFAULTS } from '../../../../agent/config/schema.js';
 
 t.test('serve: every flagged key, converted to its type', async (t) => {
@@ -58,6 +58,13 @@ t.test('operator commands: the keys they name, their own flags, operands; the fi
   t.throws(() => loadCommandConfig(['--runtime', 'lxc'], command), { code: 'CONFIG_INVALID', message: /runtime/ }, 'a key it does not name is no flag');
   t.throws(() => loadCommandConfig(['--config', join(dir, 'missing.json')], command), { code: 'CONFIG_INVALID', message: /missing\.json/ });
   t.throws(() => parseCommandLine([], { keys: ['nofile'] }), /nofile has no flag/, 'a key without a flag is a programming error');
+});
+
+t.test('--diagnostics-listen takes a unix socket, for serve and for the on-call commands', async (t) => {
+  t.same(parseCommandLine(['--diagnostics-listen', 'unix:/run/x.sock'], SERVE_FLAGS).flags, { diagnosticsListen: 'unix:/run/x.sock' });
+  t.same(parseCommandLine(['--diagnostics-listen', 'unix:/run/x.sock', '--json'], STATUS_FLAGS).flags, { diagnosticsListen: 'unix:/run/x.sock' }, 'status reads the same key');
+  t.throws(() => parseCommandLine(['--diagnostics-listen', 'unix:run/x.sock'], SERVE_FLAGS), { code: 'CONFIG_INVALID', message: /^--diagnostics-listen "unix:run\/x\.sock": diagnosticsListen / }, 'a relative socket path is refused');
+  t.throws(() => parseCommandLine(['--diagnostics-listen', `unix:/${'x'.repeat(101)}`], SERVE_FLAGS), { code: 'CONFIG_INVALID', message: /diagnosticsListen/ }, 'so is one longer than a sun_path holds');
 });
 
 t.test('text of other sources converts the same way', async (t) => {

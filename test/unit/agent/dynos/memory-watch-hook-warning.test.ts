@@ -10,8 +10,9 @@ function world(t: Parameters<typeof dynoSetup>[0], pressure?: () => number | und
   const s = dynoSetup(t);
   const lines: string[] = [];
   const warnings: MemoryWarning[] = [];
+  const r14 = { count: 0 };
   const logs = { async attach() {}, system: (_d: unknown, text: string) => { lines.push(text); }, async flush() {}, async detach() {} };
-  const memory: MemoryWatchSettings = { ...memoryWatchSettings({ r15Multiple: 2, r14IntervalMs: 60_000, warnHorizonMs: 600_000 }, (w) => warnings.push(w)), ...(pressure ? { pressure } : {}) };
+  const memory: MemoryWatchSettings = { ...memoryWatchSettings({ r15Multiple: 2, r14IntervalMs: 60_000, warnHorizonMs: 600_000 }, (w) => warnings.push(w)), r14: () => { r14.count++; }, ...(pressure ? { pressure } : {}) };
   const d = s.make(workerSpec(), { logs, memory });
   /** One memory round, 5 s after the last, reading `bytes` (a 512 MB quota: the R15 line is 1 GiB). */
   const sample = async (bytes: number) => {
@@ -20,7 +21,7 @@ function world(t: Parameters<typeof dynoSetup>[0], pressure?: () => number | und
     await d.sampleMemory();
   };
   const projectedLines = () => lines.filter((l) => l.startsWith('Memory projected'));
-  return { s, d, lines, warnings, sample, projectedLines };
+  return { s, d, lines, warnings, sample, projectedLines, r14 };
 }
 
 t.test('a leaking dyno gets one `Memory projected to reach the R15 limit` line and one warning event, then R15', async (t) => {
@@ -61,6 +62,9 @@ t.test('a steady dyno never gets the warning, even over its quota (R14 only)', a
   t.same(w.warnings, []);
   t.same(w.projectedLines(), []);
   t.ok(w.lines.some((l) => l.startsWith('Error R14')), 'over the quota it is R14, as before');
+  // 500 samples 5 s apart over the quota, R14 at most once a minute: 1 + 2,495 s / 60 s.
+  t.equal(w.r14.count, w.lines.filter((l) => l.startsWith('Error R14')).length, `each R14 line reached the metrics' counter (${w.r14.count})`);
+  t.equal(w.r14.count, 42, 'R14 rate-limited to once a minute');
   await w.d.stop(1000);
 });
 

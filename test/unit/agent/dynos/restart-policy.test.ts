@@ -62,3 +62,18 @@ t.test('bad options are refused', async (t) => {
   t.throws(() => new RestartPolicy({ ...DEFAULT_RESTART_POLICY, capMs: 5, baseMs: 10 }), RangeError);
   t.throws(() => new RestartPolicy({ ...DEFAULT_RESTART_POLICY, jitter: -1 }), RangeError);
 });
+
+t.test('last: how each delay was chosen (the numbers of a restart_scheduled decision)', async (t) => {
+  const { policy, advance } = clocked(0);
+  t.equal(policy.last, undefined);
+  crashLoop(policy, advance, 1);
+  t.same(policy.last, { attempt: 1, delayMs: 0, backoffMs: 0, capped: false, reset: false });
+  crashLoop(policy, advance, 2);
+  t.same(policy.last, { attempt: 3, delayMs: 20_000, backoffMs: 20_000, capped: false, reset: false });
+  crashLoop(policy, advance, 10);
+  t.same(policy.last, { attempt: 13, delayMs: 20 * 60_000, backoffMs: 10_000 * 2 ** 11, capped: true, reset: false });
+  policy.started('v1');
+  advance(DEFAULT_RESTART_POLICY.stableAfterMs);
+  policy.crashed();
+  t.same(policy.last, { attempt: 1, delayMs: 0, backoffMs: 0, capped: false, reset: true }, 'a healthy run started the count again');
+});

@@ -77,7 +77,25 @@ t.test('v2: memory.current, anon, swap.current, usage_usec in ns, memory.events 
     cpuUsageNs: 573481 * 1000,
     pids: 7,
     oomKills: 2,
+    throttledPeriods: 0, // cpu.stat nr_throttled; no memory.peak (a kernel before 5.19)
   });
+});
+
+t.test('the peak and the throttle count (exit records): read when their files are there, absent otherwise', async (t) => {
+  const root = scratch(t);
+  cpSync(V1, join(root, 'v1'), { recursive: true });
+  mkdirSync(join(root, 'v1/cpu/slipway/d1'), { recursive: true });
+  writeFileSync(join(root, 'v1/memory/slipway/d1/memory.max_usage_in_bytes'), '134217728\n');
+  writeFileSync(join(root, 'v1/cpu/slipway/d1/cpu.stat'), 'nr_periods 120\nnr_throttled 17\nthrottled_time 912000000\n');
+  t.match(await readDynoStats('/slipway/d1', 1, join(root, 'v1')), { peakMemoryBytes: 134217728, throttledPeriods: 17, oomKills: 1 });
+  const d2 = await readDynoStats('/slipway/d2', 1, join(root, 'v1'));
+  t.notOk(d2 && 'peakMemoryBytes' in d2, 'v1 without max_usage_in_bytes: no peak (unknown, not 0)');
+  t.notOk(d2 && 'throttledPeriods' in d2, 'v1 without the cpu hierarchy: no throttle count');
+  cpSync(V2, join(root, 'v2'), { recursive: true });
+  writeFileSync(join(root, 'v2/slipway/d1/memory.peak'), '125829120\n');
+  t.match(await readDynoStats('/slipway/d1', 2, join(root, 'v2')), { peakMemoryBytes: 125829120, throttledPeriods: 0 });
+  const v2d2 = await readDynoStats('/slipway/d2', 2, join(root, 'v2'));
+  t.notOk(v2d2 && 'throttledPeriods' in v2d2, 'v2 whose parent does not enable cpu: cpu.stat has no nr_throttled');
 });
 
 t.test('v2 without swap accounting or the pids controller: those fields read 0', async (t) => {
