@@ -4,7 +4,8 @@
 // 1 GiB body and 500 concurrent connections, the rest of the agent goes on: its coordinator link
 // stays up without a reconnect, and supervision works (a scale-up during the abuse is started,
 // probed and reported up). server-abuse.test.ts shows each refusal in detail; this test shows
-// the agent around the endpoint is not hurt. Every load is bounded in count and time.
+// the agent around the endpoint is not hurt, and its event loop (by its own metric) stayed
+// responsive. Every load is bounded in count and time.
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -17,6 +18,10 @@ import { e2eHost } from './fixtures/e2e-host.js';
 const files = { 'public/index.html': 'hello\n' };
 /** Bound on the whole abuse: each load is cut by the test by then at the latest. */
 const ABUSE_MS = 20_000;
+/** Most the agent's event loop may lag during the abuse: its link pings every 15 s and gives up
+ * after two missed pongs; a dyno's boot deadline is a minute. A second is far inside both, and
+ * far above an idle loop's few milliseconds. */
+const LOOP_DELAY_BOUND_S = 1;
 
 /** Opens a loopback connection to `port` and runs `send` on it; resolves on close or the bound. */
 function abuse(port: number, send: (s: Socket) => void, boundMs = ABUSE_MS): Promise<void> {
@@ -55,6 +60,9 @@ t.test('a flood at the diagnostics port: the link stays up and a scale-up during
   await eventually('web.1 up', async () => ((await get('/v1/dynos')) as any[]).find((d) => d.state === 'up'), 60_000);
   const before = await get('/v1/status');
   t.equal(before.link.state, 'ready', 'the link is up before the abuse');
+  // A scrape resets the agent's event-loop delay gauges: the next one reads the abuse alone.
+  const scrape = async () => (await http('GET', `${diagUrl}/metrics`, undefined, { authorization: `Bearer ${token}` })).body;
+  await scrape();
 
   // The abuse, all at once: 500 connections that send half a request and hold it; 20 that send
   // a header byte a second; one with 2,000 headers; one announcing a 1 GiB body and sending it.
@@ -101,6 +109,10 @@ t.test('a flood at the diagnostics port: the link stays up and a scale-up during
   t.equal(after.link.state, 'ready', 'the link is up after the abuse');
   t.equal(after.link.reconnects, before.link.reconnects, 'the link did not reconnect');
   t.equal(agent.child.exitCode, null, 'the agent is still running');
+  // The agent's own measure of its event loop over the abuse (perf_hooks, metrics/agent-collector.ts).
+  const maxDelay = Number(/^slipway_event_loop_delay_max_seconds (\S+)$/m.exec(await scrape())?.[1]);
+  t.ok(Number.isFinite(maxDelay) && maxDelay < LOOP_DELAY_BOUND_S,
+    `the agent's event loop lagged at most ${Math.round(maxDelay * 1000)} ms during the abuse (bound ${LOOP_DELAY_BOUND_S * 1000} ms)`);
 
   t.equal((await formation(0)).status, 200);
   await eventually('no dyno left', async () => ((await get('/v1/dynos')) as any[]).length === 0 || undefined, 30_000);
