@@ -44,9 +44,9 @@
 #   KVM probe: 3 s here (the kernel hangs after "Probing EDD"; it never gets further).
 #   Boot to multi-user.target: 15-35 s (depending on the load of the machine).
 #   Default suite (test/vm/ + runc conformance: 4 files): 165-220 s in the guest on a quiet
-#   machine (issue 13); with issue 14's cgroup v2 case and the host busy beside the guest (a tsc
-#   and an e2e test run while CI's VM stage ran) 158 + 194 + 69 s for the first three files, and
-#   the 540 s bound of then was hit. 900 s: TCG is slowed by anything else on the 2 cores.
+#   machine (issue 13). Issue 14's fresh-clone run on a quiet machine: 133 + 196 + 71 s for the
+#   first three files, "suite and power-off 552.6 s", past the 540 s bound of then (it was hit
+#   once, with a tsc and an e2e test run beside the guest). 900 s: room for a busier machine.
 #   Whole run: 6 min 39 s with the cache empty, 3 min 15 s warm.
 #   Loading code in the guest: the first `import('tap')` over 9p took ~30 s (each of its
 #   thousands of files costs several 9p round trips under TCG); from the node_modules disk
