@@ -4,7 +4,8 @@
 // themselves, and the event numbering, belong to the SDK's AgentServer.
 import type { AgentIdentity, Capacity, HostNotice } from '../shared/protocol.js';
 import type { AgentPlacementView } from './placement.js';
-import { MIB } from './placement.js';
+import { MIB, placementZone } from './placement.js';
+import type { StoredAgent, StoreWrite } from './store/store.js';
 
 /** A dyno the coordinator sent to an agent. 'pending' until the agent admits it; 'admitted'
  * once it did but no capacity report since then includes it. */
@@ -42,8 +43,32 @@ export interface AgentView {
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentRecord>();
 
-  /** `lastSeq` for the views: the SDK's de-duplication ledger knows it. */
-  constructor(private readonly lastSeq: (agentId: string) => number = () => 0) {}
+  /** `lastSeq` for the views: the SDK's de-duplication ledger knows it. `sink`: where every
+   * change of identity, capacity or notices is written through (reservations are not: they
+   * belong to commands in flight, which a new leader does not have). */
+  constructor(
+    private readonly lastSeq: (agentId: string) => number = () => 0,
+    private readonly sink: (write: StoreWrite) => void = () => undefined,
+  ) {}
+
+  /** A new leadership term starts from the stored agents, every one disconnected until its
+   * hello on a link to this coordinator. */
+  restore(stored: readonly StoredAgent[]): void {
+    this.agents.clear();
+    for (const a of stored) {
+      const record: AgentRecord = { identity: structuredClone(a.identity), capacity: structuredClone(a.capacity), connected: false, reservations: new Map() };
+      if (a.interruption) record.interruption = structuredClone(a.interruption);
+      if (a.rebalance) record.rebalance = structuredClone(a.rebalance);
+      this.agents.set(a.identity.id, record);
+    }
+  }
+
+  private written(record: AgentRecord): void {
+    const agent: StoredAgent = { identity: record.identity, capacity: record.capacity, seenAt: new Date().toISOString() };
+    if (record.interruption) agent.interruption = record.interruption;
+    if (record.rebalance) agent.rebalance = record.rebalance;
+    this.sink({ kind: 'agent', agent });
+  }
 
   /** Registers the agent of a hello (its current link is up). */
   attach(identity: AgentIdentity, capacity: Capacity): void {
@@ -52,6 +77,7 @@ export class AgentRegistry {
       const created: AgentRecord = { identity, capacity, connected: true, reservations: new Map() };
       this.agents.set(identity.id, created);
       this.noticesFrom(created, capacity);
+      this.written(created);
       return;
     }
     record.identity = identity;
@@ -83,6 +109,7 @@ export class AgentRegistry {
     record.capacity = capacity;
     for (const [dynoId, r] of record.reservations) if (r.phase === 'admitted') record.reservations.delete(dynoId);
     this.noticesFrom(record, capacity);
+    this.written(record);
   }
 
   /** A host_notice event. */
@@ -91,6 +118,7 @@ export class AgentRegistry {
     if (!record) return;
     if (notice.notice === 'rebalance') record.rebalance = notice;
     else if (!record.interruption || (notice.notice === 'spot_interruption' && record.interruption.notice !== 'spot_interruption')) record.interruption = notice;
+    this.written(record);
   }
 
   /** The interruption EC2 announced for the host, if any (the evacuation's deadline). */
@@ -131,6 +159,7 @@ export class AgentRegistry {
       reservedBytes: [...r.reservations.values()].reduce((sum, x) => sum + x.bytes, 0),
       interrupted: r.interruption !== undefined,
       rebalance: r.rebalance !== undefined,
+      zone: placementZone(r.identity),
     }));
   }
 

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { SlipwayError } from '../shared/errors.js';
 import {
   DEFAULT_LISTEN, DEFAULT_ROUTER_LISTEN, DEFAULT_SIZES, DEFAULT_STACK, DEFAULT_TIMING,
-  parseListenAddress, readPemFile, readSizesFile, readTokenFile, validateStackName, type CoordinatorConfig,
+  parseListenAddress, readPemFile, readSecretFile, readSizesFile, readTokenFile, validateStackName, type CoordinatorConfig,
 } from './config.js';
 
 export const USAGE = `Usage: slipway-coordinator serve [options]
@@ -27,6 +27,18 @@ Options:
                              serve the API and the agents' WebSocket over TLS (wss://)
   --tls-client-ca PATH       with TLS: require agents to present a client certificate
                              that chains to this CA bundle (mutual TLS)
+  --database-url-file PATH   file holding a postgres:// URL: state in PostgreSQL, and
+                             leadership among the coordinators that share it (else env
+                             SLIPWAY_DATABASE_URL; neither: state in memory, one coordinator)
+  --leader-session-timeout-ms MS
+                             with a database: how long a stopped leader keeps the
+                             leadership (its lock session's idle timeout; default 5000)
+  --leader-retry-ms MS       with a database: how often a follower tries to take the
+                             leadership (default 1000)
+  --router dev|haproxy       the app router: the Node dev router (default) or HAProxy 2.6
+                             driven through its runtime API
+  --router-work-dir DIR      with --router haproxy: its config, map and admin socket
+                             (default /run/slipway-coordinator/haproxy)
   --help                     print this and exit
 
 Exit status: 0 after SIGINT/SIGTERM, 2 on invalid configuration, 1 on any other failure.
@@ -42,6 +54,11 @@ const OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'tls-client-ca': { type: 'string' },
+  'database-url-file': { type: 'string' },
+  'leader-session-timeout-ms': { type: 'string' },
+  'leader-retry-ms': { type: 'string' },
+  'router': { type: 'string' },
+  'router-work-dir': { type: 'string' },
   'help': { type: 'boolean' },
 } as const;
 
@@ -73,14 +90,35 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): Coordina
       ...(values['tls-client-ca'] !== undefined ? { clientCa: readPemFile(values['tls-client-ca'], '--tls-client-ca') } : {}),
     }
     : undefined;
+  const databaseUrl = values['database-url-file'] !== undefined ? readSecretFile(values['database-url-file'], '--database-url-file') : (env.SLIPWAY_DATABASE_URL ?? '').trim();
+  if (databaseUrl !== '' && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new SlipwayError('CONFIG_INVALID', 'the database URL must start with postgres:// or postgresql://');
+  }
+  const router = values.router ?? 'dev';
+  if (router !== 'dev' && router !== 'haproxy') throw new SlipwayError('CONFIG_INVALID', `--router must be dev or haproxy, got ${JSON.stringify(router)}`);
   return {
     ...(tls ? { tls } : {}),
+    store: databaseUrl !== '' ? { kind: 'postgres', url: databaseUrl } : { kind: 'memory' },
+    router,
+    routerWorkDir: values['router-work-dir'] ?? '/run/slipway-coordinator/haproxy',
     listen: parseListenAddress(values.listen ?? DEFAULT_LISTEN, '--listen'),
     routerListen: parseListenAddress(values['router-listen'] ?? DEFAULT_ROUTER_LISTEN, '--router-listen'),
     token,
     coordinatorId: values['coordinator-id'] ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
     defaultStack: validateStackName(values['default-stack'] ?? DEFAULT_STACK, '--default-stack'),
     sizes: values['sizes-file'] !== undefined ? readSizesFile(values['sizes-file']) : DEFAULT_SIZES,
-    timing: { ...DEFAULT_TIMING },
+    timing: {
+      ...DEFAULT_TIMING,
+      leaderSessionTimeoutMs: msFlag(values['leader-session-timeout-ms'], '--leader-session-timeout-ms', DEFAULT_TIMING.leaderSessionTimeoutMs, 1_000, 600_000),
+      leaderRetryMs: msFlag(values['leader-retry-ms'], '--leader-retry-ms', DEFAULT_TIMING.leaderRetryMs, 100, 60_000),
+    },
   };
+}
+
+/** A duration flag in milliseconds within [min, max]. */
+function msFlag(text: string | undefined, flag: string, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback;
+  const ms = Number(text);
+  if (!Number.isInteger(ms) || ms < min || ms > max) throw new SlipwayError('CONFIG_INVALID', `${flag} must be an integer from ${min} to ${max} (milliseconds), got ${JSON.stringify(text)}`);
+  return ms;
 }

@@ -20,13 +20,30 @@ export interface CoordinatorTiming {
   commandTimeoutMs: number;
   /** Router: time to the first byte of an upstream response (Heroku's H12 is 30 s). */
   upstreamTimeoutMs: number;
+  /** A follower tries the leadership lock this often (the takeover delay once the leader's
+   * session ended). */
+  leaderRetryMs: number;
+  /** PostgreSQL ends the leader's lock session after this long without a heartbeat (its
+   * idle_session_timeout): a leader stopped (SIGSTOP, a VM pause) for longer loses the lock
+   * and a follower takes over. The heartbeat runs at a fifth of it. */
+  leaderSessionTimeoutMs: number;
 }
 
 export const DEFAULT_TIMING: Readonly<CoordinatorTiming> = Object.freeze({
   pingIntervalMs: 15_000,
   commandTimeoutMs: 30_000,
   upstreamTimeoutMs: 30_000,
+  leaderRetryMs: 1_000,
+  leaderSessionTimeoutMs: 5_000,
 });
+
+/** Where the coordinator keeps its state: in memory (one coordinator; the demo's default) or
+ * in PostgreSQL (several coordinators, one leader). */
+export type StoreConfig = { kind: 'memory' } | { kind: 'postgres'; url: string };
+
+/** Which router serves the apps: the dev router (Node, the demo's default) or HAProxy 2.6
+ * driven through its runtime API. */
+export type RouterKind = 'dev' | 'haproxy';
 
 export interface CoordinatorConfig {
   /** API and agent WebSocket listener. */
@@ -42,6 +59,12 @@ export interface CoordinatorConfig {
   /** Size name -> limits sent in start_dyno. */
   sizes: Readonly<Record<string, DynoSize>>;
   timing: CoordinatorTiming;
+  /** Default: memory. */
+  store?: StoreConfig;
+  /** Default: dev. */
+  router?: RouterKind;
+  /** HAProxy's config, map, admin socket and pid file (with router 'haproxy'). */
+  routerWorkDir?: string;
   /** TLS for the API and agent listener (agents then dial wss://); with clientCa, agents must
    * present a client certificate that chains to it (mutual TLS). PEM text. */
   tls?: { cert: string; key: string; clientCa?: string };
@@ -86,11 +109,16 @@ export function readPemFile(path: string, flag: string): string {
 
 /** Reads a token file; surrounding whitespace (a trailing newline) is not part of the token. */
 export function readTokenFile(path: string): string {
+  return readSecretFile(path, '--token-file');
+}
+
+/** Reads a file holding one secret (a token, a database URL with its password), trimmed. */
+export function readSecretFile(path: string, flag: string): string {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new SlipwayError('CONFIG_INVALID', `cannot read --token-file ${path}: ${(err as Error).message}`, { cause: err });
+    throw new SlipwayError('CONFIG_INVALID', `cannot read ${flag} ${path}: ${(err as Error).message}`, { cause: err });
   }
   return text.trim();
 }

@@ -8,6 +8,7 @@
 // deleted: the dyno is gone and nothing refers to it any more.
 import type { DynoSpec, DynoStateName, DynoStatus, Endpoint, ExitStatus, WireError } from '../shared/protocol.js';
 import type { RouteTable } from './route-table.js';
+import type { StoredDyno, StoreWrite } from './store/store.js';
 import { dynoIndex } from './formation-plan.js';
 
 export type DesiredState = 'run' | 'stop';
@@ -55,7 +56,19 @@ export class DynoTable {
     private readonly routes: RouteTable,
     /** The reachable address of an agent, for endpoints that name no host. */
     private readonly agentAddress: (agentId: string) => string | undefined,
+    /** Where every change of a record (and of its route) is written through (the leader's
+     * StoreWriter); none: in memory only. */
+    private readonly sink: (write: StoreWrite) => void = () => undefined,
   ) {}
+
+  /** A new leadership term starts from the stored dynos: records and routes become those
+   * (routes of dynos not stored leave the table). Not written back. */
+  restore(stored: readonly StoredDyno[]): void {
+    this.records.clear();
+    for (const d of stored) this.records.set(d.id, structuredClone(d));
+    this.routes.retain((route) => this.records.get(route.dynoId)?.state === 'up');
+    for (const record of this.records.values()) this.routes.applyDynoState(record, this.agentAddress(record.agentId));
+  }
 
   get(id: string): DynoRecord | undefined {
     return this.records.get(id);
@@ -72,6 +85,7 @@ export class DynoTable {
       state: 'starting', since: now.toISOString(), memoryMb: spec.size.memoryMb, desired: 'run', specKey,
     };
     this.records.set(record.id, record);
+    this.sink({ kind: 'dyno', dyno: { ...record } });
     return record;
   }
 
@@ -79,11 +93,13 @@ export class DynoTable {
   forget(id: string): void {
     const record = this.records.get(id);
     if (!record) return;
-    this.routes.remove(record.app, id);
+    if (this.routes.remove(record.app, id)) this.sink({ kind: 'route_deleted', app: record.app, dynoId: id });
     this.records.delete(id);
+    this.sink({ kind: 'dyno_deleted', id });
   }
 
-  /** Marks a dyno as no longer wanted; its route goes only when the agent reports stopping. */
+  /** Marks a dyno as no longer wanted; its route leaves the table now (the router drains it
+   * before the coordinator sends SIGTERM). */
   markUnwanted(id: string): DynoRecord | undefined {
     const record = this.records.get(id);
     if (!record) return undefined;
@@ -176,8 +192,18 @@ export class DynoTable {
 
   /** Keeps the route table in step and drops records nobody wants any more. */
   private settle(record: DynoRecord): void {
-    this.routes.applyDynoState(record, this.agentAddress(record.agentId));
-    if (record.state === 'down' && record.desired === 'stop') this.records.delete(record.id);
+    // An unwanted dyno leaves the route table at once, before its SIGTERM (preboot, drain).
+    const changed = record.desired === 'stop' ? this.routes.remove(record.app, record.id) : this.routes.applyDynoState(record, this.agentAddress(record.agentId));
+    if (changed) {
+      const route = this.routes.routeOf(record.app, record.id);
+      this.sink(route ? { kind: 'route', route: { app: record.app, ...route } } : { kind: 'route_deleted', app: record.app, dynoId: record.id });
+    }
+    if (record.state === 'down' && record.desired === 'stop') {
+      this.records.delete(record.id);
+      this.sink({ kind: 'dyno_deleted', id: record.id });
+    } else {
+      this.sink({ kind: 'dyno', dyno: { ...record } });
+    }
   }
 }
 

@@ -23,8 +23,9 @@ import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable, DynoView } from './dyno-table.js';
 import { formationSpecKey, type FormationRequest } from './formation-body.js';
 import { newDynoId, planFormation, randomSuffix, type StartStep } from './formation-plan.js';
-import { chooseAgent, placeDynos } from './placement.js';
+import { chooseAgent, placeDynos, Spread } from './placement.js';
 import { LatencyRecorder } from './latency.js';
+import type { StoredFormation, StoreWrite } from './store/store.js';
 
 /** An evacuation's margin before EC2's deadline: the agent's SIGKILL, its `down` report and the
  * teardown must land before the instance stops (EC2 gives no grace past `time`). */
@@ -76,6 +77,28 @@ export interface FormationServiceDeps {
   suffix?: () => string;
   /** The grace an evacuation gives a host's dynos when the deadline leaves room (default 30 s). */
   stopGraceMs?: number;
+  /** Where every formation change is written through (the leader's StoreWriter). */
+  sink?: (write: StoreWrite) => void;
+  /** Resolves once the changes made so far are durable; apply() answers only after it, and
+   * a start_dyno goes out only after its dyno's placement is durable. */
+  durable?: () => Promise<void>;
+  /** Resolves once the router serves the route table as it is now (HAProxy: the runtime API
+   * applied it). Awaited after a dyno's route left the table and before its SIGTERM, and after
+   * a replacement's route arrived and before the dyno it replaces leaves. */
+  routesSettled?: () => Promise<void>;
+  /** Preboot: how long a replacement may take to be up and routable before the dyno it
+   * replaces is stopped anyway (default PREBOOT_WAIT_MS). */
+  prebootWaitMs?: number;
+}
+
+/** Heroku's boot timeout (60 s) plus the time to pull and unpack a slug on a cold host. */
+export const PREBOOT_WAIT_MS = 90_000;
+/** How often a preboot looks whether the replacement is up. */
+const PREBOOT_POLL_MS = 50;
+
+/** A formation's wanted dynos per agent (placement.ts's Spread), without `leaving`. */
+function spreadOf(wanted: readonly { id: string; agentId: string }[], leaving: ReadonlySet<string>): Spread {
+  return new Spread(wanted.filter((r) => !leaving.has(r.id)).map((r) => r.agentId));
 }
 
 export class FormationService {
@@ -95,6 +118,12 @@ export class FormationService {
    * then admitted, not necessarily up). Throws SlipwayError. */
   apply(request: FormationRequest): Promise<FormationResult> {
     return this.serialize(`${request.app}/${request.type}`, () => this.applyNow({ ...request, specKey: formationSpecKey(request) }));
+  }
+
+  /** A new leadership term starts from the stored formations. */
+  restore(stored: readonly StoredFormation[]): void {
+    this.formations.clear();
+    for (const f of stored) this.formations.set(`${f.app}/${f.type}`, structuredClone(f));
   }
 
   get(app: string, type: string): Formation | undefined {
@@ -146,12 +175,13 @@ export class FormationService {
     for (const r of victims) byFormation.set(`${r.app}/${r.type}`, [...(byFormation.get(`${r.app}/${r.type}`) ?? []), r]);
     await Promise.all([...byFormation].map(([key, records]) => this.serialize(key, async () => {
       const f = this.formations.get(key);
+      const spread = f ? spreadOf(dynos.wantedOf(f.app, f.type), new Set(records.map((r) => r.id))) : new Spread();
       const started = await Promise.all(records.map(async (old) => {
         // Adopted after a coordinator restart (its spec unknown) or from an older spec: no
         // replacement here; the formation's next change starts what is missing.
         if (!f || old.specKey !== f.specKey) return undefined;
         try {
-          return await this.startDyno(f, { index: old.index, name: old.name, replaces: [] }, new Set([agentId]));
+          return await this.startDyno(f, { index: old.index, name: old.name, replaces: [] }, new Set([agentId]), spread);
         } catch (err) {
           log.warn({ agentId, dyno: old.name, err }, 'no replacement for a dyno of a host that goes away');
           return undefined;
@@ -191,19 +221,23 @@ export class FormationService {
 
   private async applyNow(f: Formation): Promise<FormationResult> {
     const { dynos, registry, log } = this.deps;
-    const current = dynos.wantedOf(f.app, f.type).map((r) => ({ id: r.id, index: r.index, state: r.state, ...(r.specKey ? { specKey: r.specKey } : {}) }));
+    const wanted = dynos.wantedOf(f.app, f.type);
+    const current = wanted.map((r) => ({ id: r.id, index: r.index, state: r.state, ...(r.specKey ? { specKey: r.specKey } : {}) }));
     const plan = planFormation(f, current);
-    const fits = this.placement.time(() => placeDynos(registry.placementViews(), plan.starts.map(() => f.size.memoryMb)));
+    // Placement spreads the dynos the formation keeps: the ones this change stops or replaces leave.
+    const spread = spreadOf(wanted, new Set([...plan.stops.map((s) => s.dynoId), ...plan.starts.flatMap((s) => s.replaces)]));
+    const fits = this.placement.time(() => placeDynos(registry.placementViews(), plan.starts.map(() => f.size.memoryMb), spread));
     const unplaced = fits.filter((a) => a === undefined).length;
     if (unplaced > 0) {
       throw new SlipwayError('INSUFFICIENT_CAPACITY', `no room for ${unplaced} of ${plan.starts.length} new ${f.type} dynos of ${f.size.memoryMb} MB (${f.size.name}) on the connected agents; nothing was changed`);
     }
     this.formations.set(`${f.app}/${f.type}`, f);
+    this.deps.sink?.({ kind: 'formation', formation: f });
     log.info({ app: f.app, type: f.type, quantity: f.quantity, starts: plan.starts.map((s) => s.name), stops: plan.stops.map((s) => `${s.dynoId}:${s.reason}`) }, 'applying formation');
 
     const work = [
       ...plan.stops.map((s) => this.stopDyno(s.dynoId, s.reason)),
-      ...plan.starts.map((s) => this.startDyno(f, s)),
+      ...plan.starts.map((s) => this.startDyno(f, s, new Set(), spread)),
     ];
     const failures = (await Promise.allSettled(work)).flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
     for (const step of plan.starts) for (const old of dynos.downAt(f.app, f.type, step.index)) dynos.forget(old.id);
@@ -212,16 +246,20 @@ export class FormationService {
       const err = first instanceof SlipwayError ? first : new SlipwayError('INTERNAL', String(first), { cause: first });
       throw new SlipwayError(err.code, `${failures.length} of ${plan.starts.length} new ${f.type} dynos did not start: ${err.message}`, { cause: err });
     }
+    // Answered once the formation and its dynos are in the store: a failover after the 200
+    // keeps them.
+    await this.deps.durable?.();
     return { app: f.app, type: f.type, quantity: f.quantity, dynos: dynos.views((r) => r.app === f.app && r.type === f.type && r.desired === 'run') };
   }
 
-  /** Starts the dyno of one index, trying agents from most free memory down until one admits
-   * it; then stops the dynos it replaces. */
-  private async startDyno(f: Formation, step: StartStep, avoid: ReadonlySet<string> = new Set()): Promise<string> {
+  /** Starts the dyno of one index, trying agents in placement's order (placement.ts; `spread`
+   * holds the formation's dynos and gains this one) until one admits it; then stops the dynos
+   * it replaces. */
+  private async startDyno(f: Formation, step: StartStep, avoid: ReadonlySet<string> = new Set(), spread: Spread = new Spread()): Promise<string> {
     const { dynos, registry, commander, log } = this.deps;
     const tried = new Set<string>(avoid);
     for (;;) {
-      const agent = this.placement.time(() => chooseAgent(registry.placementViews(), f.size.memoryMb, tried));
+      const agent = this.placement.time(() => chooseAgent(registry.placementViews(), f.size.memoryMb, tried, spread));
       if (!agent) {
         const refused = tried.size > 0 ? ` (tried ${[...tried].join(', ')})` : '';
         throw new SlipwayError('INSUFFICIENT_CAPACITY', `no agent has ${f.size.memoryMb} MB free for ${f.app} ${step.name}${refused}`);
@@ -230,6 +268,17 @@ export class FormationService {
       const spec = this.specFor(f, step);
       dynos.addPlaced(spec, agent.id, f.specKey);
       registry.reserve(agent.id, spec.id, f.size.memoryMb);
+      spread.add(agent.id);
+      // The placement is in the store before the agent hears of it: a leader that fails over
+      // after the command leaves its successor knowing the dyno (no index placed twice).
+      try {
+        await this.deps.durable?.();
+      } catch (err) {
+        registry.release(agent.id, spec.id);
+        spread.remove(agent.id);
+        dynos.forget(spec.id);
+        throw err;
+      }
       let result: Result;
       try {
         result = await commander.sendCommand(agent.id, { type: 'start_dyno', dyno: spec });
@@ -237,6 +286,7 @@ export class FormationService {
         // No answer: the agent may have admitted it or not. Want it stopped wherever it turns
         // up (now or at the agent's next hello) and place the index elsewhere.
         registry.release(agent.id, spec.id);
+        spread.remove(agent.id);
         log.warn({ app: f.app, dyno: step.name, dynoId: spec.id, agentId: agent.id, err }, 'start_dyno unanswered; placing elsewhere');
         void this.stopDyno(spec.id, 'start unanswered');
         continue;
@@ -245,10 +295,11 @@ export class FormationService {
         registry.admit(agent.id, spec.id);
         if (result.dyno) dynos.applyStatus(agent.id, result.dyno, 'result');
         log.info({ app: f.app, dyno: step.name, dynoId: spec.id, agentId: agent.id }, 'dyno admitted');
-        await Promise.all(step.replaces.map((old) => this.stopDyno(old, 'replaced')));
+        if (step.replaces.length > 0) await this.preboot(f, step, spec.id);
         return spec.id;
       }
       registry.release(agent.id, spec.id);
+      spread.remove(agent.id);
       dynos.forget(spec.id);
       const { code, message } = result.error;
       if (PLACE_ELSEWHERE.has(code)) {
@@ -259,13 +310,54 @@ export class FormationService {
     }
   }
 
-  /** Marks the dyno unwanted and asks its agent to stop it (the default grace applies). A
-   * failure is logged, not thrown: the dyno stays unwanted and is stopped at the agent's next
-   * hello. The route goes when the agent reports 'stopping'. */
+  /** Heroku's preboot: the dynos a replacement replaces leave the route table and get SIGTERM
+   * only once the replacement is up and the router serves it. A replacement that is not up
+   * within prebootWaitMs (it crashed, or boots slowly) leaves the old dynos serving: the
+   * formation's next change (or the index's next replacement) stops them. */
+  private async preboot(f: Formation, step: StartStep, newId: string): Promise<void> {
+    const { dynos, log } = this.deps;
+    const until = Date.now() + (this.deps.prebootWaitMs ?? PREBOOT_WAIT_MS);
+    const routable = (): boolean => dynos.get(newId)?.state === 'up' && dynos.get(newId)?.endpoint !== undefined;
+    const gone = (): boolean => { const s = dynos.get(newId)?.state; return s === undefined || s === 'down' || s === 'stopping'; };
+    while (!routable() && !gone() && Date.now() < until) await new Promise((r) => setTimeout(r, PREBOOT_POLL_MS));
+    // A worker (no port) is never routable: up is enough.
+    const up = dynos.get(newId)?.state === 'up';
+    if (!up) {
+      log.warn({ app: f.app, dyno: step.name, dynoId: newId, state: dynos.get(newId)?.state, kept: step.replaces }, 'preboot: the replacement is not up; the dynos it replaces keep serving');
+      return;
+    }
+    await this.settleRoutes();
+    await Promise.all(step.replaces.map((old) => this.stopDyno(old, 'replaced')));
+  }
+
+  /** Waits for the router to serve the current table; a router that cannot is logged (the
+   * stop goes ahead: a stuck router must not keep dynos running forever). */
+  private async settleRoutes(): Promise<void> {
+    if (!this.deps.routesSettled) return;
+    try {
+      await this.deps.routesSettled();
+    } catch (err) {
+      this.deps.log.warn({ err }, 'the router did not confirm the route table; going on');
+    }
+  }
+
+  /** Marks the dyno unwanted (its route leaves the table at once), waits until the router no
+   * longer sends it new requests, and asks its agent to stop it (the default grace applies):
+   * no request is sent to a dyno after its SIGTERM. A failure is logged, not thrown: the dyno
+   * stays unwanted and is stopped at the agent's next hello. */
   private async stopDyno(dynoId: string, reason: string, graceMs?: number): Promise<void> {
     const { dynos, commander, log } = this.deps;
     const record = dynos.markUnwanted(dynoId);
     if (!record || record.state === 'down') return;
+    await this.settleRoutes();
+    // The unwanted mark is in the store before the agent hears of it, and a deposed leader
+    // (fenced) sends nothing.
+    try {
+      await this.deps.durable?.();
+    } catch (err) {
+      log.warn({ dynoId, err }, 'stop_dyno not sent: the change is not in the store');
+      return;
+    }
     try {
       const result = await commander.sendCommand(record.agentId, { type: 'stop_dyno', dynoId, ...(graceMs !== undefined ? { graceMs } : {}) });
       if (result.ok) {

@@ -6,6 +6,9 @@
 //   POST /agents/:id/drain           stop placing dynos there {stopDynos?, graceMs?}
 //   POST /agents/:id/undrain         place dynos there again
 //   GET /dynos  GET /agents  GET /routes  GET /healthz
+//   GET /v1/leader                   200 on the leader (a load balancer's health check); a
+//                                    follower answers every path but /healthz with 503
+//                                    COORDINATOR_NOT_LEADER (start.ts)
 // Unauthenticated, like a dev tool: it listens on loopback by default. Anything that puts it
 // on a network needs a token in front of it (see the coordinator's report).
 // Every error is `{error: {code, message}}` with its code's status (docs/errors.md): an
@@ -36,6 +39,8 @@ export interface HttpApiDeps {
   logs: AppLogs;
   defaults: FormationDefaults;
   log: Logger;
+  /** This coordinator's role for /healthz and GET /v1/leader (leader-term.ts). */
+  leadership: () => object;
 }
 
 const FORMATION_TYPE_PATH = /^\/apps\/([^/]+)\/formation\/([^/]+)$/;
@@ -101,7 +106,8 @@ const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
   '/dynos': (d) => d.dynos.views(),
   '/agents': (d) => d.registry.views(),
   '/routes': (d) => d.routes.snapshot(),
-  '/healthz': (d) => ({ ok: true, agentsConnected: d.registry.connectedCount(), links: d.linkStats(), placement: d.formations.placement.snapshot(), droppedLogLines: d.logs.dropped() }),
+  '/v1/leader': (d) => d.leadership(),
+  '/healthz': (d) => ({ ok: true, leadership: d.leadership(), agentsConnected: d.registry.connectedCount(), links: d.linkStats(), placement: d.formations.placement.snapshot(), droppedLogLines: d.logs.dropped() }),
 };
 
 function notAllowed(res: ServerResponse, method: string, path: string, allowed: string): void {

@@ -99,6 +99,18 @@ export class RouteTable {
     return routes[at % routes.length];
   }
 
+  /** The dyno's route, if it has one. */
+  routeOf(app: string, dynoId: string): Route | undefined {
+    return this.byApp.get(app)?.get(dynoId);
+  }
+
+  /** Removes every route `keep` rejects (a new leadership term's restore). */
+  retain(keep: (route: Route, app: string) => boolean): void {
+    for (const [app, routes] of [...this.byApp]) {
+      for (const route of [...routes.values()]) if (!keep(route, app)) this.remove(app, route.dynoId);
+    }
+  }
+
   hasRoutes(app: string): boolean {
     return (this.byApp.get(app)?.size ?? 0) > 0;
   }

@@ -1,20 +1,28 @@
-// Start-up of the coordinator: builds the components in dependency order, starts the two
-// listeners, and returns their URLs with one close() that undoes everything.
+// Start-up of the coordinator: the store, the leadership campaign, the two listeners, and one
+// close() that undoes everything.
+//
+// What outlives a leadership term is built here: the listeners, the route table the router
+// serves (restored from the store at each term's start), the router and the app logs. The
+// state a leader acts on is the term's (leader-term.ts). A follower (another coordinator
+// holds the lock) answers the agents' upgrades and every API path but /healthz with 503
+// COORDINATOR_NOT_LEADER: agents move on to the next URL of their list, a load balancer in
+// front of the API health-checks GET /v1/leader. Its router keeps serving the routes it last
+// knew (docs/protocol.md, Several coordinators).
 import { AppLogs } from './app-logs.js';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../shared/log.js';
 import { AGENT_WS_PATH } from '../shared/protocol.js';
-import { AgentServer, type CommandSender } from '../shared/coordinator-sdk/index.js';
-import { createAgentApp, type AppStats } from './agent-app.js';
-import { AgentRegistry } from './agent-registry.js';
+import { refuseUpgrade } from '../shared/coordinator-sdk/index.js';
 import { formatUrl, type CoordinatorConfig, type ListenAddress } from './config.js';
 import { DevRouter } from './dev-router.js';
-import { DynoTable } from './dyno-table.js';
-import { FormationService } from './formation-service.js';
-import { createApiHandler } from './http-api.js';
+import { sendError, sendJson } from './http-json.js';
+import { LeaderTerm } from './leader-term.js';
+import { Leadership } from './leadership.js';
 import { RouteTable } from './route-table.js';
+import { openStore } from './store/open-store.js';
 import { SlipwayError } from '../shared/errors.js';
 
 export interface RunningCoordinator {
@@ -22,52 +30,80 @@ export interface RunningCoordinator {
   routerUrl: string;
   /** ws:// URL agents dial (path AGENT_WS_PATH). */
   agentUrl: string;
+  /** 'leader' or 'follower' now. */
+  role(): 'leader' | 'follower';
+  /** The current term's epoch (0 before the first election). */
+  epoch(): number;
   close(): Promise<void>;
 }
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger): Promise<RunningCoordinator> {
-  // 1. State: routes, agents, dynos (the dyno table writes the routes).
+  // 1. The store (migrated before anything reads it) and what outlives a term.
+  const store = openStore(config, log.child({ component: 'store' }));
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   const routes = new RouteTable();
-  let lastSeqOf: (agentId: string) => number = () => 0;
-  const registry = new AgentRegistry((agentId) => lastSeqOf(agentId));
-  const dynos = new DynoTable(routes, (agentId) => registry.address(agentId));
-
-  // 2. The agents' link (shared/coordinator-sdk): handshake, acks, commands. What the
-  // messages mean is the AgentApp's (agent-app.ts); formations command through the server.
-  const commander: CommandSender = { sendCommand: (agentId, command) => server.sendCommand(agentId, command) };
-  const formations = new FormationService({ dynos, registry, commander, log: log.child({ component: 'formation' }) });
-  const appStats: AppStats = { staleEvents: 0 };
   const logs = new AppLogs();
-  const server = new AgentServer({
-    token: config.token, coordinatorId: config.coordinatorId, log: log.child({ component: 'agent-link' }),
-    pingIntervalMs: config.timing.pingIntervalMs, commandTimeoutMs: config.timing.commandTimeoutMs,
-    app: createAgentApp({ registry, dynos, formations, logs, stats: appStats, log: log.child({ component: 'agent-app' }) }),
-  });
-  lastSeqOf = (agentId) => server.lastSeq(agentId);
+  let term: LeaderTerm | undefined;
 
-  // 4. Listeners: the API (with the agents' WebSocket on it) and the dev router.
-  const defaults = { sizes: config.sizes, defaultStack: config.defaultStack };
-  const apiHandler = createApiHandler({ registry, dynos, routes, formations, commander, linkStats: () => ({ ...server.stats(), ...appStats }), logs, defaults, log: log.child({ component: 'api' }) });
-  // With TLS, agents dial wss:// (and, with a client CA, must present a certificate from it).
+  // 2. The leadership campaign: a term per election.
+  const leadership: Leadership = new Leadership({
+    store, coordinatorId: config.coordinatorId, log: log.child({ component: 'leadership' }), retryMs: config.timing.leaderRetryMs,
+    onElected: async (epoch) => {
+      const snapshot = await store.load();
+      term = new LeaderTerm({ config, store, epoch, snapshot, routes, logs, log, onFenced: () => leadership.fenced() });
+    },
+    onDeposed: async () => {
+      const ending = term;
+      term = undefined;
+      await ending?.close();
+    },
+  });
+
+  // 3. Listeners: the API with the agents' WebSocket on it (the term's, or a refusal), and
+  // the dev router.
+  const followerApi = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
+    const role = { role: 'follower', coordinatorId: config.coordinatorId, store: { kind: store.kind } };
+    if (path === '/healthz') return sendJson(res, 200, { ok: true, leadership: role });
+    sendError(res, 'COORDINATOR_NOT_LEADER', `coordinator ${config.coordinatorId} is a follower: ask the leader`, {}, { 'retry-after': '1' });
+  };
+  const apiHandler: RequestListener = (req, res) => (term ? term.api(req, res) : followerApi(req, res));
   const apiServer: Server | HttpsServer = config.tls
     ? createHttpsServer({
       cert: config.tls.cert, key: config.tls.key,
       ...(config.tls.clientCa ? { ca: config.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
     }, apiHandler)
     : createServer(apiHandler);
-  server.attach(apiServer);
+  apiServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (term) return term.server.handleUpgrade(req, socket, head);
+    socket.on('error', () => undefined);
+    refuseUpgrade(socket, 'COORDINATOR_NOT_LEADER', `coordinator ${config.coordinatorId} is a follower: dial the next coordinator`, 1);
+  });
   const router = new DevRouter({
-    routes, knowsApp: (app) => formations.knowsApp(app) || dynos.hasApp(app),
+    routes, knowsApp: (app) => routes.hasRoutes(app) || (term !== undefined && (term.formations.knowsApp(app) || term.dynos.hasApp(app))),
     upstreamTimeoutMs: config.timing.upstreamTimeoutMs, log: log.child({ component: 'router' }),
   });
   const routerServer = createServer(router.handle);
 
-  const api = await listen(apiServer, config.listen, '--listen');
+  let api: ListenAddress;
   let routerAddress: ListenAddress;
   try {
-    routerAddress = await listen(routerServer, config.routerListen, '--router-listen');
+    await leadership.start();
+    api = await listen(apiServer, config.listen, '--listen');
+    try {
+      routerAddress = await listen(routerServer, config.routerListen, '--router-listen');
+    } catch (err) {
+      await closeServer(apiServer);
+      throw err;
+    }
   } catch (err) {
-    await closeServer(apiServer);
+    await leadership.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
     throw err;
   }
 
@@ -76,11 +112,14 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     apiUrl: formatUrl(config.tls ? 'https' : 'http', api),
     routerUrl: formatUrl('http', routerAddress),
     agentUrl: formatUrl(config.tls ? 'wss' : 'ws', api, AGENT_WS_PATH),
+    role: () => leadership.role,
+    epoch: () => leadership.epoch,
     close() {
       closing ??= (async () => {
-        await server.close();
+        await leadership.close();
         router.close();
         await Promise.all([closeServer(apiServer), closeServer(routerServer)]);
+        await store.close();
       })();
       return closing;
     },

@@ -34,20 +34,32 @@ if [ -n "$missing" ]; then
   apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# promtool (`promtool check metrics`, test/integration/e2e/metrics.test.ts) comes only with
-# Debian's prometheus server package. Installed with invoke-rc.d told not to start anything
-# (policy-rc.d exit 101, unless the host has a policy of its own), and the server is not left
-# running: the package ships it enabled, and a stray TSDB on :9090 is nobody's.
-if ! command -v promtool >/dev/null 2>&1; then
-  echo "setup: installing prometheus (for promtool)"
+# Packages that ship a service the suite must not find running: promtool (`promtool check
+# metrics`, test/integration/e2e/metrics.test.ts) comes only with Debian's prometheus server;
+# PostgreSQL 15 (the coordinator's store: scripts/pg-test-server.sh starts a private cluster
+# for a test run) and HAProxy 2.6 (the router: tests run their own haproxy processes).
+# Installed with invoke-rc.d told not to start anything (policy-rc.d exit 101, unless the host
+# has a policy of its own), and nothing is left running: the packages ship their services
+# enabled, and a stray TSDB on :9090, cluster on :5432 or haproxy on :80 is nobody's.
+SERVICE_PKGS="prometheus postgresql haproxy"
+svc_missing=""
+for p in $SERVICE_PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || svc_missing="$svc_missing $p"
+done
+if [ -n "$svc_missing" ]; then
+  echo "setup: installing$svc_missing (services not started)"
   export DEBIAN_FRONTEND=noninteractive
   own_policy=""
   [ -e /usr/sbin/policy-rc.d ] && own_policy=1
   [ -n "$own_policy" ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; }
-  apt-get install -y -qq --no-install-recommends prometheus >/dev/null || { [ -n "$own_policy" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends $svc_missing >/dev/null; } || { [ -n "$own_policy" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
   [ -n "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
-  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
-  if pgrep -x prometheus >/dev/null 2>&1; then echo "setup: a prometheus server is running after the install; stop it (only promtool is needed)" >&2; fi
+  for svc in $svc_missing; do
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
+  done
+  for proc in prometheus haproxy postgres; do
+    if pgrep -x "$proc" >/dev/null 2>&1; then echo "setup: a $proc server is running after the install; stop it (the suite runs its own)" >&2; fi
+  done
 fi
 
 # Node.js 24 LTS, first on PATH for the rest of this script (and for scripts that source

@@ -18,7 +18,14 @@ npx eslint --max-warnings 0 agent shared coordinator test || { echo "0 passed, 1
 
 log=$(mktemp /tmp/slipway-tap.XXXXXX)
 vmlog=""
-trap 'rm -f "$log" ${vmlog:+"$vmlog"}' EXIT
+# One private PostgreSQL cluster for the run (the coordinator's store tests make a database
+# each in it: test/helpers/postgres.ts), on a free loopback port, stopped when the run ends.
+pgdir=/tmp/slipway-pg-run-$$
+pgport=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+trap 'rm -f "$log" ${vmlog:+"$vmlog"}; scripts/pg-test-server.sh stop "$pgdir"' EXIT
+echo "test: starting PostgreSQL on 127.0.0.1:$pgport"
+SLIPWAY_TEST_PG_URL=$(scripts/pg-test-server.sh start "$pgdir" "$pgport") || { echo "0 passed, 1 failed"; exit 1; }
+export SLIPWAY_TEST_PG_URL
 set +e
 # A subset of the suite cannot meet the whole suite's coverage thresholds (.taprc).
 extra=()

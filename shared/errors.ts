@@ -78,6 +78,12 @@ export const ERROR_CODES = {
   AGENT_UNREACHABLE: { retryable: true, httpStatus: 503, summary: 'The agent has no live link to the coordinator, or it closed before answering.' },
   COMMAND_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'The agent did not answer a command in time; the command may have run.' },
   COORDINATOR_SHUTTING_DOWN: { retryable: true, httpStatus: 503, summary: 'The coordinator is shutting down and takes no new agent links; come back after Retry-After.' },
+  COORDINATOR_NOT_LEADER: { retryable: true, httpStatus: 503, summary: 'This coordinator is a follower (another one holds the leadership lock): it takes no agent links and no API writes; try the next coordinator URL, or this one after Retry-After.' },
+  COORDINATOR_STALE_EPOCH: { retryable: false, httpStatus: 409, summary: 'A command came from a coordinator whose epoch is lower than one the agent was already welcomed with (a deposed leader): the agent refuses it.' },
+  // The coordinator's store (coordinator/store/): PostgreSQL or in memory.
+  STORE_FENCED: { retryable: false, httpStatus: 409, summary: "A state write carried an epoch that is no longer current: another coordinator became leader; nothing was written and this one steps down." },
+  STORE_UNAVAILABLE: { retryable: true, httpStatus: 503, summary: "The coordinator's store (PostgreSQL) could not be reached or failed the statement." },
+  STORE_SCHEMA_TOO_NEW: { retryable: false, httpStatus: 500, summary: "The database schema is at a later version than this coordinator knows (a newer coordinator migrated it): upgrade this coordinator." },
   // The on-call CLI (agent/cli/oncall/): `slipway-agent status|dynos|logs|why|doctor`.
   DIAGNOSTICS_UNREACHABLE: { retryable: true, httpStatus: 503, summary: "No agent answers at the diagnostics address (diagnosticsListen): the agent is not running, listens elsewhere, or the unix socket is not the caller's to open." },
   DIAGNOSTICS_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'The agent accepted the connection to its diagnostics endpoint but did not answer within the bound (5 s).' },

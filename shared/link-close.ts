@@ -20,6 +20,8 @@ export const CLOSE_TRY_AGAIN_LATER = 1013;
 export const CLOSE_REPLACED = 4000;
 export const CLOSE_PROTOCOL_UNSUPPORTED = 4001;
 export const CLOSE_NO_HELLO = 4002;
+/** Sent by the agent: the welcome's epoch is below one it was welcomed with (a deposed leader). */
+export const CLOSE_STALE_EPOCH = 4003;
 
 /** No coordinator may park an agent for longer than the agent's own backoff cap. */
 export const MAX_RETRY_AFTER_MS = 120_000;

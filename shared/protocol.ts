@@ -181,6 +181,7 @@ export const AgentIdentity = Type.Object({
     region: Type.String({ maxLength: 64 }),
     privateIp: Type.String({ maxLength: 45 }),
   }, { ...strict, description: "The instance, from IMDSv2, when the agent runs on EC2 (`id` is then the instance id unless configured, and `address` the private IPv4)." })),
+  zone: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: "The host's failure domain for placement: the agent's configured `zone`, else the EC2 availability zone. The coordinator spreads an app's dynos across zones (absent: one unnamed zone)." })),
 }, strict);
 
 // ---- agent -> coordinator ----
@@ -283,6 +284,7 @@ export const Welcome = Type.Object({
   protocol: Type.Integer({ minimum: 1 }),
   coordinatorId: Type.String({ maxLength: 128 }),
   ackSeq: Type.Integer({ minimum: 0, description: 'Highest event seq the coordinator already holds for this agent.' }),
+  epoch: Type.Optional(Type.Integer({ minimum: 0, description: "The leader's epoch (coordinators sharing one store: each new leader's is higher). The agent remembers the highest it was welcomed with and refuses commands (COORDINATOR_STALE_EPOCH) on a link whose welcome carried a lower one. Absent: 0 (a coordinator without a shared store)." })),
   desired: Type.Optional(Type.Array(DesiredDyno, {
     maxItems: 4096,
     description: "The coordinator's desired set for this host, answering the hello. Absent: the coordinator keeps no desired set and the agent changes nothing. Present: the agent starts listed dynos with a spec that it does not run, and stops the dynos it runs that are not listed once they stayed unlisted for its grace for unknown dynos (a start_dyno for one of them claims it).",

@@ -29,7 +29,7 @@ import {
 import { AgentLink } from './agent-link.js';
 import { CommandTracker } from './command-tracker.js';
 import type { SdkLogger } from './logger.js';
-import { SeqLedger } from './seq-ledger.js';
+import { SeqLedger, type LedgerEntry } from './seq-ledger.js';
 
 /** How many reconnects a second the fleet should make at most after a coordinator restart:
  * the spread hint in every welcome is (known agents / this) seconds. 100 a second brings
@@ -82,6 +82,17 @@ export interface AgentServerOptions {
   commandTimeoutMs?: number;
   reconnectsPerSecond?: number;
   hintCheckMs?: number;
+  /** The leader's epoch, sent in every welcome (coordinators that share a store: each new
+   * leader's is higher, and agents refuse commands from a lower one). Absent: none is sent. */
+  epoch?: number;
+  /** The de-duplication ledger to start from (a new leader's, loaded from the store): the
+   * events a previous leader acknowledged are not applied again. */
+  ledger?: Iterable<LedgerEntry>;
+  /** Makes events durable before they are acknowledged. Called after app.event() and after
+   * every change of an agent's ledger entry; when it returns a promise, the ack waits for it
+   * (acks are cumulative, so they must resolve in call order). A rejection sends no ack: the
+   * agent keeps the event and resends it on its next link. */
+  durable?: (entry: LedgerEntry) => Promise<void> | undefined;
 }
 
 /** Counters for a health endpoint. */
@@ -110,6 +121,7 @@ export class AgentServer implements CommandSender {
   constructor(private readonly o: AgentServerOptions) {
     this.tokenDigest = digest(o.token);
     this.commands = new CommandTracker(o.commandTimeoutMs ?? COMMAND_TIMEOUT_MS);
+    if (o.ledger) this.ledger.restore(o.ledger);
     // noServer: the upgrade is authenticated here before ws sees it.
     // The payload and fragment bounds are ws's own (link-guard.ts: what it closes with).
     this.wss = new WebSocketServer({ noServer: true, ...LINK_WS_LIMITS, perMessageDeflate: false });
@@ -130,7 +142,7 @@ export class AgentServer implements CommandSender {
 
   /** Serves agent upgrades on `server`; every other upgrade path gets 404. */
   attach(server: Server | HttpsServer): void {
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head));
   }
 
   /** Sends a command with a fresh id; resolves with the agent's result (ok or not). Rejects
@@ -147,6 +159,11 @@ export class AgentServer implements CommandSender {
 
   lastSeq(agentId: string): number {
     return this.ledger.lastSeq(agentId);
+  }
+
+  /** Whether the agent has a live, welcomed link to this server. */
+  connected(agentId: string): boolean {
+    return this.links.get(agentId)?.open ?? false;
   }
 
   stats(): AgentServerStats {
@@ -177,7 +194,9 @@ export class AgentServer implements CommandSender {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /** Serves one upgrade request (for a process that routes upgrades itself, e.g. to the
+   * AgentServer of its current leadership term). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => this.o.log.debug({ err }, 'upgrade socket error'));
     const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
     if (path !== AGENT_WS_PATH) return this.refuse(socket, 'HTTP_NOT_FOUND', `no WebSocket endpoint at ${path}`);
@@ -260,8 +279,11 @@ export class AgentServer implements CommandSender {
       previous.close(CLOSE_REPLACED, 'replaced by a newer connection of the same agent');
     }
     const ackSeq = this.ledger.enter(agentId, m.seqEpoch);
+    // A new numbering resets the ledger entry: stored before any of its events is acked.
+    void this.o.durable?.(this.ledger.entry(agentId))?.catch(() => undefined);
     const decided = this.o.app.hello(agentId, m);
     const welcome: Welcome = { type: 'welcome', protocol: PROTOCOL_VERSION, coordinatorId: this.o.coordinatorId, ackSeq, reconnect: { spreadMs: this.spreadMs() } };
+    if (this.o.epoch !== undefined) welcome.epoch = this.o.epoch;
     if (decided?.desired) welcome.desired = fitDesired(decided.desired, welcome);
     link.send(welcome);
     this.hinted.set(link, welcome.reconnect?.spreadMs ?? 0);
@@ -278,7 +300,15 @@ export class AgentServer implements CommandSender {
       return;
     }
     this.o.app.event(agentId, m);
-    link.send({ type: 'ack', seq: m.seq });
+    const durable = this.o.durable?.(this.ledger.entry(agentId));
+    if (!durable) {
+      link.send({ type: 'ack', seq: m.seq });
+      return;
+    }
+    durable.then(
+      () => { if (link.open) link.send({ type: 'ack', seq: m.seq }); },
+      (err: unknown) => this.o.log.warn({ agentId, seq: m.seq, err }, 'event not made durable: not acknowledged (the agent resends it)'),
+    );
   }
 
   private onAgentError(link: AgentLink, m: ErrorMessage): void {
@@ -305,15 +335,21 @@ export class AgentServer implements CommandSender {
    * socket once it is written. */
   private refuse(socket: Duplex, code: ErrorCode, message: string, retryAfterS?: number): void {
     this.counters.refusedUpgrades++;
-    const status = httpStatusOf(code);
-    const statusText = STATUS_CODES[status] ?? 'Error';
-    const body = JSON.stringify({ error: { code, message } });
-    socket.once('finish', () => socket.destroy());
-    socket.end(
-      `HTTP/1.1 ${status} ${statusText}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}${retryAfterS !== undefined ? `Retry-After: ${retryAfterS}\r\n` : ''}Connection: close\r\n\r\n${body}`,
-    );
+    refuseUpgrade(socket, code, message, retryAfterS);
   }
+}
+
+/** Answers an upgrade request with a JSON error in the status of its code (and Retry-After
+ * when given), then destroys the socket once the answer is written. */
+export function refuseUpgrade(socket: Duplex, code: ErrorCode, message: string, retryAfterS?: number): void {
+  const status = httpStatusOf(code);
+  const statusText = STATUS_CODES[status] ?? 'Error';
+  const body = JSON.stringify({ error: { code, message } });
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${statusText}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `${status === 401 ? 'WWW-Authenticate: Bearer\r\n' : ''}${retryAfterS !== undefined ? `Retry-After: ${retryAfterS}\r\n` : ''}Connection: close\r\n\r\n${body}`,
+  );
 }
 
 function digest(s: string): Buffer {

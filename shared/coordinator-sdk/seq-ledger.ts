@@ -4,6 +4,12 @@
 // journal) starts again at 0. In memory: a coordinator that restarts welcomes with ackSeq 0,
 // the agent resends what it still holds, and the application applies those events against
 // the hello's snapshot (which wins; see the reference coordinator's dyno table).
+export interface LedgerEntry {
+  agentId: string;
+  seqEpoch: string;
+  lastSeq: number;
+}
+
 export class SeqLedger {
   private readonly agents = new Map<string, { epoch: string; lastSeq: number }>();
 
@@ -13,6 +19,17 @@ export class SeqLedger {
     if (known && known.epoch === epoch) return known.lastSeq;
     this.agents.set(agentId, { epoch, lastSeq: 0 });
     return 0;
+  }
+
+  /** Starts from entries a previous coordinator kept (a store's, after a failover). */
+  restore(entries: Iterable<LedgerEntry>): void {
+    for (const e of entries) this.agents.set(e.agentId, { epoch: e.seqEpoch, lastSeq: e.lastSeq });
+  }
+
+  /** The agent's entry now (after enter(): always present). */
+  entry(agentId: string): LedgerEntry {
+    const known = this.agents.get(agentId);
+    return { agentId, seqEpoch: known?.epoch ?? '', lastSeq: known?.lastSeq ?? 0 };
   }
 
   lastSeq(agentId: string): number {

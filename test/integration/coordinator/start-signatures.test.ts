@@ -47,7 +47,7 @@ function api(method: string, url: string, body?: unknown): Promise<{ status: num
   });
 }
 
-/** An agent that says hello and admits every command; it records what it was sent. */
+/** An agent that says hello and admits every command (a started dyno is up); it records what it was sent. */
 async function agent(t: Test, url: string): Promise<{ received: CoordinatorMessage[]; welcome: Promise<Welcome>; close(): Promise<void> }> {
   const ws = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
   const received: CoordinatorMessage[] = [];
@@ -63,7 +63,14 @@ async function agent(t: Test, url: string): Promise<{ received: CoordinatorMessa
     const m = JSON.parse((data as Buffer).toString('utf8')) as CoordinatorMessage;
     received.push(m);
     inbox.emit(m.type, m);
-    if (m.type === 'start_dyno' || m.type === 'stop_dyno') ws.send(JSON.stringify({ type: 'result', id: m.id, ok: true }));
+    // A started dyno is up at once, as a booted dyno would report: a release change stops
+    // the old dynos only once their replacements are up (preboot).
+    if (m.type === 'start_dyno') {
+      const { id, app, type, name, size } = m.dyno;
+      const dyno = { id, app, type, name, state: 'up', memoryMb: size.memoryMb, since: new Date().toISOString(), endpoint: { host: '127.0.0.1', port: 5000 } };
+      ws.send(JSON.stringify({ type: 'result', id: m.id, ok: true, dyno }));
+    }
+    if (m.type === 'stop_dyno') ws.send(JSON.stringify({ type: 'result', id: m.id, ok: true }));
     if (m.type === 'prefetch_slug') ws.send(JSON.stringify({ type: 'result', id: m.id, ok: true, slug: { sha256: m.slug.sha256, cached: false } }));
   });
   await once(ws, 'open');
