@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AgentIdentity, Capacity } from '../shared/protocol.js';
-import type { AgentConfig } from './config/resolve.js';
+import { placementZone, type AgentConfig } from './config/resolve.js';
 import type { Logger } from '../shared/log.js';
 import { createSlugStore } from './slugs/factory.js';
 import { StackStore } from './stacks/stacks.js';
@@ -176,14 +176,19 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
     notify: (n) => link.hostNotice(n),
     interrupted: (n) => manager.drain({ cause: n.notice, ...(n.deadline ? { deadline: n.deadline } : {}) }),
   }) : undefined;
-  const identity: AgentIdentity = { id: agentId, hostname: hostname(), address, version: AGENT_VERSION, runtime: driver.name, ...(ec2 ? { ec2: ec2.identity } : {}) };
+  // The zone the coordinator spreads an app's dynos across: the configured one, else EC2's.
+  const zone = placementZone(config.zone, ec2?.identity.availabilityZone);
+  const identity: AgentIdentity = {
+    id: agentId, hostname: hostname(), address, version: AGENT_VERSION, runtime: driver.name,
+    ...(ec2 ? { ec2: ec2.identity } : {}), ...(zone !== undefined ? { zone } : {}),
+  };
   const capacity = async (): Promise<Capacity> => ({ ...buildCapacity({
     memory: await readHostMemory(), reservedBytes, committedBytes: manager.committedBytes(),
     dynoCount: manager.list().length, slugCache: await slugs.usage(), accepting: manager.accepting && pressure.accepting,
     dynoMemory: manager.memoryByDyno(),
   }), ...(signals ? { notices: signals.notices() } : {}) });
   const link = new AgentLink({
-    dial: { url: config.coordinatorUrl, token: config.token, ca: config.ca, clientCert: config.link.clientCert },
+    dial: { urls: config.coordinatorUrls, token: config.token, ca: config.ca, clientCert: config.link.clientCert },
     unknownDynoGraceMs: config.link.unknownDynoGraceMs,
     journalFile: join(dirs.agent, 'events.jsonl'),
     identity, capacity, manager, log: log.child({ component: 'link' }),

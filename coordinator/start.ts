@@ -25,6 +25,9 @@ import { RouteTable } from './route-table.js';
 import { openStore } from './store/open-store.js';
 import { SlipwayError } from '../shared/errors.js';
 
+/** How often a follower reads the stored routes into its router. */
+export const FOLLOWER_ROUTES_MS = 2_000;
+
 export interface RunningCoordinator {
   apiUrl: string;
   routerUrl: string;
@@ -64,6 +67,21 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     },
   });
 
+  // A follower's router serves the routes the leader stored, refreshed every
+  // FOLLOWER_ROUTES_MS: a client that reaches it (a front load balancer that spreads router
+  // traffic over every coordinator) is sent where the leader's router sends it, a refresh
+  // behind. Within a term, the leader's own table is the truth and nothing is read.
+  const followerRoutes = setInterval(() => {
+    if (term) return;
+    store.routes().then((stored) => {
+      if (term) return;
+      const keep = new Set(stored.map((r) => `${r.app}\u0000${r.dynoId}`));
+      routes.retain((route, app) => keep.has(`${app}\u0000${route.dynoId}`));
+      for (const r of stored) routes.applyDynoState({ id: r.dynoId, app: r.app, name: r.name, state: 'up', endpoint: { host: r.host, port: r.port } });
+    }).catch((err: unknown) => log.debug({ err }, 'follower: reading the routes failed'));
+  }, FOLLOWER_ROUTES_MS);
+  followerRoutes.unref();
+
   // 3. Listeners: the API with the agents' WebSocket on it (the term's, or a refusal), and
   // the dev router.
   const followerApi = (req: IncomingMessage, res: ServerResponse): void => {
@@ -102,6 +120,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       throw err;
     }
   } catch (err) {
+    clearInterval(followerRoutes);
     await leadership.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw err;
@@ -116,6 +135,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     epoch: () => leadership.epoch,
     close() {
       closing ??= (async () => {
+        clearInterval(followerRoutes);
         await leadership.close();
         router.close();
         await Promise.all([closeServer(apiServer), closeServer(routerServer)]);

@@ -75,6 +75,8 @@ export const ERROR_CODES = {
   ROUTER_NO_DYNOS: { retryable: true, httpStatus: 503, summary: 'The app has no dyno up to serve the request (H14).' },
   ROUTER_UPSTREAM_FAILED: { retryable: true, httpStatus: 502, summary: 'The dyno closed or refused the proxied request (H13).' },
   ROUTER_UPSTREAM_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'The dyno did not answer within 30 s (H12).' },
+  ROUTER_UNAVAILABLE: { retryable: true, httpStatus: 503, summary: "The HAProxy router (`--router haproxy`) is not running or its runtime API did not answer within its bound, so route changes could not be applied in time." },
+  ROUTER_COMMAND_FAILED: { retryable: true, httpStatus: 502, summary: "HAProxy's runtime API or master CLI refused a command of the router (its answer is in the message), or a reload did not take." },
   AGENT_UNREACHABLE: { retryable: true, httpStatus: 503, summary: 'The agent has no live link to the coordinator, or it closed before answering.' },
   COMMAND_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'The agent did not answer a command in time; the command may have run.' },
   COORDINATOR_SHUTTING_DOWN: { retryable: true, httpStatus: 503, summary: 'The coordinator is shutting down and takes no new agent links; come back after Retry-After.' },

@@ -31,7 +31,7 @@ export const WHY_FLAGS = {
 } as const satisfies CommandFlags;
 // doctor checks the host from its config, with or without a running agent.
 export const DOCTOR_FLAGS = {
-  keys: ['coordinatorUrl', 'tokenFile', 'caFile', 'stateDir', 'cgroupParent', 'runtime', 'diagnosticsListen'],
+  keys: ['coordinatorUrl', 'coordinatorUrls', 'tokenFile', 'caFile', 'stateDir', 'cgroupParent', 'runtime', 'diagnosticsListen'],
   own: {
     json: { type: 'boolean', help: 'doctor: print {ok, checks: [{status, check, detail}]}' },
     stack: { type: 'string', multiple: true, arg: 'NAME', help: 'doctor: a stack this host must have (repeatable; default: those its dynos use)' },

@@ -1,9 +1,9 @@
 // Command-line flags from the schema's flag metadata: one parseArgs table per command, built
 // from the config keys it takes (agent/config/commands.ts) plus `--config` and the command's
-// own flags. A flag's text becomes the key's type (`--port-range 1-2` a pair of integers) and
-// is checked against the key's schema, so a bad flag is CONFIG_INVALID naming the flag and the
-// field, as a bad file names the file and the field. The same conversion serves environment
-// variables (`env` in the schema).
+// own flags. A flag's text becomes the key's type (`--port-range 1-2` a pair of integers, a
+// list comma-separated) and is checked against the key's schema, so a bad flag is
+// CONFIG_INVALID naming the flag and the field, as a bad file names the file and the field.
+// The same conversion serves environment variables (`env` in the schema).
 import { parseArgs } from 'node:util';
 import { KindGuard, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -66,6 +66,8 @@ function convert(schema: TSchema, text: string): unknown {
     const values = parts.map((p, i) => convert(items[i]!, p));
     return values.includes(undefined) ? undefined : values;
   }
+  // A list is written comma-separated (coordinatorUrls: URL,URL); the schema checks each item.
+  if (KindGuard.IsArray(schema)) return text.split(',').map((item) => item.trim());
   if (KindGuard.IsString(schema) || KindGuard.IsUnion(schema)) return text; // the schema checks pattern and literals
   throw new Error(`no text form for a ${String(schema.type)} config value`);
 }

@@ -9,13 +9,19 @@ import { join } from 'node:path';
 import { SlipwayError } from '../../shared/errors.js';
 import type { RestartPolicyOptions } from '../dynos/restart-policy.js';
 import type { Ec2Settings } from '../host/ec2/identity.js';
-import { CONFIG_KEYS, keyMeta, keySchema, withDefaults, type ConfigKey, type FileConfig } from './schema.js';
-import { loadFileConfig, slugSettings, type SlugSettings } from './load.js';
+import { CONFIG_KEYS, ZONE_PATTERN, keyMeta, keySchema, withDefaults, type ConfigKey, type FileConfig } from './schema.js';
+import { loadFileConfig, slugSettings, validateFileConfig, type SlugSettings } from './load.js';
 import { flagOf, valueFromText } from './flags.js';
 
 export interface AgentConfig {
   agentId: string;
+  /** The coordinators' agent endpoints in the operator's order, dialled in turn
+   * (agent/link/url-rotation.ts): coordinatorUrls, or coordinatorUrl as a list of one. */
+  coordinatorUrls: string[];
+  /** The first of coordinatorUrls (the one `doctor` checks). */
   coordinatorUrl: string;
+  /** The configured placement zone; start.ts falls back to EC2's (placementZone below). */
+  zone: string | undefined;
   token: string;
   ca: string | undefined;
   stateDir: string;
@@ -84,15 +90,52 @@ function readSecret(file: string, what: string): string {
   }
 }
 
+// coordinatorUrl (one URL) and coordinatorUrls (the list) are one setting. The source that
+// sets either of them sets it, in the usual order (flags, file, env), so a list in the file is
+// not joined by an old SLIPWAY_COORDINATOR_URL in the unit's environment; one source that
+// sets both is CONFIG_INVALID, as the agent could only guess which was meant.
+const URL_KEYS: readonly ConfigKey[] = ['coordinatorUrl', 'coordinatorUrls'];
+
+function setsUrls(c: FileConfig): boolean {
+  return c.coordinatorUrl !== undefined || c.coordinatorUrls !== undefined;
+}
+
+function oneUrlSetting(c: FileConfig, source: string): FileConfig {
+  if (c.coordinatorUrl !== undefined && c.coordinatorUrls !== undefined) {
+    throw new SlipwayError('CONFIG_INVALID', `${source} sets both coordinatorUrl and coordinatorUrls: give one URL as coordinatorUrl, or the list as coordinatorUrls`);
+  }
+  return c;
+}
+
+/** The file with the flags over it; flags that name the coordinators replace the file's. */
+function fileAndFlags(configPath: string | undefined, flags: FileConfig): FileConfig {
+  const file = oneUrlSetting(loadFileConfig(configPath), configPath ?? 'the config file');
+  oneUrlSetting(flags, 'the command line');
+  const base: Record<string, unknown> = { ...file };
+  if (setsUrls(flags)) for (const key of URL_KEYS) delete base[key];
+  return validateFileConfig({ ...base, ...flags }, 'flags');
+}
+
 /** Keys neither the file nor a flag set, from their env variables (converted and checked like flags). */
 function fromEnv(c: FileConfig, env: NodeJS.ProcessEnv): FileConfig {
   const out: Record<string, unknown> = { ...c };
+  const urlsSet = setsUrls(c);
   for (const key of CONFIG_KEYS) {
+    if (urlsSet && URL_KEYS.includes(key)) continue;
     const name = keyMeta(keySchema(key)).env;
     const text = name === undefined ? undefined : env[name];
     if (out[key] === undefined && text) out[key] = valueFromText(key, text, `env ${name}`);
   }
-  return out;
+  return oneUrlSetting(out, 'the environment');
+}
+
+const ZONE = new RegExp(ZONE_PATTERN);
+
+/** The hello's zone (AgentIdentity.zone): the configured one, else EC2's availability zone when
+ * it is a valid zone name (an odd value from the metadata service must not make every hello
+ * fail the coordinator's validation), else none. */
+export function placementZone(configured: string | undefined, availabilityZone: string | undefined): string | undefined {
+  return configured ?? (availabilityZone !== undefined && ZONE.test(availabilityZone) ? availabilityZone : undefined);
 }
 
 /** How a required key can be given, for the message that says it was not: "--x, x or env X". */
@@ -105,8 +148,9 @@ function sources(key: ConfigKey): string {
 
 /** Merges file, flag and env values (in that order of precedence: flags win) and resolves secrets. */
 export function resolveConfig(configPath: string | undefined, flags: FileConfig, env = process.env): AgentConfig {
-  const c = withDefaults(fromEnv(loadFileConfig(configPath, flags), env));
-  if (!c.coordinatorUrl) throw new SlipwayError('CONFIG_INVALID', `no coordinator URL (${sources('coordinatorUrl')})`);
+  const c = withDefaults(fromEnv(fileAndFlags(configPath, flags), env));
+  const coordinatorUrls = c.coordinatorUrls ?? (c.coordinatorUrl !== undefined ? [c.coordinatorUrl] : undefined);
+  if (!coordinatorUrls) throw new SlipwayError('CONFIG_INVALID', `no coordinator URL (${sources('coordinatorUrl')}; or the list: ${sources('coordinatorUrls')})`);
   const tokenEnv = keyMeta(keySchema('tokenFile')).secretEnv;
   const token = c.tokenFile ? readSecret(c.tokenFile, 'the coordinator token') : tokenEnv && env[tokenEnv];
   if (!token) throw new SlipwayError('CONFIG_INVALID', `no coordinator token (${sources('tokenFile')})`);
@@ -117,7 +161,9 @@ export function resolveConfig(configPath: string | undefined, flags: FileConfig,
   if (c.restarts.capMs < c.restarts.baseMs) throw new SlipwayError('CONFIG_INVALID', `restarts.capMs ${c.restarts.capMs} is below restarts.baseMs ${c.restarts.baseMs}`);
   return {
     agentId: c.agentId ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 128),
-    coordinatorUrl: c.coordinatorUrl,
+    coordinatorUrls,
+    coordinatorUrl: coordinatorUrls[0]!,
+    zone: c.zone,
     token,
     ca: c.caFile ? readSecret(c.caFile, 'the CA bundle') : undefined,
     stateDir: c.stateDir,

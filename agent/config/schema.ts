@@ -43,11 +43,20 @@ const meta = (m: KeyMeta): KeyMeta => m;
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** A placement zone's name: the protocol's AgentIdentity.zone (shared/protocol.ts). */
+export const ZONE_PATTERN = '^[A-Za-z0-9._-]{1,64}$';
 
 export const AgentConfigSchema = Type.Object({
+  // One of coordinatorUrl and coordinatorUrls is required (resolve.ts): they are one setting,
+  // a list of one or a list, so neither is `mandatory` on its own.
   coordinatorUrl: Type.Optional(Type.String({ pattern: '^wss?://', ...meta({
-    mandatory: true, flag: '--coordinator URL', env: 'SLIPWAY_COORDINATOR_URL',
+    defaultText: '`coordinatorUrls`; one of the two is required', flag: '--coordinator URL', env: 'SLIPWAY_COORDINATOR_URL',
     description: "`ws://` or `wss://` URL of the coordinator's agent endpoint (`/v1/agent`)" }) })),
+  // 16: a leader and its followers are a handful of processes; a longer list is a mistake, and
+  // every URL may cost a dial per round of a failover.
+  coordinatorUrls: Type.Optional(Type.Array(Type.String({ pattern: '^wss?://' }), { minItems: 1, maxItems: 16, uniqueItems: true, ...meta({
+    defaultText: '`coordinatorUrl` as a list of one; one of the two is required', flag: '--coordinator-urls URL,URL', env: 'SLIPWAY_COORDINATOR_URLS',
+    description: 'the agent endpoints of several coordinators sharing one store, 1 to 16, dialled in turn (docs/protocol.md, "Several coordinators"); comma-separated as a flag or env; not together with `coordinatorUrl`' }) })),
   tokenFile: Type.Optional(Type.String({ minLength: 1, ...meta({
     mandatory: true, flag: '--token-file FILE', secretEnv: 'SLIPWAY_AGENT_TOKEN',
     description: 'file holding the bearer token presented on the upgrade (never logged)' }) })),
@@ -59,6 +68,9 @@ export const AgentConfigSchema = Type.Object({
   address: Type.Optional(Type.String({ minLength: 1, maxLength: 255, ...meta({
     defaultText: 'the EC2 private IPv4 (`ec2`), else the first non-loopback IPv4', flag: '--address ADDR',
     description: 'where dyno endpoints are reachable (reported, and probed for readiness)' }) })),
+  zone: Type.Optional(Type.String({ pattern: ZONE_PATTERN, ...meta({
+    defaultText: 'the EC2 availability zone (`ec2`), else none', flag: '--zone ZONE',
+    description: "this host's failure domain, sent in the hello (`agent.zone`): the coordinator spreads an app's dynos across zones" }) })),
   stateDir: Type.Optional(Type.String({ pattern: '^/', ...meta({
     default: '/var/lib/slipway', flag: '--state-dir DIR', description: "the agent's state: `slugs/`, `stacks/`, `dynos/`, `agent/`" }) })),
   cgroupParent: Type.Optional(Type.String({ pattern: '^/[A-Za-z0-9._/-]*$', ...meta({
@@ -175,7 +187,7 @@ export type FileConfig = Static<typeof AgentConfigSchema>;
 export type ConfigKey = keyof FileConfig;
 
 /** Keys without a static default: computed at start or left unset (their defaultText says which). */
-export const NO_DEFAULT = ['coordinatorUrl', 'tokenFile', 'caFile', 'agentId', 'address', 'dockerSocket', 'diagnosticsTokenFile'] as const;
+export const NO_DEFAULT = ['coordinatorUrl', 'coordinatorUrls', 'zone', 'tokenFile', 'caFile', 'agentId', 'address', 'dockerSocket', 'diagnosticsTokenFile'] as const;
 type Nested = 'restarts' | 'cycling' | 'memory' | 'link' | 's3' | 'network' | 'ec2';
 type Present<T> = Required<NonNullable<T>>;
 

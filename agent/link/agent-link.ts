@@ -20,11 +20,12 @@ import type { SlugPrefetcher } from './handlers/prefetch-slug.js';
 import { journaledOutbox, type JournalClock, type JournalWriter } from './journal-writer.js';
 import type { EventOutbox } from './outbox.js';
 import { LinkSession, type LinkStatus, type SessionOptions } from './session.js';
-import type { DialOptions } from './transport.js';
+import type { LinkDialOptions } from './transport.js';
 
 export interface AgentLinkOptions {
-  /** Where and how to dial the coordinator (url, token, TLS). */
-  dial: DialOptions;
+  /** Where and how to dial the coordinator: its url, or several coordinators' urls (tried in
+   * turn, url-rotation.ts), the token, TLS. */
+  dial: LinkDialOptions;
   /** `<stateDir>/agent/events.jsonl`. */
   journalFile: string;
   identity: AgentIdentity;

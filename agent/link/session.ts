@@ -4,18 +4,27 @@
 // dynos keep running whatever the link does. The session owns the socket and its timing;
 // what goes out (the outbox, the journal, handlers, convergence) belongs to AgentLink
 // (agent-link.ts), which builds the session.
+//
+// Several coordinators (docs/protocol.md, "Several coordinators"): the session dials the URL
+// that UrlRotation (url-rotation.ts) names, and takes a welcome only from the highest leader
+// epoch it has seen (leader-epoch.ts). A welcome from a lower epoch is a deposed leader's:
+// nothing of it is applied, the commands that follow it are answered COORDINATOR_STALE_EPOCH,
+// and the link is closed with CLOSE_STALE_EPOCH. With one URL and no epochs the session
+// behaves as it did before the list existed.
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import { retryAfterFromHeader, retryAfterFromReason } from '../../shared/link-close.js';
+import { CLOSE_STALE_EPOCH, retryAfterFromHeader, retryAfterFromReason } from '../../shared/link-close.js';
 import { guardLink } from '../../shared/link-guard.js';
-import { decodeCoordinatorMessage, type AgentMessage, type CapacityReport, type Hello, type LogBatch, type Welcome } from '../../shared/protocol.js';
+import { decodeCoordinatorMessage, type AgentMessage, type CapacityReport, type CoordinatorMessage, type Hello, type LogBatch, type Welcome } from '../../shared/protocol.js';
 import type { Logger } from '../../shared/log.js';
 import { realClock, type Clock } from '../lib/clock.js';
 import { Backoff, HEALTHY_AFTER_MS } from './backoff.js';
 import type { EventOutbox } from './outbox.js';
 import type { JournalStatus } from './journal-writer.js';
 import type { HandlerTable } from './handlers/types.js';
-import { dial, type DialOptions } from './transport.js';
+import { LeaderEpoch } from './leader-epoch.js';
+import { UrlRotation } from './url-rotation.js';
+import { dial, dialUrls, readRefusalCode, type LinkDialOptions } from './transport.js';
 
 /** Log batches wait while this much is unsent on the socket: logs never crowd out state
  * events and commands on a slow link. */
@@ -30,8 +39,14 @@ export const CAPACITY_INTERVAL_MS = 10_000;
 /** After a dyno changes state (committed memory, slug cache) a report follows within this,
  * coalescing a burst of changes into one message. */
 export const CAPACITY_DEBOUNCE_MS = 500;
+/** A refused (lower-epoch) welcome's link stays open this long before the agent closes it
+ * (CLOSE_STALE_EPOCH): commands a deposed leader sent right behind its welcome arrive within a
+ * round trip, and are answered COORDINATOR_STALE_EPOCH, which tells that leader it was deposed
+ * (a closed link would read AGENT_UNREACHABLE, which it retries). Short against the failover:
+ * the next URL is dialled once the link has closed. */
+export const STALE_LINK_LINGER_MS = 500;
 
-export interface SessionOptions extends DialOptions {
+export interface SessionOptions extends LinkDialOptions {
   log: Logger;
   hello: () => Promise<Hello>;
   capacity: () => Promise<CapacityReport['capacity']>;
@@ -70,6 +85,10 @@ export interface LinkStatus {
   spreadMs: number;
   /** Whether unacked events reach the disk (journal-writer.ts); null without a journal. */
   journal: JournalStatus | null;
+  /** The coordinator URL of the link (being dialled, or up). Optional only for status fakes. */
+  coordinatorUrl?: string;
+  /** The highest leader epoch a welcome carried (0: none yet, or no epochs). */
+  leaderEpoch?: number;
 }
 
 export class LinkSession {
@@ -93,11 +112,18 @@ export class LinkSession {
   private namedRetryMs: number | undefined;
   private lastClose: LinkStatus['lastClose'] = null;
   private policyCloses = 0;
+  /** Which URL to dial next; it shares the backoff, which counts rounds, not dials. */
+  private readonly rotation: UrlRotation;
+  /** The highest leader epoch seen, in memory only (leader-epoch.ts says why). */
+  private readonly leader = new LeaderEpoch();
+  /** The epoch the current link's welcome carried; undefined until it sent one. */
+  private linkEpoch: number | undefined;
 
   private readonly clock: Pick<Clock, 'now' | 'monotonic'>;
 
   constructor(private readonly o: SessionOptions) {
     this.backoff = new Backoff(o.reconnectInitialMs);
+    this.rotation = new UrlRotation(dialUrls(o), this.backoff);
     this.clock = o.clock ?? realClock;
   }
 
@@ -147,6 +173,8 @@ export class LinkSession {
       policyCloses: this.policyCloses,
       spreadMs: this.spreadMs,
       journal: this.o.journal?.status() ?? null,
+      coordinatorUrl: this.rotation.url,
+      leaderEpoch: this.leader.highest,
     };
   }
 
@@ -167,8 +195,9 @@ export class LinkSession {
     if (this.closed) return;
     this.state = 'connecting';
     this.o.onDial?.();
-    const ws = dial(this.o);
+    const ws = dial({ url: this.rotation.url, token: this.o.token, ca: this.o.ca, clientCert: this.o.clientCert });
     this.ws = ws;
+    this.linkEpoch = undefined;
     let alive = true;
     let socket: Socket | undefined;
     let admit: () => boolean = () => true;
@@ -192,11 +221,14 @@ export class LinkSession {
     ws.on('unexpected-response', (_req, res) => {
       // 503/429 may name when to come back; anything else (401: bad token) backs off as usual.
       if (res.statusCode === 503 || res.statusCode === 429) this.namedRetryMs = retryAfterFromHeader(res.headers['retry-after']);
-      res.resume();
-      // terminate() while connecting aborts the handshake and emits error + close (redial).
-      refused = `coordinator refused the upgrade: HTTP ${res.statusCode}`;
-      this.lastError = refused;
-      ws.terminate();
+      const status = res.statusCode;
+      // The body's code says why (COORDINATOR_NOT_LEADER: a follower), for the log; read with
+      // a bound (transport.ts), then terminate() aborts the handshake: error + close (redial).
+      readRefusalCode(res, (code) => {
+        refused = `coordinator refused the upgrade: HTTP ${status}${code ? ` ${code}` : ''}`;
+        this.lastError = refused;
+        ws.terminate();
+      });
     });
     ws.on('error', (err) => { this.lastError = refused ?? err.message; });
     ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString('utf8')));
@@ -246,8 +278,12 @@ export class LinkSession {
     }
     const msg = decoded.message;
     const ctx = { send: (m: AgentMessage) => this.send(m, ws), log: this.o.log };
+    if (this.linkEpoch !== undefined && this.leader.isStale(this.linkEpoch)) {
+      this.onStaleMessage(ws, msg, this.linkEpoch);
+      return;
+    }
     if (msg.type === 'welcome') {
-      this.onWelcome(msg);
+      this.onWelcome(ws, msg);
       return;
     }
     if (msg.type === 'hint') {
@@ -269,7 +305,13 @@ export class LinkSession {
     }
   }
 
-  private onWelcome(welcome: Welcome): void {
+  private onWelcome(ws: WebSocket, welcome: Welcome): void {
+    this.linkEpoch = welcome.epoch ?? 0;
+    if (!this.leader.welcome(welcome.epoch)) {
+      this.refuseStaleWelcome(ws, welcome);
+      return;
+    }
+    this.rotation.welcomed();
     const { ackSeq } = welcome;
     this.state = 'ready';
     this.connectedAt = this.clock.now();
@@ -277,7 +319,7 @@ export class LinkSession {
     this.spreadMs = welcome.reconnect?.spreadMs ?? 0;
     this.o.outbox.ack(ackSeq);
     const pending = this.o.outbox.unacked();
-    this.o.log.info({ ackSeq, resend: pending.length, desired: welcome.desired?.length, spreadMs: this.spreadMs }, 'coordinator link ready');
+    this.o.log.info({ ackSeq, resend: pending.length, desired: welcome.desired?.length, spreadMs: this.spreadMs, url: this.rotation.url, epoch: this.linkEpoch }, 'coordinator link ready');
     for (const ev of pending) this.send(ev);
     try {
       this.o.onWelcome?.(welcome);
@@ -286,6 +328,36 @@ export class LinkSession {
     }
     const cap = setInterval(() => this.sendCapacity(), CAPACITY_INTERVAL_MS);
     this.timers.push(cap);
+  }
+
+  /** A welcome below the highest epoch seen: a deposed leader's. Nothing of it is applied (not
+   * its ackSeq, not its desired set); the coordinator is told why, its commands meanwhile are
+   * refused (onStaleMessage), and the link closes after STALE_LINK_LINGER_MS. */
+  private refuseStaleWelcome(ws: WebSocket, welcome: Welcome): void {
+    const epoch = this.linkEpoch ?? 0;
+    const highest = this.leader.highest;
+    if (this.state === 'ready') {
+      // A second welcome on a live link, from a lower epoch than its first: the link is lost.
+      this.clearTimers();
+      this.o.onLinkLost?.();
+    }
+    this.state = 'handshaking';
+    this.lastError = `refused a welcome from leader epoch ${epoch}, below epoch ${highest} this agent was welcomed with (a deposed leader)`;
+    this.o.log.warn({ url: this.rotation.url, coordinatorId: welcome.coordinatorId, epoch, leaderEpoch: highest }, 'refusing the welcome of a deposed leader; closing its link');
+    this.send({ type: 'error', code: 'COORDINATOR_STALE_EPOCH', message: this.lastError, ref: 'welcome' }, ws);
+    const t = setTimeout(() => {
+      if (ws.readyState === ws.OPEN) ws.close(CLOSE_STALE_EPOCH, `welcome epoch ${epoch} is below leader epoch ${highest}`);
+    }, STALE_LINK_LINGER_MS);
+    this.timers.push(t);
+  }
+
+  /** A frame on a link whose welcome was refused: commands are answered COORDINATOR_STALE_EPOCH
+   * and never run; acks, hints, errors and further welcomes change nothing. */
+  private onStaleMessage(ws: WebSocket, msg: CoordinatorMessage, linkEpoch: number): void {
+    const refusal = this.leader.refusal(msg, linkEpoch);
+    if (!refusal) return;
+    this.o.log.warn({ type: msg.type, commandId: refusal.id, epoch: linkEpoch, leaderEpoch: this.leader.highest }, 'refused a command from a deposed leader');
+    this.send(refusal, ws);
   }
 
   private onClose(ws: WebSocket, code: number, reason: string): void {
@@ -298,15 +370,21 @@ export class LinkSession {
     this.ws = undefined;
     if (wasReady) this.o.onLinkLost?.();
     if (this.closed) return;
-    // Redial: when the coordinator named a time (close reason or Retry-After), then; after a
-    // working link dropped, at a random time within the coordinator's spread hint; else backoff.
+    // Redial (url-rotation.ts): a dial that got no welcome moves on to the next URL at once
+    // while the round has URLs left. A round's end, or a working link's drop, waits: the time
+    // the coordinator named (close reason or Retry-After), else after a working link a random
+    // time within the coordinator's spread hint, else the backoff. With one URL every close
+    // ends a round: exactly the single coordinator's rules.
     const named = this.namedRetryMs ?? retryAfterFromReason(reason);
     this.namedRetryMs = undefined;
-    const delay = named !== undefined ? this.backoff.startFrom(named, this.spreadMs) : wasReady && this.spreadMs > 0 ? this.backoff.spread(this.spreadMs) : this.backoff.next();
-    this.lastClose = { code, delayMs: delay, namedByCoordinator: named !== undefined };
+    const url = this.rotation.url;
+    const redial = wasReady ? this.rotation.dropped(named, this.spreadMs) : this.rotation.failed(named, this.spreadMs);
+    this.lastClose = { code, delayMs: redial.delayMs, namedByCoordinator: redial.namedByCoordinator };
     this.reconnects++;
-    this.o.log.warn({ code, reason, delayMs: delay, lastError: this.lastError }, 'coordinator link closed; redialling');
-    this.redialTimer = setTimeout(() => this.connect(), delay);
+    const fields = { code, reason, delayMs: redial.delayMs, lastError: this.lastError, url };
+    if (redial.sameRound) this.o.log.info({ ...fields, next: this.rotation.url }, 'no welcome from this coordinator; dialling the next coordinator URL');
+    else this.o.log.warn(fields, 'coordinator link closed; redialling');
+    this.redialTimer = setTimeout(() => this.connect(), redial.delayMs);
   }
 
   private send(msg: AgentMessage, ws = this.ws): void {

@@ -78,6 +78,11 @@ export class MemoryStore implements CoordinatorStore {
     return Promise.resolve();
   }
 
+  routes(): Promise<StoredRoute[]> {
+    this.check();
+    return Promise.resolve(copy([...this.state.routes.values()]));
+  }
+
   releases(app: string): Promise<StoredRelease[]> {
     this.check();
     return Promise.resolve(copy(this.state.releases.get(app) ?? []));

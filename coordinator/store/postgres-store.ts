@@ -197,6 +197,11 @@ export class PostgresStore implements CoordinatorStore {
     }
   }
 
+  async routes(): Promise<StoredRoute[]> {
+    const r = await this.query<{ app: string; dyno_id: string; name: string; host: string; port: number }>('reading routes', 'SELECT app, dyno_id, name, host, port FROM routes ORDER BY app, dyno_id');
+    return r.rows.map((row): StoredRoute => ({ app: row.app, dynoId: row.dyno_id, name: row.name, host: row.host, port: row.port }));
+  }
+
   async releases(app: string): Promise<StoredRelease[]> {
     const r = await this.query<ReleaseRow>('reading releases', `SELECT app, version, release, slug_url, slug_sha256, slug_signature, env, stack, created_at
       FROM releases WHERE app = $1 ORDER BY version`, [app]);

@@ -134,6 +134,8 @@ export interface CoordinatorStore {
    * cannot be reached (nothing or everything was applied: a retry of the same batch is safe,
    * every write being an upsert or a delete by key). */
   write(epoch: number, writes: readonly StoreWrite[]): Promise<void>;
+  /** The stored route table (a follower's router refreshes from it). */
+  routes(): Promise<StoredRoute[]>;
   /** An app's releases, oldest first. */
   releases(app: string): Promise<StoredRelease[]>;
   /** The leadership lock of this store (one per store object). */

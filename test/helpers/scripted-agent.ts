@@ -33,6 +33,8 @@ export interface ScriptedAgentOptions {
   zone?: string;
   dynos?: DynoStatus[];
   allocatableMb?: number;
+  /** Where the dynos it starts listen (default 127.0.0.1:5000, where nothing does). */
+  endpoint?: { host: string; port: number };
 }
 
 export async function connectScriptedAgent(o: ScriptedAgentOptions, timeoutMs = 10_000): Promise<ScriptedAgent> {
@@ -51,7 +53,7 @@ export async function connectScriptedAgent(o: ScriptedAgentOptions, timeoutMs = 
     inbox.emit(m.type, m);
     if (m.type === 'start_dyno') {
       const { id: dynoId, app, type, name, size } = m.dyno;
-      const dyno: DynoStatus = { id: dynoId, app, type, name, state: 'up', memoryMb: size.memoryMb, since: new Date().toISOString(), endpoint: { host: '127.0.0.1', port: 5000 } };
+      const dyno: DynoStatus = { id: dynoId, app, type, name, state: 'up', memoryMb: size.memoryMb, since: new Date().toISOString(), endpoint: o.endpoint ?? { host: '127.0.0.1', port: 5000 } };
       dynos.set(dynoId, dyno);
       ws.send(JSON.stringify({ type: 'result', id: m.id, ok: true, dyno }));
     }

@@ -80,6 +80,7 @@ export function storeConformance(t: Test, open: OpenStores): void {
     t.same(s.agents, [agent('agent-a', 'eu-west-1a')], 'the agent\'s identity and capacity');
     t.same(s.ledger, [{ agentId: 'agent-a', seqEpoch: 'e-1', lastSeq: 41 }], 'the event ledger');
     t.same(s.routes, [{ app: 'shop', dynoId: 'd1', name: 'web.1', host: '10.0.0.5', port: 5000 }], 'the route');
+    t.same(await b.routes(), s.routes, 'routes() reads the route table alone');
 
     await a.write(epoch, [
       { kind: 'dyno_deleted', id: 'd2' },

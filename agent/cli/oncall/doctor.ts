@@ -35,14 +35,11 @@ export async function runDoctor(argv: string[]): Promise<CheckResult[]> {
   }
   const stateDir = file.stateDir;
   const diagnosticsTokenFile = file.diagnosticsTokenFile ?? join(stateDir, 'agent', 'diagnostics.token');
-  const link: DialOptions | undefined = resolved
-    ? { url: resolved.coordinatorUrl, token: resolved.token, ca: resolved.ca, clientCert: resolved.link.clientCert }
-    : undefined;
   const mb = 1024 * 1024;
   const [runtimes, netfilter, coordinator, imds, agent] = await Promise.all([
     runtimeChecks(file.runtime, file.dockerSocket),
     netfilterCheck(file.network.table),
-    coordinatorChecks(link),
+    everyCoordinator(resolved),
     imdsCheck({ enabled: file.ec2.enabled, endpoint: file.ec2.endpoint }),
     agentCheck(file.diagnosticsListen, diagnosticsTokenFile),
   ]);
@@ -59,6 +56,25 @@ export async function runDoctor(argv: string[]): Promise<CheckResult[]> {
     imds,
     agent,
   ];
+}
+
+/** The coordinator checks for each of the config's URLs. With several (coordinatorUrls), each
+ * line names its URL, and a follower's refusal (503 COORDINATOR_NOT_LEADER) is ok when another
+ * URL took the token: the agent dials on to the leader (docs/protocol.md, "Several
+ * coordinators"). With none taking it, every refusal stays a failure. */
+async function everyCoordinator(resolved: AgentConfig | undefined): Promise<CheckResult[]> {
+  if (!resolved) return coordinatorChecks(undefined);
+  const dialFor = (url: string): DialOptions => ({ url, token: resolved.token, ca: resolved.ca, clientCert: resolved.link.clientCert });
+  const urls = resolved.coordinatorUrls;
+  if (urls.length === 1) return coordinatorChecks(dialFor(urls[0]!));
+  const perUrl = await Promise.all(urls.map((url) => coordinatorChecks(dialFor(url))));
+  const led = perUrl.some((checks) => checks.some((c) => c.check === 'coordinator.token' && c.status === 'ok'));
+  return perUrl.flatMap((checks, i) => checks.map((c): CheckResult => {
+    const follower = led && c.check === 'coordinator.token' && c.status === 'fail' && /\bCOORDINATOR_NOT_LEADER\b/.test(c.detail);
+    return follower
+      ? { ...c, status: 'ok', detail: `${urls[i]}: a follower (it refused the upgrade with COORDINATOR_NOT_LEADER); another URL leads` }
+      : { ...c, detail: `${urls[i]}: ${c.detail}` };
+  }));
 }
 
 export async function doctorCommand(argv: string[], io: Io): Promise<number> {

@@ -8,7 +8,10 @@ import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
+import { http } from '../../helpers/http.js';
 import { spawnBin, type Spawned } from '../../helpers/processes.js';
 import { testDatabase, withClient } from '../../helpers/postgres.js';
 import { connectScriptedAgent, type ScriptedAgent } from '../../helpers/scripted-agent.js';
@@ -17,7 +20,7 @@ const TOKEN = 'leadership-test-token';
 // Short, so that a takeover is quick: a stopped leader's session ends after 2 s.
 const SESSION_MS = 2_000;
 
-interface Coordinator { id: string; proc: Spawned; apiUrl: string; agentUrl: string }
+interface Coordinator { id: string; proc: Spawned; apiUrl: string; agentUrl: string; routerUrl: string }
 
 async function startCoordinator(t: Test, dbFile: string, id: string): Promise<Coordinator> {
   const proc = spawnBin('coordinator', [
@@ -29,7 +32,7 @@ async function startCoordinator(t: Test, dbFile: string, id: string): Promise<Co
     await proc.stop(5_000);
   });
   const listening = await proc.waitFor('coordinator listening');
-  return { id, proc, apiUrl: listening.apiUrl as string, agentUrl: listening.agentUrl as string };
+  return { id, proc, apiUrl: listening.apiUrl as string, agentUrl: listening.agentUrl as string, routerUrl: listening.routerUrl as string };
 }
 
 async function json(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
@@ -88,12 +91,23 @@ t.test('one leader; followers refuse agents and the API; a killed leader is repl
   t.match(refused, { status: 503, body: { error: { code: 'COORDINATOR_NOT_LEADER' } } }, 'the follower refuses the API');
   await t.rejects(connectScriptedAgent({ url: follower.agentUrl, token: TOKEN }, 3_000), 'the follower refuses the agent\'s upgrade');
 
-  const agent = await agentOn(t, leader);
+  // The dynos' endpoint: one real HTTP server stands for both.
+  const web = createServer((_req, res) => res.end('hello from shop\n'));
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => { web.closeAllConnections(); web.close(() => r()); }));
+  const agent = await agentOn(t, leader, { endpoint: { host: '127.0.0.1', port: (web.address() as AddressInfo).port } });
   const epoch1 = agent.welcome.epoch!;
   t.ok(epoch1 >= 1, `the leader's welcome carries its epoch (${epoch1})`);
   t.equal((await put(leader, 2)).status, 200, 'a formation of two');
   const started = agent.received.filter((m) => m.type === 'start_dyno').map((m) => m.type === 'start_dyno' ? m.dyno.id : '');
   t.equal(started.length, 2, 'two dynos placed');
+  // The follower's router serves the routes the leader stored (refreshed every 2 s).
+  const viaFollower = await until('the follower\'s router to route shop', 10_000, async () => {
+    const res = await http('GET', follower.routerUrl, undefined, { host: 'shop.localhost' });
+    return res.status === 200 ? { dyno: String(res.headers['x-slipway-dyno']), body: res.body } : undefined;
+  });
+  t.equal(viaFollower.body, 'hello from shop\n', 'the follower\'s router reaches the app');
+  t.match(viaFollower.dyno, /^web\.[12]$/, `through one of the placed dynos (${viaFollower.dyno})`);
   // Events 1..3 on the leader: each acknowledged only once stored.
   const d1 = agent.dynos.get(started[0]!)!;
   agent.sendState(1, { ...d1, state: 'up' }, 'starting');

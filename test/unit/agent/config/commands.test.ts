@@ -20,6 +20,7 @@ function optionsOf(section: string): { flag: string; arg: string | undefined; sh
 const EXAMPLES: Record<string, string> = {
   '--coordinator': 'ws://127.0.0.1:7700/v1/agent', '--token-file': '/etc/slipway/coordinator.token', '--ca-file': '/ca.pem',
   '--agent-id': 'host-1', '--address': '10.1.2.3', '--config': '/etc/slipway/agent.json',
+  '--coordinator-urls': 'ws://10.0.0.1:7700/v1/agent,ws://10.0.0.2:7700/v1/agent', '--zone': 'eu-west-1a',
 };
 
 function check(section: string, command: CommandFlags) {
@@ -44,7 +45,10 @@ check('cleanup', CLEANUP_FLAGS);
 t.test('serve takes every key that has a flag; the help says which are required', async (t) => {
   t.same([...SERVE_FLAGS.keys], CONFIG_KEYS.filter((k) => keyMeta(keySchema(k)).flag));
   const unwrapped = AGENT_USAGE.replace(/\n {30}/g, ' ');
-  t.match(unwrapped, /--coordinator URL +.*\(required, or env SLIPWAY_COORDINATOR_URL\)\n/);
+  // One of --coordinator and --coordinator-urls is required (resolve.ts), so neither says "required" alone.
+  t.match(unwrapped, /--coordinator URL +.*\(default: env SLIPWAY_COORDINATOR_URL, else coordinatorUrls; one of the two is required\)\n/);
+  t.match(unwrapped, /--coordinator-urls URL,URL +.*\(default: env SLIPWAY_COORDINATOR_URLS, else coordinatorUrl as a list of one; one of the two is required\)\n/);
+  t.match(unwrapped, /--token-file FILE +.*\(required, or its content in env SLIPWAY_AGENT_TOKEN\)\n/);
   t.match(unwrapped, /--port-range MIN-MAX +.*\(default: 20000-29999\)\n/);
   t.match(unwrapped, /--stop-dynos-on-exit +stop every dyno/);
   t.notMatch(AGENT_USAGE, /`/, 'no Markdown in a terminal');

@@ -67,6 +67,26 @@ t.test('--diagnostics-listen takes a unix socket, for serve and for the on-call 
   t.throws(() => parseCommandLine(['--diagnostics-listen', `unix:/${'x'.repeat(101)}`], SERVE_FLAGS), { code: 'CONFIG_INVALID', message: /diagnosticsListen/ }, 'so is one longer than a sun_path holds');
 });
 
+t.test('a list flag is comma-separated, each item checked by the schema', async (t) => {
+  const urls = ['ws://10.0.0.1:7700/v1/agent', 'wss://c2.internal/v1/agent'];
+  t.same(parseCommandLine(['--coordinator-urls', urls.join(',')], SERVE_FLAGS).flags, { coordinatorUrls: urls });
+  t.same(parseCommandLine(['--coordinator-urls', ` ${urls[0]} , ${urls[1]}`], SERVE_FLAGS).flags, { coordinatorUrls: urls }, 'blanks around an item are dropped');
+  t.same(parseCommandLine(['--coordinator-urls', urls[0]!], SERVE_FLAGS).flags, { coordinatorUrls: [urls[0]] }, 'a list of one');
+  t.same(valueFromText('coordinatorUrls', urls.join(','), 'env SLIPWAY_COORDINATOR_URLS'), urls, 'the env takes the same text');
+  const bad = (text: string, message: RegExp) => t.throws(() => parseCommandLine(['--coordinator-urls', text], SERVE_FLAGS), { code: 'CONFIG_INVALID', message }, text);
+  bad(`${urls[0]},http://x`, /^--coordinator-urls "[^"]+": coordinatorUrls\/1 Expected string to match/);
+  bad(`${urls[0]},`, /coordinatorUrls\/1/);
+  bad(`${urls[0]},${urls[0]}`, /coordinatorUrls.*unique/);
+  bad(Array.from({ length: 17 }, (_, i) => `ws://c${i}.internal/v1/agent`).join(','), /coordinatorUrls.*16/);
+});
+
+t.test('--zone: a placement zone name', async (t) => {
+  t.same(parseCommandLine(['--zone', 'eu-west-1a'], SERVE_FLAGS).flags, { zone: 'eu-west-1a' });
+  t.same(parseCommandLine(['--zone', 'rack_7.row-2'], SERVE_FLAGS).flags, { zone: 'rack_7.row-2' });
+  t.throws(() => parseCommandLine(['--zone', 'eu west'], SERVE_FLAGS), { code: 'CONFIG_INVALID', message: /^--zone "eu west": zone / });
+  t.throws(() => parseCommandLine(['--zone', 'z'.repeat(65)], SERVE_FLAGS), { code: 'CONFIG_INVALID', message: /zone/ });
+});
+
 t.test('text of other sources converts the same way', async (t) => {
   t.equal(valueFromText('logLevel', 'debug', 'env SLIPWAY_LOG_LEVEL'), 'debug');
   t.throws(() => valueFromText('logLevel', 'loud', 'env SLIPWAY_LOG_LEVEL'), { code: 'CONFIG_INVALID', message: /^env SLIPWAY_LOG_LEVEL "loud": logLevel / });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveConfig } from '../../../../agent/config/resolve.js';
+import { placementZone, resolveConfig } from '../../../../agent/config/resolve.js';
 import { DEFAULTS } from '../../../../agent/config/schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slipway-config-'));
@@ -86,8 +86,10 @@ t.test('env: a key neither the file nor a flag sets, converted and checked like 
 
 t.test('every default and computed value, and the shape start.ts reads', async (t) => {
   const c = resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile }, {});
-  t.same(Object.keys(c).sort(), ['address', 'agentId', 'bootTimeoutMs', 'ca', 'cgroupParent', 'coordinatorUrl', 'cycling', 'diagnosticsListen', 'diagnosticsTokenFile',
-    'dockerSocket', 'dynoUser', 'ec2', 'fdHeadroom', 'link', 'logLevel', 'memory', 'network', 'nofile', 'portRange', 'reservedMemoryMb', 'restarts', 'runtime', 'slugs', 'stateDir', 'stateDirFloorMb', 'stopGraceMs', 'token'].sort());
+  t.same(Object.keys(c).sort(), ['address', 'agentId', 'bootTimeoutMs', 'ca', 'cgroupParent', 'coordinatorUrl', 'coordinatorUrls', 'cycling', 'diagnosticsListen', 'diagnosticsTokenFile',
+    'dockerSocket', 'dynoUser', 'ec2', 'fdHeadroom', 'link', 'logLevel', 'memory', 'network', 'nofile', 'portRange', 'reservedMemoryMb', 'restarts', 'runtime', 'slugs', 'stateDir', 'stateDirFloorMb', 'stopGraceMs', 'token', 'zone'].sort());
+  t.same(c.coordinatorUrls, ['ws://x'], 'one URL is a list of one');
+  t.equal(c.zone, undefined, 'no zone unless configured (start.ts falls back to EC2)');
   t.same({ floor: c.stateDirFloorMb, headroom: c.fdHeadroom }, { floor: 256, headroom: 64 }, "the state dir's floor and the descriptor headroom (host/pressure.ts)");
   t.same(c.ec2, { enabled: 'auto', endpoint: undefined, pollMs: 5_000, agentIdSet: false, addressSet: false }, 'EC2 on auto; the instance may name the agent and its address');
   t.match(resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, agentId: 'web-7', address: '10.1.2.3', ec2: { enabled: false } }, {}).ec2, { enabled: false, agentIdSet: true, addressSet: true });
@@ -102,4 +104,39 @@ t.test('every default and computed value, and the shape start.ts reads', async (
   t.same(c.slugs, { dir: '/var/lib/slipway/slugs', owner: { uid: 64000, gid: 64000 }, budgetBytes: 20 * 1024 ** 3, floorBytes: 2 * 1024 ** 3, s3: {}, signing: { required: false, publicKeys: [] }, cgroupParent: '/slipway' });
   t.same(resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, cycling: { enabled: false } }, {}).cycling, { enabled: false, periodMs: 86_400_000, jitterMs: 12_960_000 });
   t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, portRange: [30000, 20000] }, {}), { code: 'CONFIG_INVALID', message: /portRange 30000-20000 is empty/ });
+});
+
+t.test('coordinatorUrls: the list, or coordinatorUrl as a list of one; one source sets them', async (t) => {
+  const A = 'wss://c1.internal/v1/agent';
+  const B = 'wss://c2.internal/v1/agent';
+  const list = resolveConfig(undefined, { coordinatorUrls: [A, B], tokenFile }, {});
+  t.same(list.coordinatorUrls, [A, B], "in the operator's order");
+  t.equal(list.coordinatorUrl, A, 'coordinatorUrl is the first (what doctor names first)');
+  t.same(resolveConfig(undefined, { coordinatorUrl: B, tokenFile }, {}).coordinatorUrls, [B]);
+
+  const file = join(dir, 'urls.json');
+  writeFileSync(file, JSON.stringify({ coordinatorUrls: [A, B], tokenFile }));
+  t.same(resolveConfig(file, {}, {}).coordinatorUrls, [A, B], 'from the file');
+  t.same(resolveConfig(file, { coordinatorUrl: 'ws://flag/v1/agent' }, {}).coordinatorUrls, ['ws://flag/v1/agent'], 'a flag naming one coordinator replaces the file\'s list');
+  t.same(resolveConfig(file, {}, { SLIPWAY_COORDINATOR_URL: 'ws://old-env/v1/agent' }).coordinatorUrls, [A, B], "the file's list is not joined by an old env variable");
+  t.same(resolveConfig(undefined, { tokenFile }, { SLIPWAY_COORDINATOR_URLS: `${A},${B}` }).coordinatorUrls, [A, B], 'from the env, comma-separated');
+
+  const both = join(dir, 'both.json');
+  writeFileSync(both, JSON.stringify({ coordinatorUrl: A, coordinatorUrls: [A, B], tokenFile }));
+  t.throws(() => resolveConfig(both, {}, {}), { code: 'CONFIG_INVALID', message: /both\.json sets both coordinatorUrl and coordinatorUrls/ });
+  t.throws(() => resolveConfig(undefined, { coordinatorUrl: A, coordinatorUrls: [B], tokenFile }, {}), { code: 'CONFIG_INVALID', message: /the command line sets both/ });
+  t.throws(() => resolveConfig(undefined, { tokenFile }, { SLIPWAY_COORDINATOR_URL: A, SLIPWAY_COORDINATOR_URLS: B }), { code: 'CONFIG_INVALID', message: /the environment sets both/ });
+  t.throws(() => resolveConfig(undefined, { tokenFile }, {}), { code: 'CONFIG_INVALID', message: /--coordinator-urls, coordinatorUrls or env SLIPWAY_COORDINATOR_URLS/ }, 'the refusal names the list too');
+  t.throws(() => resolveConfig(undefined, { coordinatorUrls: [], tokenFile }, {}), { code: 'CONFIG_INVALID', message: /coordinatorUrls/ }, 'an empty list is no list');
+  t.throws(() => resolveConfig(undefined, { coordinatorUrls: ['http://x'], tokenFile }, {}), { code: 'CONFIG_INVALID', message: /coordinatorUrls\/0/ });
+});
+
+t.test("zone: the configured one, else EC2's availability zone when it is a zone name", async (t) => {
+  t.equal(resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, zone: 'rack-7' }, {}).zone, 'rack-7');
+  t.throws(() => resolveConfig(undefined, { coordinatorUrl: 'ws://x', tokenFile, zone: 'two words' }, {}), { code: 'CONFIG_INVALID', message: /zone/ });
+  t.equal(placementZone('rack-7', 'eu-west-1b'), 'rack-7', 'the operator wins over the instance');
+  t.equal(placementZone(undefined, 'eu-west-1b'), 'eu-west-1b', 'EC2 names it otherwise');
+  t.equal(placementZone(undefined, undefined), undefined, 'off EC2 and unconfigured: none (one unnamed zone)');
+  t.equal(placementZone(undefined, '<html>error</html>'), undefined, 'an odd metadata answer is no zone, not a hello the coordinator refuses');
+  t.equal(placementZone(undefined, 'z'.repeat(65)), undefined);
 });
