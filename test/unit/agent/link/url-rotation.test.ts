@@ -52,16 +52,21 @@ t.test('a round starts from the URL that welcomed the agent last', async (t) => 
   r.welcomed();
   t.equal(r.preferredUrl, B);
   t.same(r.dropped(undefined, 0).sameRound, false);
-  t.equal(r.url, B, 'after the leader dropped the link, the leader is dialled first');
-  r.failed(undefined, 0);
-  t.equal(r.url, C);
+  t.equal(r.url, C, 'after the leader (B) dropped the link, the next URL is dialled first: a follower takes over');
   r.failed(undefined, 0);
   t.equal(r.url, A, 'and the list wraps around');
+  r.failed(undefined, 0);
+  t.equal(r.url, B, 'the old leader last');
   t.same(r.failed(undefined, 0).sameRound, false, 'three failures: the round is over');
-  t.equal(r.url, B, 'the next round starts from B again');
+  t.equal(r.url, C, 'the next round starts from C again');
   r.failed(undefined, 0);
   r.welcomed();
-  t.equal(r.preferredUrl, C, 'a new leader (C) moves the start of every round');
+  t.equal(r.preferredUrl, A, 'a new leader (A) moves the start of every round');
+  r.dropped(undefined, 0);
+  r.failed(undefined, 0);
+  r.failed(undefined, 0);
+  r.welcomed();
+  t.equal(r.preferredUrl, A, 'after a blip the old leader welcomes again, its refused followers dialled first');
 });
 
 t.test('a named time speaks for its coordinator only: it ends a round only when every URL named one', async (t) => {
