@@ -155,12 +155,20 @@ export class DynoTable {
 
   /** The dynos of one formation that the coordinator still wants, gone ones excluded. */
   wantedOf(app: string, type: string): DynoRecord[] {
-    return this.list().filter((r) => r.app === app && r.type === type && r.desired === 'run' && r.state !== 'down');
+    return this.sorted(this.matching((r) => r.app === app && r.type === type && r.desired === 'run' && r.state !== 'down'));
   }
 
   /** Down records of a formation at an index (superseded once a new dyno takes the index). */
   downAt(app: string, type: string, index: number): DynoRecord[] {
-    return this.list().filter((r) => r.app === app && r.type === type && r.index === index && r.state === 'down');
+    return this.sorted(this.matching((r) => r.app === app && r.type === type && r.index === index && r.state === 'down'));
+  }
+
+  /** The records `keep` selects, unsorted: one pass, where list() would sort the whole fleet's
+   * dynos first (10,000 of them cost milliseconds on every formation change). */
+  private matching(keep: (r: DynoRecord) => boolean): DynoRecord[] {
+    const out: DynoRecord[] = [];
+    for (const r of this.records.values()) if (keep(r)) out.push(r);
+    return out;
   }
 
   /** Dynos on an agent that the coordinator wants stopped but the agent still runs. */
@@ -182,7 +190,11 @@ export class DynoTable {
   }
 
   list(): DynoRecord[] {
-    return [...this.records.values()].sort((a, b) =>
+    return this.sorted([...this.records.values()]);
+  }
+
+  private sorted(records: DynoRecord[]): DynoRecord[] {
+    return records.sort((a, b) =>
       a.app.localeCompare(b.app) || a.type.localeCompare(b.type) || a.index - b.index || a.id.localeCompare(b.id));
   }
 

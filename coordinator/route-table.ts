@@ -16,6 +16,8 @@
 // Whoever holds connections to dynos (the dev router's pools) subscribes with onRemoved() and
 // hears of every route the router may no longer pick: its dyno left the table, or its endpoint
 // moved (the old route). Listeners run synchronously, inside the state change that caused it.
+// onChanged() hears the app of every change at all (a route added, moved, renamed or removed),
+// for a router that mirrors the whole table (coordinator/haproxy/).
 import type { DynoStateName, Endpoint } from '../shared/protocol.js';
 
 export interface Route {
@@ -37,17 +39,25 @@ export interface RoutableDyno {
 const UNSPECIFIED_HOSTS = new Set(['', '0.0.0.0', '::', '[::]']);
 
 export type RouteRemovedListener = (route: Route) => void;
+export type RoutesChangedListener = (app: string) => void;
 
 export class RouteTable {
   private readonly byApp = new Map<string, Map<string, Route>>();
   /** Round-robin position per app; survives route changes (it is taken modulo the count). */
   private readonly cursor = new Map<string, number>();
   private readonly removedListeners = new Set<RouteRemovedListener>();
+  private readonly changedListeners = new Set<RoutesChangedListener>();
 
   /** Calls `listener` with each route that leaves the table. Returns the unsubscribe. */
   onRemoved(listener: RouteRemovedListener): () => void {
     this.removedListeners.add(listener);
     return () => this.removedListeners.delete(listener);
+  }
+
+  /** Calls `listener` with the app after every change of its routes. Returns the unsubscribe. */
+  onChanged(listener: RoutesChangedListener): () => void {
+    this.changedListeners.add(listener);
+    return () => this.changedListeners.delete(listener);
   }
 
   /** Adds, updates or removes the dyno's route from its state. `agentAddress` replaces an
@@ -61,7 +71,9 @@ export class RouteTable {
       const old = routes.get(dyno.id);
       routes.set(dyno.id, route);
       if (old && (old.host !== route.host || old.port !== route.port)) this.removed(old);
-      return !old || old.host !== route.host || old.port !== route.port || old.name !== route.name;
+      const changed = !old || old.host !== route.host || old.port !== route.port || old.name !== route.name;
+      if (changed) for (const listener of this.changedListeners) listener(dyno.app);
+      return changed;
     }
     return this.remove(dyno.app, dyno.id);
   }
@@ -76,6 +88,7 @@ export class RouteTable {
       this.cursor.delete(app);
     }
     this.removed(route);
+    for (const listener of this.changedListeners) listener(app);
     return true;
   }
 

@@ -17,7 +17,7 @@ import type { Logger } from '../shared/log.js';
 import { AGENT_WS_PATH } from '../shared/protocol.js';
 import { refuseUpgrade } from '../shared/coordinator-sdk/index.js';
 import { formatUrl, type CoordinatorConfig, type ListenAddress } from './config.js';
-import { DevRouter } from './dev-router.js';
+import { startAppRouter, type AppRouter } from './app-router.js';
 import { sendError, sendJson } from './http-json.js';
 import { LeaderTerm } from './leader-term.js';
 import { Leadership } from './leadership.js';
@@ -52,13 +52,18 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   const routes = new RouteTable();
   const logs = new AppLogs();
   let term: LeaderTerm | undefined;
+  let router: AppRouter | undefined;
 
   // 2. The leadership campaign: a term per election.
   const leadership: Leadership = new Leadership({
     store, coordinatorId: config.coordinatorId, log: log.child({ component: 'leadership' }), retryMs: config.timing.leaderRetryMs,
     onElected: async (epoch) => {
       const snapshot = await store.load();
-      term = new LeaderTerm({ config, store, epoch, snapshot, routes, logs, log, onFenced: () => leadership.fenced() });
+      const settle = router?.settle;
+      term = new LeaderTerm({
+        config, store, epoch, snapshot, routes, logs, log, onFenced: () => leadership.fenced(),
+        ...(settle ? { routesSettled: settle } : {}),
+      });
     },
     onDeposed: async () => {
       const ending = term;
@@ -82,8 +87,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
   }, FOLLOWER_ROUTES_MS);
   followerRoutes.unref();
 
-  // 3. Listeners: the API with the agents' WebSocket on it (the term's, or a refusal), and
-  // the dev router.
+  // 3. The API with the agents' WebSocket on it (the term's, or a refusal).
   const followerApi = (req: IncomingMessage, res: ServerResponse): void => {
     const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
     const role = { role: 'follower', coordinatorId: config.coordinatorId, store: { kind: store.kind } };
@@ -102,29 +106,25 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     socket.on('error', () => undefined);
     refuseUpgrade(socket, 'COORDINATOR_NOT_LEADER', `coordinator ${config.coordinatorId} is a follower: dial the next coordinator`, 1);
   });
-  const router = new DevRouter({
-    routes, knowsApp: (app) => routes.hasRoutes(app) || (term !== undefined && (term.formations.knowsApp(app) || term.dynos.hasApp(app))),
-    upstreamTimeoutMs: config.timing.upstreamTimeoutMs, log: log.child({ component: 'router' }),
-  });
-  const routerServer = createServer(router.handle);
 
+  // 4. The router first (a term's first stop waits for its settle()), then the campaign, then
+  // the API.
   let api: ListenAddress;
-  let routerAddress: ListenAddress;
   try {
+    router = await startAppRouter(config, {
+      routes, knowsApp: (app) => routes.hasRoutes(app) || (term !== undefined && (term.formations.knowsApp(app) || term.dynos.hasApp(app))),
+      log: log.child({ component: 'router' }),
+    });
     await leadership.start();
     api = await listen(apiServer, config.listen, '--listen');
-    try {
-      routerAddress = await listen(routerServer, config.routerListen, '--router-listen');
-    } catch (err) {
-      await closeServer(apiServer);
-      throw err;
-    }
   } catch (err) {
     clearInterval(followerRoutes);
     await leadership.close().catch(() => undefined);
+    await router?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
     throw err;
   }
+  const routerAddress = router.address;
 
   let closing: Promise<void> | undefined;
   return {
@@ -137,8 +137,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
       closing ??= (async () => {
         clearInterval(followerRoutes);
         await leadership.close();
-        router.close();
-        await Promise.all([closeServer(apiServer), closeServer(routerServer)]);
+        await Promise.all([router?.close(), closeServer(apiServer)]);
         await store.close();
       })();
       return closing;
