@@ -23,6 +23,9 @@ interface AgentRecord {
    * interruption stays for the life of the record: EC2 does not take one back. */
   interruption?: HostNotice;
   rebalance?: HostNotice;
+  /** What placement read of it when it was last written through, and when (written()). */
+  storedKey?: string;
+  storedAt?: number;
 }
 
 /** What GET /agents shows of an agent. */
@@ -39,6 +42,9 @@ export interface AgentView {
   /** EC2's notices for the host: an interruption (it goes away) and a rebalance recommendation. */
   notices: HostNotice[];
 }
+
+/** A capacity report that changes nothing placement reads is stored at most this often. */
+export const STORED_CAPACITY_MS = 60_000;
 
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentRecord>();
@@ -63,7 +69,19 @@ export class AgentRegistry {
     }
   }
 
-  private written(record: AgentRecord): void {
+  /** Writes the agent through when `force` (a hello, a notice), when what placement reads of
+   * it changed, or when its last write is STORED_CAPACITY_MS old. A capacity report every 10 s
+   * from each of 2,000 agents is 200 writes a second of load averages and cache sizes that the
+   * next hello replaces anyway (a new leader hears every agent's hello); written in full they
+   * cost the store a row each and the coordinator the garbage of serializing them, which the
+   * fleet benchmark saw as collection pauses inside placement decisions. */
+  private written(record: AgentRecord, force = true): void {
+    const m = record.capacity.memory;
+    const key = `${record.capacity.accepting}|${m.allocatableBytes}|${m.committedBytes}|${record.capacity.dynoCount}|${record.interruption?.notice ?? ''}|${record.rebalance?.notice ?? ''}`;
+    const now = Date.now();
+    if (!force && key === record.storedKey && now - (record.storedAt ?? 0) < STORED_CAPACITY_MS) return;
+    record.storedKey = key;
+    record.storedAt = now;
     const agent: StoredAgent = { identity: record.identity, capacity: record.capacity, seenAt: new Date().toISOString() };
     if (record.interruption) agent.interruption = record.interruption;
     if (record.rebalance) agent.rebalance = record.rebalance;
@@ -82,7 +100,7 @@ export class AgentRegistry {
     }
     record.identity = identity;
     record.connected = true;
-    this.setCapacity(identity.id, capacity);
+    this.setCapacity(identity.id, capacity, true);
   }
 
   /** The agent's current link closed. Pending reservations go: their commands fail with the link. */
@@ -103,13 +121,13 @@ export class AgentRegistry {
 
   /** Latest capacity wins. Admitted reservations end here: a report sent after the agent
    * admitted a dyno already counts it in committedBytes (one ordered link). */
-  setCapacity(agentId: string, capacity: Capacity): void {
+  setCapacity(agentId: string, capacity: Capacity, hello = false): void {
     const record = this.agents.get(agentId);
     if (!record) return;
     record.capacity = capacity;
     for (const [dynoId, r] of record.reservations) if (r.phase === 'admitted') record.reservations.delete(dynoId);
     this.noticesFrom(record, capacity);
-    this.written(record);
+    this.written(record, hello);
   }
 
   /** A host_notice event. */

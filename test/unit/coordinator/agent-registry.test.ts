@@ -75,3 +75,22 @@ t.test('host notices: an interruption stays, a rebalance comes and goes with the
   registry.attach(identity('b'), { ...capacity(0), notices: [{ notice: 'terminating', noticedAt: '2026-12-02T05:00:05Z' }] });
   t.equal(registry.interruption('b')?.notice, 'terminating', "a hello's capacity carries it too (a restarted coordinator)");
 });
+
+t.test('the store hears a hello, a notice and what placement reads; not every load average', async (t) => {
+  const writes: { committed: number; load1: number }[] = [];
+  const registry = new AgentRegistry(() => 0, (w) => {
+    if (w.kind === 'agent') writes.push({ committed: w.agent.capacity.memory.committedBytes / MIB, load1: w.agent.capacity.cpu.load1 });
+  });
+  registry.attach(identity('a'), capacity(0));
+  t.equal(writes.length, 1, 'the first hello is written');
+  for (let i = 1; i <= 5; i++) registry.setCapacity('a', { ...capacity(0), cpu: { cores: 4, load1: i } });
+  t.equal(writes.length, 1, 'five reports that change only the load average are not');
+  registry.setCapacity('a', capacity(512));
+  t.same(writes.at(-1), { committed: 512, load1: 0 }, 'committed memory changed: written');
+  registry.setCapacity('a', capacity(512, false));
+  t.equal(writes.length, 3, 'accepting changed: written');
+  registry.setNotice('a', { notice: 'rebalance', noticeTime: '2026-12-03T00:00:00Z', noticedAt: '2026-12-03T00:00:01Z' });
+  t.equal(writes.length, 4, 'a notice is written');
+  registry.attach(identity('a'), capacity(512, false));
+  t.equal(writes.length, 5, 'a hello is always written, unchanged or not');
+});
