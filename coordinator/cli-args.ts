@@ -34,7 +34,7 @@ Options:
                              with a database: how long a stopped leader keeps the
                              leadership (its lock session's idle timeout; default 5000)
   --leader-retry-ms MS       with a database: how often a follower tries to take the
-                             leadership (default 1000)
+                             leadership (default 250)
   --router dev|haproxy       the app router: the Node dev router (default) or HAProxy 2.6
                              driven through its runtime API
   --router-work-dir DIR      with --router haproxy: its config, map and admin socket

@@ -25,7 +25,7 @@ export interface CoordinatorTiming {
   leaderRetryMs: number;
   /** PostgreSQL ends the leader's lock session after this long without a heartbeat (its
    * idle_session_timeout): a leader stopped (SIGSTOP, a VM pause) for longer loses the lock
-   * and a follower takes over. The heartbeat runs at a fifth of it. */
+   * and a follower takes over. The heartbeat runs at a quarter of it. */
   leaderSessionTimeoutMs: number;
 }
 
@@ -33,7 +33,7 @@ export const DEFAULT_TIMING: Readonly<CoordinatorTiming> = Object.freeze({
   pingIntervalMs: 15_000,
   commandTimeoutMs: 30_000,
   upstreamTimeoutMs: 30_000,
-  leaderRetryMs: 1_000,
+  leaderRetryMs: 250,
   leaderSessionTimeoutMs: 5_000,
 });
 

@@ -18,7 +18,7 @@ export interface LeadershipOptions {
   onElected: (epoch: number) => Promise<void>;
   /** Ends the current term (closes its agent links); resolves once it did. */
   onDeposed: (reason: string) => Promise<void>;
-  /** How often a follower tries the lock (default 1 s: the takeover delay after a leader's
+  /** How often a follower tries the lock (default 250 ms: the takeover delay after a leader's
    * session ends). */
   retryMs?: number;
 }
@@ -98,7 +98,7 @@ export class Leadership {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.tryOnce();
-    }, this.o.retryMs ?? 1_000);
+    }, this.o.retryMs ?? 250);
   }
 
   /** Stops campaigning; ends a term; gives the lock up (a follower takes over at once). */
