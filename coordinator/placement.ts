@@ -124,8 +124,11 @@ export function chooseAgent(
   memoryMb: number,
   exclude: ReadonlySet<string> = NO_AGENTS,
   spread: Spread = EMPTY,
+  /** Bytes reserved on top of the views' reservedBytes (placeDynos: the change's earlier dynos). */
+  extraReserved?: ReadonlyMap<string, number>,
 ): AgentPlacementView | undefined {
   const need = memoryMb * MIB;
+  const extra = extraReserved !== undefined && extraReserved.size > 0 ? extraReserved : undefined;
   // Pass 1: each host's and each zone's count of the formation's dynos (none: all zero).
   const perHost = spread.size === 0 ? undefined : new Uint32Array(agents.length);
   const perZone = new Map<string, number>();
@@ -149,7 +152,7 @@ export function chooseAgent(
   for (let i = 0; i < agents.length; i++) {
     const agent = agents[i]!;
     if (!agent.connected || !agent.accepting || agent.interrupted || exclude.has(agent.id)) continue;
-    const free = freeBytes(agent);
+    const free = extra === undefined ? freeBytes(agent) : freeBytes(agent) - (extra.get(agent.id) ?? 0);
     if (free < need) continue;
     const rebalance = agent.rebalance ?? false;
     const zone = perZone.size === 0 ? 0 : perZone.get(agent.zone ?? NO_ZONE) ?? 0;
@@ -180,16 +183,18 @@ export function chooseAgent(
  * it (their memory and their spread). Returns one agent id per dyno, undefined for a dyno that
  * fits nowhere. Neither the views nor `spread` is changed. */
 export function placeDynos(agents: readonly AgentPlacementView[], memoryMbs: readonly number[], spread: Spread = EMPTY): (string | undefined)[] {
-  const views = agents.map((a) => ({ ...a }));
+  // The change's own reservations beside the views, not a copy of every view (2,000 objects
+  // per formation change, inside the placement timer).
+  const reserved = new Map<string, number>();
   const placed = spread.copy();
   const out: (string | undefined)[] = [];
   for (const memoryMb of memoryMbs) {
-    const chosen = chooseAgent(views, memoryMb, NO_AGENTS, placed);
+    const chosen = chooseAgent(agents, memoryMb, NO_AGENTS, placed, reserved);
     if (!chosen) {
       out.push(undefined);
       continue;
     }
-    chosen.reservedBytes += memoryMb * MIB;
+    reserved.set(chosen.id, (reserved.get(chosen.id) ?? 0) + memoryMb * MIB);
     placed.add(chosen.id);
     out.push(chosen.id);
   }

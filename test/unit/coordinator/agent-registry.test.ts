@@ -94,3 +94,18 @@ t.test('the store hears a hello, a notice and what placement reads; not every lo
   registry.attach(identity('a'), capacity(512, false));
   t.equal(writes.length, 5, 'a hello is always written, unchanged or not');
 });
+
+t.test('placement views are kept between decisions and follow every change', async (t) => {
+  const registry = new AgentRegistry();
+  registry.attach(identity('a'), capacity(0));
+  const first = registry.placementViews();
+  t.equal(registry.placementViews(), first, 'nothing changed: the same views, nothing built');
+  registry.reserve('a', 'd1', 256);
+  t.equal(registry.placementViews()[0]?.reservedBytes, 256 * MIB, 'a reservation shows in the next decision');
+  registry.setCapacity('a', capacity(1024, false));
+  t.match(registry.placementViews()[0], { committedBytes: 1024 * MIB, accepting: false }, 'a capacity report too');
+  registry.detach('a');
+  t.equal(registry.placementViews()[0]?.connected, false, 'and a closed link');
+  registry.attach(identity('b'), capacity(0));
+  t.same(registry.placementViews().map((v) => v.id).sort(), ['a', 'b'], 'a new agent joins the views');
+});
