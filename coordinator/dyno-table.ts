@@ -11,29 +11,11 @@ import type { RouteTable } from './route-table.js';
 import type { StoredDyno, StoreWrite } from './store/store.js';
 import { dynoIndex } from './formation-plan.js';
 
-export type DesiredState = 'run' | 'stop';
+export type DesiredState = StoredDyno['desired'];
 
-export interface DynoRecord {
-  id: string;
-  app: string;
-  type: string;
-  name: string;
-  index: number;
-  agentId: string;
-  state: DynoStateName;
-  since: string;
-  memoryMb: number;
-  endpoint?: Endpoint;
-  exit?: ExitStatus;
-  reason?: WireError;
-  desired: DesiredState;
-  /** Fingerprint of the formation spec it was started from; undefined when adopted from a
-   * hello after a coordinator restart (the agent never echoes command or env). */
-  specKey?: string;
-  /** The `since` of the last state the agent reported, in ms; events older than it are stale
-   * (an event resent after a reconnect may predate the hello's snapshot). */
-  agentSinceMs?: number;
-}
+/** A dyno as the table keeps it: the record the store keeps (store.ts, StoredDyno), one type
+ * so that the two cannot drift apart. */
+export type DynoRecord = StoredDyno;
 
 /** What GET /dynos shows of a dyno. */
 export interface DynoView {

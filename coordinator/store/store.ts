@@ -13,19 +13,12 @@
 //
 // Leadership itself is the LeaderLock's (PostgreSQL: an advisory lock held by a session on a
 // dedicated connection, never a pooled one): only the lock's holder may claim an epoch.
-import type { AgentIdentity, Capacity, DynoSize, DynoStateName, Endpoint, ExitStatus, HostNotice, WireError } from '../../shared/protocol.js';
+import type { AgentIdentity, Capacity, DynoStateName, Endpoint, ExitStatus, HostNotice, WireError } from '../../shared/protocol.js';
+import type { FormationRequest } from '../formation-body.js';
 
-/** A formation of one app/process type with the release it runs (slug, env, stack). */
-export interface StoredFormation {
-  app: string;
-  type: string;
-  quantity: number;
-  size: DynoSize;
-  command: string;
-  slug: { url: string; sha256: string; signature?: string };
-  env: Record<string, string>;
-  stack: string;
-  release?: string;
+/** A formation of one app/process type with the release it runs (slug, env, stack): the
+ * formation request as the API accepted it, with its fingerprint. */
+export interface StoredFormation extends FormationRequest {
   /** Fingerprint of command, size, slug, env, stack and release (formation-body.ts). */
   specKey: string;
 }
@@ -43,7 +36,8 @@ export interface StoredRelease {
   createdAt: string;
 }
 
-/** A dyno: where it was placed, its last reported state, and whether it is wanted. */
+/** A dyno: where it was placed, its last reported state, and whether it is wanted (the
+ * DynoTable's record, coordinator/dyno-table.ts). */
 export interface StoredDyno {
   id: string;
   app: string;
@@ -58,7 +52,11 @@ export interface StoredDyno {
   exit?: ExitStatus;
   reason?: WireError;
   desired: 'run' | 'stop';
+  /** Fingerprint of the formation spec it was started from; undefined when adopted from a
+   * hello after a coordinator restart (the agent never echoes command or env). */
   specKey?: string;
+  /** The `since` of the last state the agent reported, in ms; events older than it are stale
+   * (an event resent after a reconnect may predate the hello's snapshot). */
   agentSinceMs?: number;
 }
 
