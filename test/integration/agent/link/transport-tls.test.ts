@@ -103,14 +103,16 @@ t.test('TLS and the bearer token', async (t) => {
     const withCert = startSession(t, c.agentUrl, { ca: pki.ca, clientCert: { cert: pki.clientCert, key: pki.clientKey } });
     await until('the agent with a certificate to be welcomed', () => withCert.session.status().state === 'ready');
     await until('the agent without one to be refused', () => without.session.status().reconnects >= 1, 10_000);
-    t.equal(without.session.status().state, 'waiting', 'no certificate, no link');
+    // Not 'waiting' exactly: with a 50 ms first backoff the session may be dialling again by
+    // the time a loaded host reads its status. What matters is that it is never welcomed.
+    t.not(without.session.status().state, 'ready', 'no certificate, no link');
   });
 
   t.test('client certificates required: refused without one, welcomed with one', async (t) => {
     const c = await coordinator(t, { ...tls, ca: pki.ca, requestCert: true, rejectUnauthorized: true });
     const without = startSession(t, c.url, { ca: pki.ca });
     await until('a refused attempt', () => without.session.status().reconnects >= 1, 10_000);
-    t.equal(without.session.status().state, 'waiting');
+    t.not(without.session.status().state, 'ready', 'refused: not welcomed (waiting, or dialling again)');
     t.same(c.welcomed, [], 'no welcome without a client certificate');
     const withCert = startSession(t, c.url, { ca: pki.ca, clientCert: { cert: pki.clientCert, key: pki.clientKey } });
     await until('the welcome', () => withCert.session.status().state === 'ready');
