@@ -2,7 +2,7 @@
 // at zero warnings (`eslint --max-warnings 0`). The recommended type-checked set applies to
 // all code; what is relaxed for tests, and why, is said below. The import boundaries of the
 // layout (docs/architecture.md) are rules too: the reference coordinator and shared/ import
-// nothing from agent/, and shared/ nothing from coordinator/.
+// nothing from agent/, shared/ nothing from coordinator/, the developer CLI (cli/) neither.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -26,6 +26,11 @@ export default tseslint.config(
   {
     files: ['coordinator/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', { patterns: [fromAgent] }] },
+  },
+  {
+    // The developer CLI runs on a laptop: it speaks the API, it loads neither side.
+    files: ['cli/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [fromAgent, { group: ['../coordinator/*'], message: 'the developer CLI speaks the API; it does not load the coordinator' }] }] },
   },
   {
     files: ['shared/**/*.ts'],

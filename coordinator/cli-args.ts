@@ -6,8 +6,9 @@ import { parseArgs } from 'node:util';
 import { SlipwayError } from '../shared/errors.js';
 import {
   DEFAULT_LISTEN, DEFAULT_ROUTER_LISTEN, DEFAULT_SIZES, DEFAULT_STACK, DEFAULT_TIMING,
-  parseListenAddress, readPemFile, readSecretFile, readSizesFile, readTokenFile, validateStackName, type CoordinatorConfig,
+  parseListenAddress, readApiTokenFile, readPemFile, readSecretFile, readSizesFile, readTokenFile, validateStackName, type CoordinatorConfig,
 } from './config.js';
+import { parseApiTokens } from './api-tokens.js';
 
 export const USAGE = `Usage: slipway-coordinator serve [options]
 
@@ -19,6 +20,9 @@ Options:
   --router-listen HOST:PORT  dev HTTP router, Host: <app>.localhost (default ${DEFAULT_ROUTER_LISTEN})
   --token-file PATH          file holding the bearer token agents must present
                              (else env SLIPWAY_COORDINATOR_TOKEN; one of them is required)
+  --api-token-file PATH      file of the API's bearer tokens, one per line (else env
+                             SLIPWAY_API_TOKEN; one of them is required). Not the agents'
+                             token: the developer CLI \`slipway\` and operators use these
   --default-stack NAME       stack of formations that name none (default ${DEFAULT_STACK})
   --sizes-file PATH          JSON object of size name -> {name, memoryMb, cpuShares, pidsLimit}
                              replacing the built-in Heroku-like table
@@ -48,6 +52,7 @@ const OPTIONS = {
   'listen': { type: 'string' },
   'router-listen': { type: 'string' },
   'token-file': { type: 'string' },
+  'api-token-file': { type: 'string' },
   'default-stack': { type: 'string' },
   'sizes-file': { type: 'string' },
   'coordinator-id': { type: 'string' },
@@ -77,6 +82,11 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): Coordina
   }
   const token = values['token-file'] !== undefined ? readTokenFile(values['token-file']) : (env.SLIPWAY_COORDINATOR_TOKEN ?? '').trim();
   if (token === '') throw new SlipwayError('CONFIG_INVALID', 'no agent token: pass --token-file PATH or set SLIPWAY_COORDINATOR_TOKEN');
+  const apiTokens = values['api-token-file'] !== undefined
+    ? readApiTokenFile(values['api-token-file'])
+    : (env.SLIPWAY_API_TOKEN ?? '').trim() !== '' ? parseApiTokens(env.SLIPWAY_API_TOKEN ?? '', 'SLIPWAY_API_TOKEN') : [];
+  if (apiTokens.length === 0) throw new SlipwayError('CONFIG_INVALID', 'no API token: pass --api-token-file PATH or set SLIPWAY_API_TOKEN (the API scales apps: it is never open)');
+  if (apiTokens.includes(token)) throw new SlipwayError('CONFIG_INVALID', "an API token is the agents' token: a host's secret must not be able to drive the API");
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) {
     throw new SlipwayError('CONFIG_INVALID', '--tls-cert and --tls-key go together');
   }
@@ -104,6 +114,7 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): Coordina
     listen: parseListenAddress(values.listen ?? DEFAULT_LISTEN, '--listen'),
     routerListen: parseListenAddress(values['router-listen'] ?? DEFAULT_ROUTER_LISTEN, '--router-listen'),
     token,
+    apiTokens,
     coordinatorId: values['coordinator-id'] ?? `${hostname()}-${randomUUID().slice(0, 8)}`,
     defaultStack: validateStackName(values['default-stack'] ?? DEFAULT_STACK, '--default-stack'),
     sizes: values['sizes-file'] !== undefined ? readSizesFile(values['sizes-file']) : DEFAULT_SIZES,

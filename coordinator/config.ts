@@ -5,6 +5,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { DynoSize, StackName } from '../shared/protocol.js';
 import { DEFAULT_SIZES } from '../shared/sizes.js';
 import { SlipwayError } from '../shared/errors.js';
+import { parseApiTokens } from './api-tokens.js';
 
 export interface ListenAddress {
   host: string;
@@ -52,6 +53,9 @@ export interface CoordinatorConfig {
   routerListen: ListenAddress;
   /** Bearer token every agent must present on the upgrade. A secret: never logged. */
   token: string;
+  /** Bearer tokens of the API's users (api-tokens.ts): app developers, operators, the
+   * developer CLI. Not the agents' token. Secrets: never logged. At least one. */
+  apiTokens: readonly string[];
   /** Sent in welcome; tells an agent which coordinator instance it talks to. */
   coordinatorId: string;
   /** Stack used when a formation does not name one. */
@@ -110,6 +114,11 @@ export function readPemFile(path: string, flag: string): string {
 /** Reads a token file; surrounding whitespace (a trailing newline) is not part of the token. */
 export function readTokenFile(path: string): string {
   return readSecretFile(path, '--token-file');
+}
+
+/** Reads an API token file: one token per line (api-tokens.ts). */
+export function readApiTokenFile(path: string): string[] {
+  return parseApiTokens(readSecretFile(path, '--api-token-file'), `--api-token-file ${path}`);
 }
 
 /** Reads a file holding one secret (a token, a database URL with its password), trimmed. */

@@ -81,3 +81,45 @@ export function formationSpecKey(r: FormationRequest): string {
   const canonical = JSON.stringify([r.size, r.command, r.slug.sha256, env, r.stack, r.release ?? null, ...signed]);
   return createHash('sha256').update(canonical).digest('hex');
 }
+
+/** The body of `PATCH /apps/:app/formation` (Heroku's formation batch update): new quantities
+ * and sizes for process types the app has. */
+export const ScaleBody = Type.Object({
+  updates: Type.Array(Type.Object({
+    type: ProcessType,
+    quantity: Type.Optional(FormationBody.properties.quantity),
+    size: Type.Optional(FormationBody.properties.size),
+  }, { additionalProperties: false }), { minItems: 1, maxItems: 50 }),
+}, { additionalProperties: false });
+export type ScaleBody = Static<typeof ScaleBody>;
+
+export interface ScaleUpdate {
+  type: string;
+  quantity?: number;
+  size?: DynoSize;
+}
+
+const checkScale = TypeCompiler.Compile(ScaleBody);
+
+/** Validates a scale request (sizes resolved); throws SlipwayError with the code to answer. */
+export function parseScaleRequest(app: string, body: unknown, defaults: FormationDefaults): ScaleUpdate[] {
+  if (!checkApp.Check(app)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `app name ${JSON.stringify(app)} is invalid (lowercase letters, digits, dashes; 2-30 characters)`);
+  if (!checkScale.Check(body)) {
+    const first = checkScale.Errors(body).First();
+    throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `scale body ${first ? `${first.path || '/'}: ${first.message}` : 'is invalid'}`);
+  }
+  const seen = new Set<string>();
+  return body.updates.map((u) => {
+    if (seen.has(u.type)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `scale body names ${u.type} twice`);
+    seen.add(u.type);
+    if (u.quantity === undefined && u.size === undefined) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `scale body: ${u.type} needs a quantity or a size`);
+    const update: ScaleUpdate = { type: u.type };
+    if (u.quantity !== undefined) update.quantity = u.quantity;
+    if (u.size !== undefined) {
+      const size = resolveSize(u.size, defaults.sizes);
+      if (!size) throw new SlipwayError('SIZE_UNKNOWN', `unknown dyno size ${JSON.stringify(u.size)}; known sizes: ${Object.keys(defaults.sizes).join(', ')}`);
+      update.size = size;
+    }
+    return update;
+  });
+}

@@ -17,7 +17,7 @@
 // and the old ones `stopping`: no request finds the app without a dyno when capacity allows.
 import type { Logger } from '../shared/log.js';
 import { isErrorCode, SlipwayError } from '../shared/errors.js';
-import type { DesiredDyno, DynoSpec, HostNotice, Result } from '../shared/protocol.js';
+import type { DesiredDyno, DynoSize, DynoSpec, HostNotice, Result } from '../shared/protocol.js';
 import type { CommandSender } from '../shared/coordinator-sdk/index.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable, DynoView } from './dyno-table.js';
@@ -118,6 +118,69 @@ export class FormationService {
    * then admitted, not necessarily up). Throws SlipwayError. */
   apply(request: FormationRequest): Promise<FormationResult> {
     return this.serialize(`${request.app}/${request.type}`, () => this.applyNow({ ...request, specKey: formationSpecKey(request) }));
+  }
+
+  /** Heroku's `ps:scale`: a new quantity (and size) for formations the app has, each a change
+   * of its own (read and applied in its formation's queue, so a PUT in between is not undone).
+   * Every type must exist before anything changes (FORMATION_NOT_FOUND); a change that then
+   * fails (capacity) leaves the others applied, and the error names which. */
+  async scale(app: string, updates: readonly { type: string; quantity?: number; size?: DynoSize }[]): Promise<FormationResult[]> {
+    for (const u of updates) this.formationOf(app, u.type);
+    const outcomes = await Promise.allSettled(updates.map((u) => this.serialize(`${app}/${u.type}`, () => {
+      const current = this.formationOf(app, u.type);
+      const next: FormationRequest = { ...current, quantity: u.quantity ?? current.quantity, size: u.size ?? current.size };
+      return this.applyNow({ ...next, specKey: formationSpecKey(next) });
+    })));
+    const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ type: updates[i]!.type, err: o.reason as unknown }] : []));
+    if (failed.length > 0) {
+      const first = failed[0]!.err;
+      const code = first instanceof SlipwayError ? first.code : 'INTERNAL';
+      const applied = updates.filter((u) => !failed.some((f) => f.type === u.type)).map((u) => u.type);
+      throw new SlipwayError(code, `${failed.map((f) => `${f.type}: ${f.err instanceof Error ? f.err.message : String(f.err)}`).join('; ')}${applied.length > 0 ? ` (applied: ${applied.join(', ')})` : ''}`, { cause: first });
+    }
+    return outcomes.map((o) => (o as PromiseFulfilledResult<FormationResult>).value);
+  }
+
+  /**
+   * Heroku's `ps:restart`: every dyno of the app, of one process type (`web`) or one dyno
+   * (`web.2`) is replaced by a fresh one at its index, from the formation as it is now. The
+   * replacement starts first and the old dyno stops once it is up and routed (preboot, as for
+   * a release): a restart drops no request. All of a formation's replacements must fit
+   * beside the dynos they replace, else nothing restarts (INSUFFICIENT_CAPACITY). Resolves
+   * with the names of the dynos restarted, once the old ones were told to stop.
+   */
+  async restart(app: string, selector?: string): Promise<string[]> {
+    const types = [...this.formations.values()].filter((f) => f.app === app).map((f) => f.type);
+    if (types.length === 0) throw new SlipwayError('APP_NOT_FOUND', `no app ${JSON.stringify(app)}`);
+    const byName = selector !== undefined && selector.includes('.');
+    const chosen = selector === undefined ? types : types.filter((t) => t === (byName ? selector.slice(0, selector.lastIndexOf('.')) : selector));
+    if (chosen.length === 0) throw new SlipwayError(byName ? 'DYNO_NOT_FOUND' : 'FORMATION_NOT_FOUND', `app ${app} has no ${byName ? 'dyno' : 'process type'} ${JSON.stringify(selector)}`);
+    const restarted = await Promise.all(chosen.map((type) => this.serialize(`${app}/${type}`, async () => {
+      const f = this.formationOf(app, type);
+      const wanted = this.deps.dynos.wantedOf(app, type);
+      const old = wanted.filter((r) => !byName || r.name === selector);
+      if (byName && old.length === 0) throw new SlipwayError('DYNO_NOT_FOUND', `app ${app} has no dyno ${selector}`);
+      const spread = spreadOf(wanted, new Set(old.map((r) => r.id)));
+      const fits = this.placement.time(() => placeDynos(this.deps.registry.placementViews(), old.map(() => f.size.memoryMb), spread));
+      if (fits.some((a) => a === undefined)) {
+        throw new SlipwayError('INSUFFICIENT_CAPACITY', `no room to start ${old.length} fresh ${type} dynos of ${f.size.memoryMb} MB beside the ones they replace; nothing was restarted`);
+      }
+      this.deps.log.info({ app, type, dynos: old.map((r) => r.name) }, 'restarting dynos');
+      await Promise.all(old.map((r) => this.startDyno(f, { index: r.index, name: r.name, replaces: [r.id] }, new Set(), spread)));
+      return old.map((r) => r.name);
+    })));
+    return restarted.flat();
+  }
+
+  private formationOf(app: string, type: string): Formation {
+    const f = this.formations.get(`${app}/${type}`);
+    if (!f) throw new SlipwayError('FORMATION_NOT_FOUND', `app ${app} has no ${type} formation (create it with PUT /apps/${app}/formation/${type})`);
+    return f;
+  }
+
+  /** The names of the apps that have a formation, sorted. */
+  apps(): string[] {
+    return [...new Set([...this.formations.values()].map((f) => f.app))].sort();
   }
 
   /** A new leadership term starts from the stored formations. */

@@ -1,7 +1,16 @@
 // The coordinator's HTTP API (same listener as the agents' WebSocket):
+//   GET /apps                        the apps, each with its formations and dyno counts
 //   PUT /apps/:app/formation/:type   scale or change one process type
 //   GET /apps/:app/formation         the app's formations (no env, no slug URL)
-//   GET /apps/:app/logs?lines=N      the app's last log lines (text, Heroku style)
+//   PATCH /apps/:app/formation       {updates: [{type, quantity?, size?}]}: scale (Heroku's
+//                                    formation batch update)
+//   GET /apps/:app/dynos             the app's dynos (Heroku's ps)
+//   DELETE /apps/:app/dynos[/:dyno]  restart every dyno, a process type's or one (web.1):
+//                                    fresh dynos replace them, preboot style
+//   GET /apps/:app/logs?lines=N&dyno=web.1&source=app|slipway&tail=1
+//                                    the app's last log lines (text, Heroku style); with
+//                                    tail, then every new line until the client goes
+//                                    (log-tail.ts: a slow reader loses the oldest, counted)
 //   POST /slugs/prefetch             warm agents' slug caches (slug-prefetch.ts)
 //   POST /agents/:id/drain           stop placing dynos there {stopDynos?, graceMs?}
 //   POST /agents/:id/undrain         place dynos there again
@@ -9,24 +18,25 @@
 //   GET /v1/leader                   200 on the leader (a load balancer's health check); a
 //                                    follower answers every path but /healthz with 503
 //                                    COORDINATOR_NOT_LEADER (start.ts)
-// Unauthenticated, like a dev tool: it listens on loopback by default. Anything that puts it
-// on a network needs a token in front of it (see the coordinator's report).
+// Every path but GET /healthz and GET /v1/leader needs an API token (api-tokens.ts, checked in
+// start.ts before a request reaches this handler).
 // Every error is `{error: {code, message}}` with its code's status (docs/errors.md): an
 // unknown path HTTP_NOT_FOUND, a known path with another method HTTP_METHOD_NOT_ALLOWED (with
 // Allow), and an agent's refusal (a drain) the status of the agent's code.
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from '../shared/log.js';
-import { asSlipwayError } from '../shared/errors.js';
+import { asSlipwayError, SlipwayError } from '../shared/errors.js';
 import type { CommandSender } from '../shared/coordinator-sdk/index.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable } from './dyno-table.js';
-import { parseFormationRequest, type FormationDefaults } from './formation-body.js';
+import { parseFormationRequest, parseScaleRequest, type FormationDefaults } from './formation-body.js';
 import type { FormationService } from './formation-service.js';
 import { readJsonBody, sendError, sendJson, sendSlipwayError, sendWireError } from './http-json.js';
 import type { RouteTable } from './route-table.js';
 import { parsePrefetchBody, prefetchSlug } from './slug-prefetch.js';
 import { parseDrainBody } from './drain-body.js';
 import type { AppLogs } from './app-logs.js';
+import { LogTail, TAIL_SESSION_MS, type LogLineFilter, type LogSourceName } from './log-tail.js';
 
 export interface HttpApiDeps {
   registry: AgentRegistry;
@@ -41,11 +51,14 @@ export interface HttpApiDeps {
   log: Logger;
   /** This coordinator's role for /healthz and GET /v1/leader (leader-term.ts). */
   leadership: () => object;
+  /** A tail session's longest life (default TAIL_SESSION_MS; tests shorten it). */
+  tailSessionMs?: number;
 }
 
 const FORMATION_TYPE_PATH = /^\/apps\/([^/]+)\/formation\/([^/]+)$/;
 const FORMATION_PATH = /^\/apps\/([^/]+)\/formation$/;
 const LOGS_PATH = /^\/apps\/([^/]+)\/logs$/;
+const DYNOS_PATH = /^\/apps\/([^/]+)\/dynos(?:\/([^/]+))?$/;
 const DRAIN_PATH = /^\/agents\/([^/]+)\/(drain|undrain)$/;
 
 export function createApiHandler(deps: HttpApiDeps): RequestListener {
@@ -69,8 +82,23 @@ async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespons
     return sendJson(res, 200, await deps.formations.apply(request));
   }
   if ((m = FORMATION_PATH.exec(path))) {
-    if (method !== 'GET') return notAllowed(res, method, path, 'GET');
+    if (method === 'PATCH') {
+      const updates = parseScaleRequest(decode(m[1]), await readJsonBody(req), deps.defaults);
+      return sendJson(res, 200, await deps.formations.scale(decode(m[1]), updates));
+    }
+    if (method !== 'GET') return notAllowed(res, method, path, 'GET, PATCH');
     return sendJson(res, 200, deps.formations.views(decode(m[1])));
+  }
+  if (path === '/apps') {
+    if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET, HEAD');
+    return sendJson(res, 200, appViews(deps));
+  }
+  if ((m = DYNOS_PATH.exec(path))) {
+    const app = decode(m[1]);
+    if (method === 'DELETE') return sendJson(res, 200, { app, restarted: await deps.formations.restart(app, m[2] === undefined ? undefined : decode(m[2])) });
+    if (m[2] !== undefined) return notAllowed(res, method, path, 'DELETE');
+    if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET, HEAD, DELETE');
+    return sendJson(res, 200, dynoViews(deps, app));
   }
   if (path === '/slugs/prefetch') {
     if (method !== 'POST') return notAllowed(res, method, path, 'POST');
@@ -79,11 +107,7 @@ async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespons
   }
   if ((m = LOGS_PATH.exec(path))) {
     if (method !== 'GET') return notAllowed(res, method, path, 'GET');
-    const n = Number(new URL(req.url ?? '/', 'http://coordinator').searchParams.get('lines') ?? 100);
-    const text = deps.logs.tail(decode(m[1]), Number.isFinite(n) ? n : 100).join('\n');
-    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-    res.end(text ? `${text}\n` : '');
-    return;
+    return appLogs(deps, decode(m[1]), new URL(req.url ?? '/', 'http://coordinator').searchParams, req, res);
   }
   if ((m = DRAIN_PATH.exec(path))) {
     if (method !== 'POST') return notAllowed(res, method, path, 'POST');
@@ -107,8 +131,70 @@ const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
   '/agents': (d) => d.registry.views(),
   '/routes': (d) => d.routes.snapshot(),
   '/v1/leader': (d) => d.leadership(),
-  '/healthz': (d) => ({ ok: true, leadership: d.leadership(), agentsConnected: d.registry.connectedCount(), links: d.linkStats(), placement: d.formations.placement.snapshot(), droppedLogLines: d.logs.dropped() }),
+  '/healthz': (d) => ({ ok: true, leadership: d.leadership(), agentsConnected: d.registry.connectedCount(), links: d.linkStats(), placement: d.formations.placement.snapshot(), droppedLogLines: d.logs.dropped(), logTails: d.logs.tailStats() }),
 };
+
+/** GET /apps: every app with a formation, its process types and how many dynos are up. */
+function appViews(deps: HttpApiDeps): unknown[] {
+  return deps.formations.apps().map((app) => {
+    const dynos = deps.dynos.views((r) => r.app === app && r.desired === 'run');
+    return {
+      name: app,
+      formation: deps.formations.views(app).map((f) => ({ type: f.type, quantity: f.quantity, size: f.size })),
+      dynos: { up: dynos.filter((d) => d.state === 'up').length, total: dynos.length },
+    };
+  });
+}
+
+/** GET /apps/:app/dynos: Heroku's ps, each dyno with its formation's size and command. */
+function dynoViews(deps: HttpApiDeps, app: string): unknown[] {
+  const formations = new Map(deps.formations.views(app).map((f) => [f.type, f]));
+  const dynos = deps.dynos.views((r) => r.app === app && r.desired === 'run');
+  if (dynos.length === 0 && formations.size === 0) throw new SlipwayError('APP_NOT_FOUND', `no app ${JSON.stringify(app)}`);
+  return dynos.map((d) => {
+    const f = formations.get(d.type);
+    return { ...d, ...(f ? { size: f.size, command: f.command } : {}) };
+  });
+}
+
+const SOURCES = new Set<LogSourceName>(['app', 'slipway']);
+
+/** GET /apps/:app/logs: the last lines, and with tail=1 every new one (log-tail.ts). */
+function appLogs(deps: HttpApiDeps, app: string, query: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+  const n = Number(query.get('lines') ?? 100);
+  const filter: LogLineFilter = {};
+  const dyno = query.get('dyno');
+  if (dyno !== null) {
+    if (!/^[A-Za-z0-9_-]+(\.\d+)?$/.test(dyno)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `dyno ${JSON.stringify(dyno)} is neither a dyno name (web.1) nor a process type (web)`);
+    filter.dyno = dyno;
+  }
+  const source = query.get('source');
+  if (source !== null) {
+    if (!SOURCES.has(source as LogSourceName)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `source must be app or slipway, got ${JSON.stringify(source)}`);
+    filter.source = source as LogSourceName;
+  }
+  const tail = query.get('tail') === '1' || query.get('tail') === 'true';
+  const backlog = deps.logs.tail(app, Number.isFinite(n) ? n : 100, filter);
+  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...(tail ? { 'x-accel-buffering': 'no' } : {}) });
+  if (!tail) {
+    res.end(backlog.length > 0 ? `${backlog.join('\n')}\n` : '');
+    return;
+  }
+  // The headers go out now: a quiet app may write nothing for a long time.
+  res.flushHeaders();
+  const session = new LogTail(res);
+  for (const line of backlog) session.push(line);
+  const stop = deps.logs.followTail(app, session, filter);
+  const end = (): void => {
+    clearTimeout(timer);
+    stop();
+    res.end();
+  };
+  const timer = setTimeout(end, deps.tailSessionMs ?? TAIL_SESSION_MS);
+  timer.unref();
+  req.socket.once('close', end);
+  res.once('close', end);
+}
 
 function notAllowed(res: ServerResponse, method: string, path: string, allowed: string): void {
   sendError(res, 'HTTP_METHOD_NOT_ALLOWED', `${method} is not supported on ${path}`, {}, { allow: allowed });

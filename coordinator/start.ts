@@ -9,6 +9,7 @@
 // front of the API health-checks GET /v1/leader. Its router keeps serving the routes it last
 // knew (docs/protocol.md, Several coordinators).
 import { AppLogs } from './app-logs.js';
+import { ApiTokens } from './api-tokens.js';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -94,7 +95,15 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     if (path === '/healthz') return sendJson(res, 200, { ok: true, leadership: role });
     sendError(res, 'COORDINATOR_NOT_LEADER', `coordinator ${config.coordinatorId} is a follower: ask the leader`, {}, { 'retry-after': '1' });
   };
-  const apiHandler: RequestListener = (req, res) => (term ? term.api(req, res) : followerApi(req, res));
+  // Every request passes the token check first, on the leader and on a follower alike.
+  const tokens = new ApiTokens(config.apiTokens);
+  const apiHandler: RequestListener = (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://coordinator').pathname;
+    if (!tokens.allows(req, path)) {
+      return sendError(res, 'AUTH_INVALID_TOKEN', 'the API needs Authorization: Bearer TOKEN with one of the coordinator\'s API tokens', {}, { 'www-authenticate': 'Bearer realm="slipway"' });
+    }
+    return term ? term.api(req, res) : followerApi(req, res);
+  };
   const apiServer: Server | HttpsServer = config.tls
     ? createHttpsServer({
       cert: config.tls.cert, key: config.tls.key,

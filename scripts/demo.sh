@@ -45,6 +45,9 @@ cat > "$DIR/agent.json" <<'JSON'
 {"network": {"bridge": "slipdemo0", "subnet": "100.73.0.0/24", "table": "slipway_demo", "poolSize": 2}}
 JSON
 [ -s "$DIR/token" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$DIR/token")
+# The API's token (the developer CLI's), not the agents' one: a host's secret drives no API.
+[ -s "$DIR/api-token" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$DIR/api-token")
+API_AUTH="Authorization: Bearer $(cat "$DIR/api-token")"
 
 # The slug: a gzipped tar whose root is ./app, addressed by its SHA-256.
 tar -czf "$DIR/www/demo-slug.tgz" -C scripts/demo-app --owner=0 --group=0 ./app
@@ -55,10 +58,10 @@ cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   echo "demo: tearing down"
-  curl -s -o /dev/null -X PUT "http://127.0.0.1:$API_PORT/apps/$APP/formation/web" -H 'content-type: application/json' \
+  curl -s -o /dev/null -X PUT "http://127.0.0.1:$API_PORT/apps/$APP/formation/web" -H 'content-type: application/json' -H "$API_AUTH" \
     -d "{\"quantity\":0,\"size\":\"standard-1x\",\"command\":\"httpd -f -p \$PORT -h /app/public\",\"slug\":{\"url\":\"http://127.0.0.1:$SLUG_PORT/demo-slug.tgz\",\"sha256\":\"$SHA\"}}" || true
   for _ in $(seq 1 100); do
-    n=$(curl -s "http://127.0.0.1:$API_PORT/dynos" 2>/dev/null | grep -o '"state":"[a-z]*"' | grep -vc '"down"' || true)
+    n=$(curl -s -H "$API_AUTH" "http://127.0.0.1:$API_PORT/dynos" 2>/dev/null | grep -o '"state":"[a-z]*"' | grep -vc '"down"' || true)
     [ "${n:-0}" = 0 ] && break
     sleep 0.2
   done
@@ -79,7 +82,7 @@ trap 'exit 130' INT TERM
 busybox httpd -f -p "127.0.0.1:$SLUG_PORT" -h "$DIR/www" &
 PIDS+=($!)
 
-SLIPWAY_COORDINATOR_TOKEN=$(cat "$DIR/token") node dist/coordinator/main.js serve \
+SLIPWAY_COORDINATOR_TOKEN=$(cat "$DIR/token") node dist/coordinator/main.js serve --api-token-file "$DIR/api-token" \
   --listen "127.0.0.1:$API_PORT" --router-listen "127.0.0.1:$ROUTER_PORT" > "$DIR/coordinator.log" 2>&1 &
 PIDS+=($!)
 
@@ -95,23 +98,36 @@ node dist/agent/main.js serve --config "$DIR/agent.json" --coordinator "ws://127
   --state-dir "$STATE" --address 127.0.0.1 --cgroup-parent "$CGROUP_PARENT" --reserved-memory-mb 512 \
   --diagnostics-listen "127.0.0.1:$DIAG_PORT" --stop-grace-ms 5000 --stop-dynos-on-exit > "$DIR/agent.log" 2>&1 &
 PIDS+=($!)
-wait_for 30 "the agent to connect" sh -c "curl -sf http://127.0.0.1:$API_PORT/agents | grep -q '\"connected\":true'"
+wait_for 30 "the agent to connect" sh -c "curl -sf -H '$API_AUTH' http://127.0.0.1:$API_PORT/agents | grep -q '\"connected\":true'"
 
 echo "demo: deploying $APP (slug sha256 $SHA, $QUANTITY web dynos)"
-curl -sf -X PUT "http://127.0.0.1:$API_PORT/apps/$APP/formation/web" -H 'content-type: application/json' \
+curl -sf -X PUT "http://127.0.0.1:$API_PORT/apps/$APP/formation/web" -H 'content-type: application/json' -H "$API_AUTH" \
   -d "{\"quantity\":$QUANTITY,\"size\":\"standard-1x\",\"command\":\"httpd -f -p \$PORT -h /app/public\",\"env\":{\"APP_NAME\":\"$APP\"},\"slug\":{\"url\":\"http://127.0.0.1:$SLUG_PORT/demo-slug.tgz\",\"sha256\":\"$SHA\"}}" >/dev/null
-wait_for 60 "a routable dyno" sh -c "curl -sf http://127.0.0.1:$API_PORT/routes | grep -q '\"port\"'"
+wait_for 60 "a routable dyno" sh -c "curl -sf -H '$API_AUTH' http://127.0.0.1:$API_PORT/routes | grep -q '\"port\"'"
 
 URL="http://$APP.localhost:$ROUTER_PORT/"
 RESPONSE=$(curl -s --max-time 10 -H "Host: $APP.localhost" "http://127.0.0.1:$ROUTER_PORT/")
 echo
 echo "App URL:   $URL   (or: curl -H 'Host: $APP.localhost' http://127.0.0.1:$ROUTER_PORT/)"
 echo "Response:  $RESPONSE"
-echo "Dynos:     curl -s http://127.0.0.1:$API_PORT/dynos"
 echo "Agent:     curl -s -H \"Authorization: Bearer \$(cat $STATE/agent/diagnostics.token)\" http://127.0.0.1:$DIAG_PORT/v1/dynos"
+echo
+echo "As the app's developer, with the slipway CLI (it talks to the coordinator's API only):"
+echo "  export SLIPWAY_API_URL=http://127.0.0.1:$API_PORT SLIPWAY_API_TOKEN=\$(cat $DIR/api-token)"
+echo "  alias slipway='node $ROOT/dist/cli/main.js'"
+echo "  slipway ps -a $APP"
+echo "  slipway logs -a $APP --tail"
+echo "  slipway scale -a $APP web=3"
+echo "  slipway restart -a $APP web.1"
 echo
 
 if [ "$CHECK" = 1 ]; then
+  PS_OUT=$(SLIPWAY_API_URL="http://127.0.0.1:$API_PORT" SLIPWAY_API_TOKEN=$(cat "$DIR/api-token") node dist/cli/main.js ps -a "$APP" || true)
+  echo "$PS_OUT"
+  if [[ "$PS_OUT" != *"web.1: up"* ]]; then
+    echo "demo --check: FAILED, slipway ps does not show web.1 up" >&2
+    exit 1
+  fi
   if [[ "$RESPONSE" == "Hello from web."* ]]; then
     echo "demo --check: OK, a dyno answered through the router"
     exit 0

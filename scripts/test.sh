@@ -14,7 +14,7 @@ echo "test: type-checking tests"
 npx tsc -p tsconfig.test.json --noEmit || { echo "0 passed, 1 failed"; exit 1; }
 # ESLint with typescript-eslint's type-checked rules (eslint.config.mjs), at zero warnings.
 echo "test: linting"
-npx eslint --max-warnings 0 agent shared coordinator test || { echo "0 passed, 1 failed"; exit 1; }
+npx eslint --max-warnings 0 agent shared coordinator cli test || { echo "0 passed, 1 failed"; exit 1; }
 
 log=$(mktemp /tmp/slipway-tap.XXXXXX)
 vmlog=""

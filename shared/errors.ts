@@ -18,7 +18,7 @@ export const ERROR_CODES = {
   PROTOCOL_SCHEMA_VIOLATION: { retryable: false, httpStatus: 422, summary: 'The message, or an API request body or path parameter, does not match the schema of its type.' },
   PROTOCOL_VERSION_UNSUPPORTED: { retryable: false, httpStatus: 400, summary: 'The peer speaks a protocol version this side does not.' },
   PROTOCOL_NOT_READY: { retryable: true, httpStatus: 503, summary: 'A command arrived before the hello/welcome exchange finished.' },
-  AUTH_INVALID_TOKEN: { retryable: false, httpStatus: 401, summary: 'The bearer token (on the WebSocket upgrade or to the diagnostics endpoint) was missing or wrong.' },
+  AUTH_INVALID_TOKEN: { retryable: false, httpStatus: 401, summary: "The bearer token (on the WebSocket upgrade, to the coordinator's API or to the diagnostics endpoint) was missing or wrong." },
   // Admission and dyno lifecycle.
   INSUFFICIENT_CAPACITY: { retryable: true, httpStatus: 503, summary: "The dyno's memory quota does not fit the host's free allocatable memory (the design's insufficient_capacity)." },
   HOST_DRAINING: { retryable: true, httpStatus: 503, summary: 'The host is draining and accepts no new dynos.' },
@@ -26,7 +26,7 @@ export const ERROR_CODES = {
   STATE_DIR_FAILING: { retryable: true, httpStatus: 503, summary: "A write into the agent's state dir failed with EIO/EROFS or hangs: no new dynos until a write succeeds again." },
   AGENT_FD_LIMIT: { retryable: true, httpStatus: 503, summary: 'The agent has fewer file descriptors left under its RLIMIT_NOFILE than its headroom (fdHeadroom): no new dynos until descriptors are free or the limit is raised.' },
   DYNO_ALREADY_EXISTS: { retryable: false, httpStatus: 409, summary: 'A dyno with this id already exists on the host with a different spec.' },
-  DYNO_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'No dyno with this id runs on the host.' },
+  DYNO_NOT_FOUND: { retryable: false, httpStatus: 404, summary: "No dyno with this id runs on the host, or (the coordinator's API) the app has no dyno of this name." },
   DYNO_START_FAILED: { retryable: true, httpStatus: 502, summary: 'The runtime failed to start the dyno.' },
   NO_FREE_PORT: { retryable: true, httpStatus: 503, summary: 'The host has no free port left in its dyno port range.' },
   NO_FREE_ADDRESS: { retryable: true, httpStatus: 503, summary: 'The host has no free address left in its dyno subnet.' },
@@ -70,8 +70,9 @@ export const ERROR_CODES = {
   HTTP_BODY_NOT_ALLOWED: { retryable: false, httpStatus: 413, summary: 'The endpoint takes no request body (the diagnostics endpoint: GET only); the body is not read and the connection is closed.' },
   HTTP_HEADERS_TOO_LARGE: { retryable: false, httpStatus: 431, summary: 'The request headers exceed the bound of the endpoint, in bytes or in number (the diagnostics endpoint: 8 KiB, 32 headers).' },
   // Reference coordinator: API, agents and the dev router (Heroku's router codes in brackets).
+  FORMATION_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'The app has no formation of this process type: scale and restart change formations that exist (create one with PUT /apps/:app/formation/:type).' },
   SIZE_UNKNOWN: { retryable: false, httpStatus: 422, summary: 'The formation names a dyno size the coordinator does not know.' },
-  APP_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'The router knows no app for this Host header.' },
+  APP_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'The router knows no app for this Host header, or the API no app of this name.' },
   ROUTER_NO_DYNOS: { retryable: true, httpStatus: 503, summary: 'The app has no dyno up to serve the request (H14).' },
   ROUTER_UPSTREAM_FAILED: { retryable: true, httpStatus: 502, summary: 'The dyno closed or refused the proxied request (H13).' },
   ROUTER_UPSTREAM_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'The dyno did not answer within 30 s (H12).' },
@@ -87,6 +88,8 @@ export const ERROR_CODES = {
   STORE_UNAVAILABLE: { retryable: true, httpStatus: 503, summary: "The coordinator's store (PostgreSQL) could not be reached or failed the statement." },
   STORE_SCHEMA_TOO_NEW: { retryable: false, httpStatus: 500, summary: "The database schema is at a later version than this coordinator knows (a newer coordinator migrated it): upgrade this coordinator." },
   // The on-call CLI (agent/cli/oncall/): `slipway-agent status|dynos|logs|why|doctor`.
+  COORDINATOR_UNREACHABLE: { retryable: true, httpStatus: 503, summary: "The developer CLI (`slipway`) could not reach the coordinator's API at its URL (refused, reset, no route, a TLS failure)." },
+  COORDINATOR_TIMEOUT: { retryable: true, httpStatus: 504, summary: "The coordinator's API did not answer the developer CLI within the command's bound." },
   DIAGNOSTICS_UNREACHABLE: { retryable: true, httpStatus: 503, summary: "No agent answers at the diagnostics address (diagnosticsListen): the agent is not running, listens elsewhere, or the unix socket is not the caller's to open." },
   DIAGNOSTICS_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'The agent accepted the connection to its diagnostics endpoint but did not answer within the bound (5 s).' },
   HOST_CHECK_FAILED: { retryable: true, httpStatus: 503, summary: '`slipway-agent doctor` found a check that fails on this host (each is a `fail` line of its output).' },

@@ -3,7 +3,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { getJson, http, procUsage, sleep, until } from './lib.mjs';
+import { API_TOKEN, getJson, http, procUsage, sleep, until } from './lib.mjs';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -63,7 +63,7 @@ async function main() {
   };
   process.on('SIGINT', () => { void cleanup().finally(() => process.exit(130)); });
   try {
-    const coord = spawnBin('coordinator', ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0', '--sizes-file', join(dir, 'sizes.json')], { SLIPWAY_COORDINATOR_TOKEN: 'bench-token' });
+    const coord = spawnBin('coordinator', ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0', '--sizes-file', join(dir, 'sizes.json')], { SLIPWAY_COORDINATOR_TOKEN: 'bench-token', SLIPWAY_API_TOKEN: API_TOKEN });
     procs.push(coord);
     const listening = await coord.waitFor('coordinator listening');
     const agent = spawnBin('agent', ['serve', '--config', config, '--coordinator', listening.agentUrl, '--token-file', join(dir, 'token'), '--state-dir', stateDir,

@@ -5,7 +5,7 @@
 import { fork, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { http, procUsage, sleep, until as poll } from './lib.mjs';
+import { API_TOKEN, http, procUsage, sleep, until as poll } from './lib.mjs';
 
 export const TOKEN = 'fleet-bench-token-0123456789';
 /** Initial boot of the simulated fleet, agents a second (not measured). */
@@ -47,7 +47,7 @@ export const pct = (sorted, q) => sorted.length ? sorted[Math.min(sorted.length 
  */
 export function startCoordinator({ dist, port, args = [], env = {}, stdio = ['ignore', 'ignore', 'inherit'] }) {
   return spawn(process.execPath, [join(dist, 'coordinator/main.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--router-listen', '127.0.0.1:0', ...args], {
-    env: { ...process.env, SLIPWAY_COORDINATOR_TOKEN: TOKEN, SLIPWAY_LOG_LEVEL: 'warn', ...env }, stdio,
+    env: { ...process.env, SLIPWAY_COORDINATOR_TOKEN: TOKEN, SLIPWAY_API_TOKEN: API_TOKEN, SLIPWAY_LOG_LEVEL: 'warn', ...env }, stdio,
   });
 }
 

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO } from './host.js';
+import { TEST_API_TOKEN } from './http.js';
 
 export interface Spawned {
   child: ChildProcess;
@@ -12,9 +13,10 @@ export interface Spawned {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-export function spawnBin(bin: 'agent' | 'coordinator', args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
+export function spawnBin(bin: 'agent' | 'coordinator' | 'cli', args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
   const child = spawn(process.execPath, [join(REPO, 'dist', bin, 'main.js'), ...args], {
-    env: { ...process.env, ...env },
+    // A coordinator takes the tests' API token unless the test gives its own.
+    env: { ...process.env, ...(bin === 'coordinator' ? { SLIPWAY_API_TOKEN: TEST_API_TOKEN } : {}), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Record<string, unknown>[] = [];

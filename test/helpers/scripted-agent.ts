@@ -24,6 +24,8 @@ export interface ScriptedAgent {
   sendNext(dyno: DynoStatus, from: DynoStatus['state'] | null): number;
   /** Resolves with the first ack covering `seq`, or rejects after `ms`. */
   waitAck(seq: number, ms?: number): Promise<void>;
+  /** Sends a `logs` batch (at most 1000 lines), as the agent's log shipper does. */
+  sendLogs(lines: { dynoId: string; app: string; line: string }[], dropped?: number): void;
   /** Resolves once the link closed (with the close code). */
   closed: Promise<number>;
   close(): Promise<void>;
@@ -127,6 +129,9 @@ export async function connectScriptedAgent(o: ScriptedAgentOptions, timeoutMs = 
       sendState(seq, dyno, from) {
         ws.send(JSON.stringify({ type: 'event', seq, at: new Date().toISOString(), event: { kind: 'dyno_state', from, dyno } }));
         sentSeq = Math.max(sentSeq, seq);
+      },
+      sendLogs(lines, dropped = 0) {
+        ws.send(JSON.stringify({ type: 'logs', lines, dropped }));
       },
       sendNext(dyno, from) {
         const seq = sentSeq + 1;

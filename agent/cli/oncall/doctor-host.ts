@@ -9,7 +9,7 @@ import { execBounded } from '../../lib/exec.js';
 import { detectCgroupVersion } from '../../host/cgroups.js';
 import { StackStore } from '../../stacks/stacks.js';
 import { hostCommands } from '../../network/commands.js';
-import { bytes } from './tables.js';
+import { bytes } from '../../../shared/tables.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 export interface CheckResult { status: CheckStatus; check: string; detail: string }

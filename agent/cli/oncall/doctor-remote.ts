@@ -14,7 +14,7 @@ import { ImdsClient } from '../../host/ec2/imds.js';
 import { dmiSaysEc2, readIdentity } from '../../host/ec2/identity.js';
 import { DiagnosticsClient } from './client.js';
 import { asSlipwayError } from '../../../shared/errors.js';
-import { duration } from './tables.js';
+import { duration } from '../../../shared/tables.js';
 import { HOST_CHECK_TIMEOUT_MS, type CheckResult, type CheckStatus } from './doctor-host.js';
 
 /** Skew the Date header cannot show (it has whole seconds; half a round trip on top). */

@@ -1,7 +1,7 @@
 // `slipway-agent status` and `slipway-agent dynos`: the agent's `/v1/status` and `/v1/dynos` as
 // a person on call reads them. The renderers are pure (unit-tested with recorded answers); the
 // shapes are read defensively, so that an agent one version apart still prints what it has.
-import { age, bytes, fields, plural, table } from './tables.js';
+import { age, bytes, fields, plural, table } from '../../../shared/tables.js';
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === 'object' ? (v as Json) : {});

@@ -3,7 +3,7 @@
 // last exits from `GET /v1/dynos/:id/exits`; without one, the recent decisions of the whole
 // host. Exit records are printed field by field as they come (agent/dynos/ is where they are
 // made): a field this CLI does not know goes in the OTHER column, a missing one is `-`.
-import { age, bytes, cell, duration, table } from './tables.js';
+import { age, bytes, cell, duration, table } from '../../../shared/tables.js';
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (v && typeof v === 'object' ? (v as Json) : {});

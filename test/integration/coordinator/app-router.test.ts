@@ -21,7 +21,7 @@ import { DEFAULT_TIMING } from '../../../coordinator/config.js';
 import { RuntimeApi } from '../../../coordinator/haproxy/runtime-api.js';
 import { draining, inMaintenance, parseProc, parseServersState, type ProcTable, type ServerState } from '../../../coordinator/haproxy/state.js';
 import { startCoordinator, type RunningCoordinator } from '../../../coordinator/start.js';
-import { http } from '../../helpers/http.js';
+import { http, TEST_API_TOKEN } from '../../helpers/http.js';
 import { connectScriptedAgent, type ScriptedAgent } from '../../helpers/scripted-agent.js';
 import { startDyno, type FakeDyno } from './haproxy/fixtures/dyno.js';
 import { startLoad, type LoadSummary } from './haproxy/fixtures/load.js';
@@ -122,7 +122,7 @@ async function startFleet(t: Test, apps: Record<string, number>): Promise<Fleet>
     await rm(workDir, { recursive: true, force: true });
   });
   const c = made.c = await startCoordinator({
-    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN,
+    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN, apiTokens: [TEST_API_TOKEN],
     coordinatorId: 'test-coordinator', defaultStack: 'busybox', sizes: DEFAULT_SIZES,
     timing: { ...DEFAULT_TIMING, commandTimeoutMs: 5_000 },
     store: { kind: 'memory' }, router: 'haproxy', routerWorkDir: workDir,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
-import { http } from '../../helpers/http.js';
+import { API_AUTH, http } from '../../helpers/http.js';
 import { spawnBin, type Spawned } from '../../helpers/processes.js';
 import { testDatabase, withClient } from '../../helpers/postgres.js';
 import { connectScriptedAgent, type ScriptedAgent } from '../../helpers/scripted-agent.js';
@@ -35,8 +35,9 @@ async function startCoordinator(t: Test, dbFile: string, id: string): Promise<Co
   return { id, proc, apiUrl: listening.apiUrl as string, agentUrl: listening.agentUrl as string, routerUrl: listening.routerUrl as string };
 }
 
+/** A request to a coordinator's API, with the API token (spawnBin gives the coordinators it). */
 async function json(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(url, { ...init, headers: { ...API_AUTH, ...(init?.headers as Record<string, string> | undefined) }, signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }

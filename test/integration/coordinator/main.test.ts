@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
+import { API_AUTH, TEST_API_TOKEN } from '../../helpers/http.js';
 
 const MAIN = fileURLToPath(new URL('../../../coordinator/main.ts', import.meta.url));
 // The TypeScript loader tap runs this test with, so the child can run main.ts as well.
@@ -11,7 +12,8 @@ const LOADER = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
 
 function runCoordinator(t: Test, args: string[], env: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, [...LOADER, MAIN, ...args], {
-    env: { ...process.env, SLIPWAY_COORDINATOR_TOKEN: '', ...env },
+    // Neither token from the test's own environment: each case gives the ones it means to.
+    env: { ...process.env, SLIPWAY_COORDINATOR_TOKEN: '', SLIPWAY_API_TOKEN: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   t.teardown(() => {
@@ -30,7 +32,7 @@ async function exited(child: ChildProcess): Promise<{ code: number | null; stdou
 }
 
 t.test('serve on port 0 logs its real URLs, serves, and exits 0 on SIGTERM', async (t) => {
-  const child = runCoordinator(t, ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0'], { SLIPWAY_COORDINATOR_TOKEN: 'cli-test-token' });
+  const child = runCoordinator(t, ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0'], { SLIPWAY_COORDINATOR_TOKEN: 'cli-test-token', SLIPWAY_API_TOKEN: TEST_API_TOKEN });
   const done = exited(child);
   const lines = createInterface({ input: child.stdout! });
   let listening: { apiUrl: string; routerUrl: string; agentUrl: string } | undefined;
@@ -44,7 +46,7 @@ t.test('serve on port 0 logs its real URLs, serves, and exits 0 on SIGTERM', asy
   t.ok(listening, 'the listening line was logged');
   t.match(listening?.agentUrl, /^ws:\/\/127\.0\.0\.1:\d+\/v1\/agent$/);
   t.not(new URL(listening!.apiUrl).port, '0');
-  const health = await fetch(`${listening!.apiUrl}/healthz`);
+  const health = await fetch(`${listening!.apiUrl}/healthz`, { headers: API_AUTH });
   t.equal(health.status, 200);
   t.match(await health.json(), { ok: true, agentsConnected: 0 });
   child.kill('SIGTERM');
@@ -56,6 +58,12 @@ t.test('without a token it refuses to start: exit 2 and a CONFIG_INVALID line', 
   const { code, stderr } = await exited(runCoordinator(t, ['serve']));
   t.equal(code, 2);
   t.match(stderr, /^CONFIG_INVALID: .*token/m);
+});
+
+t.test('with the agents\' token but no API token it refuses to start: exit 2 and a CONFIG_INVALID line', async (t) => {
+  const { code, stderr } = await exited(runCoordinator(t, ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0'], { SLIPWAY_COORDINATOR_TOKEN: 'cli-test-token' }));
+  t.equal(code, 2);
+  t.match(stderr, /^CONFIG_INVALID: no API token: pass --api-token-file/m);
 });
 
 t.test('--help prints the usage and exits 0', async (t) => {

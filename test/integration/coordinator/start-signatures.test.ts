@@ -10,6 +10,7 @@ import { DEFAULT_TIMING } from '../../../coordinator/config.js';
 import { startCoordinator, type RunningCoordinator } from '../../../coordinator/start.js';
 import { MAX_SLUG_SIGNATURE_CHARS, type CoordinatorMessage, type PrefetchSlug, type StartDyno, type Welcome } from '../../../shared/protocol.js';
 import { DEFAULT_SIZES } from '../../../shared/sizes.js';
+import { API_AUTH, TEST_API_TOKEN } from '../../helpers/http.js';
 
 const TOKEN = 'agent-token-for-tests-0123456789';
 const MIB = 1024 * 1024;
@@ -26,7 +27,7 @@ const formation = (quantity: number, signature?: string) => ({ quantity, size: '
 
 async function coordinator(t: Test): Promise<RunningCoordinator> {
   const c = await startCoordinator({
-    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN,
+    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN, apiTokens: [TEST_API_TOKEN],
     coordinatorId: 'test-coordinator', defaultStack: 'busybox', sizes: DEFAULT_SIZES,
     timing: { ...DEFAULT_TIMING, commandTimeoutMs: 5_000 },
   }, createRootLogger({ level: 'silent' }));
@@ -36,7 +37,7 @@ async function coordinator(t: Test): Promise<RunningCoordinator> {
 
 function api(method: string, url: string, body?: unknown): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = request(url, { method, agent: false, headers: { 'content-type': 'application/json', ...API_AUTH } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));

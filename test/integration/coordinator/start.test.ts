@@ -11,13 +11,14 @@ import { startCoordinator, type RunningCoordinator } from '../../../coordinator/
 import { httpStatusOf, type ErrorCode } from '../../../shared/errors.js';
 import type { CoordinatorMessage, DynoStateName, DynoStatus, StartDyno, StopDyno, Welcome } from '../../../shared/protocol.js';
 import { DEFAULT_SIZES } from '../../../shared/sizes.js';
+import { API_AUTH, TEST_API_TOKEN } from '../../helpers/http.js';
 
 const TOKEN = 'agent-token-for-tests-0123456789';
 const MIB = 1024 * 1024;
 
 async function startTestCoordinator(t: Test, timing: Partial<CoordinatorTiming> = {}): Promise<RunningCoordinator> {
   const coordinator = await startCoordinator({
-    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN,
+    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN, apiTokens: [TEST_API_TOKEN],
     coordinatorId: 'test-coordinator', defaultStack: 'busybox', sizes: DEFAULT_SIZES,
     timing: { ...DEFAULT_TIMING, commandTimeoutMs: 5_000, upstreamTimeoutMs: 5_000, ...timing },
   }, createRootLogger({ level: 'silent' }));
@@ -51,6 +52,10 @@ function http(method: string, url: string, options: { body?: unknown; headers?: 
     req.end(payload);
   });
 }
+
+/** A request to the coordinator's API, with the API token (the router takes none). */
+const api = (method: string, url: string, options: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> =>
+  http(method, url, { ...options, headers: { ...API_AUTH, ...options.headers } });
 
 /** Polls `probe` until it returns something, failing after a bounded deadline. */
 async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 5_000): Promise<T> {
@@ -209,7 +214,7 @@ t.test('a formation of 2 is placed, routed round-robin through the router, and s
   agent.serveCommands();
   t.match(await agent.hello(4096), { type: 'welcome', protocol: 1, coordinatorId: 'test-coordinator', ackSeq: 0 });
 
-  const put = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(2) });
+  const put = await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(2) });
   t.equal(put.status, 200, put.body);
   t.match(put.json, { app: 'shop', type: 'web', quantity: 2 });
   t.same(put.json.dynos.map((d: { name: string }) => d.name), ['web.1', 'web.2']);
@@ -223,7 +228,7 @@ t.test('a formation of 2 is placed, routed round-robin through the router, and s
   }
 
   const routes = await until(async () => {
-    const r = (await http('GET', `${c.apiUrl}/routes`)).json;
+    const r = (await api('GET', `${c.apiUrl}/routes`)).json;
     return r.shop?.length === 2 ? r : undefined;
   }, 'two routes');
   t.same(routes.shop.map((r: { name: string }) => r.name), ['web.1', 'web.2']);
@@ -236,14 +241,14 @@ t.test('a formation of 2 is placed, routed round-robin through the router, and s
   }
   t.same(new Set(answers.map((a) => a.headers['x-slipway-dyno'])), new Set(['web.1', 'web.2']), 'both dynos serve');
 
-  const dynos = (await http('GET', `${c.apiUrl}/dynos`)).json;
+  const dynos = (await api('GET', `${c.apiUrl}/dynos`)).json;
   t.match(dynos, [
     { app: 'shop', type: 'web', name: 'web.1', agentId: 'host-a', state: 'up', endpoint: { host: '127.0.0.1' } },
     { app: 'shop', type: 'web', name: 'web.2', agentId: 'host-a', state: 'up' },
   ]);
-  t.match((await http('GET', `${c.apiUrl}/agents`)).json, [{ id: 'host-a', hostname: 'host-a.internal', connected: true, lastSeq: 4 }]);
+  t.match((await api('GET', `${c.apiUrl}/agents`)).json, [{ id: 'host-a', hostname: 'host-a.internal', connected: true, lastSeq: 4 }]);
 
-  const down = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(0) });
+  const down = await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(0) });
   t.equal(down.status, 200, down.body);
   t.same(down.json.dynos, []);
   const stops = agent.of('stop_dyno');
@@ -251,10 +256,10 @@ t.test('a formation of 2 is placed, routed round-robin through the router, and s
   t.ok(stops.every((s) => s.graceMs === undefined), 'the default grace applies');
 
   await until(async () => {
-    const r = (await http('GET', `${c.apiUrl}/routes`)).json;
+    const r = (await api('GET', `${c.apiUrl}/routes`)).json;
     return Object.keys(r).length === 0 ? true : undefined;
   }, 'routes to empty');
-  await until(async () => ((await http('GET', `${c.apiUrl}/dynos`)).json.length === 0 ? true : undefined), 'dynos gone');
+  await until(async () => ((await api('GET', `${c.apiUrl}/dynos`)).json.length === 0 ? true : undefined), 'dynos gone');
   const none = await routerGet(c, 'shop');
   t.equal(none.status, 503, 'the app exists but nothing is up');
   t.match(none.json, { error: { code: 'ROUTER_NO_DYNOS', routerCode: 'H14' } });
@@ -266,12 +271,12 @@ t.test('a changed command replaces the dyno: the new one starts, then the old on
   const agent = await FakeAgent.connect(t, c.agentUrl, 'host-a');
   agent.serveCommands();
   await agent.hello(4096);
-  t.equal((await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1) })).status, 200);
-  const same = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1, { slug: { url: 'http://127.0.0.1:1/other-url.tgz', sha256: 'a'.repeat(64) } }) });
+  t.equal((await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1) })).status, 200);
+  const same = await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1, { slug: { url: 'http://127.0.0.1:1/other-url.tgz', sha256: 'a'.repeat(64) } }) });
   t.equal(same.status, 200);
   t.equal(agent.of('start_dyno').length, 1, 'a new URL for the same slug replaces nothing');
 
-  const put = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1, { command: 'httpd -v -f -p $PORT' }) });
+  const put = await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1, { command: 'httpd -v -f -p $PORT' }) });
   t.equal(put.status, 200, put.body);
   const [first, second] = agent.of('start_dyno');
   t.equal(second?.dyno.name, 'web.1');
@@ -279,7 +284,7 @@ t.test('a changed command replaces the dyno: the new one starts, then the old on
   t.not(second?.dyno.id, first?.dyno.id);
   t.same(agent.of('stop_dyno').map((s) => s.dynoId), [first?.dyno.id], 'the old dyno is stopped');
   const routes = await until(async () => {
-    const r = (await http('GET', `${c.apiUrl}/routes`)).json;
+    const r = (await api('GET', `${c.apiUrl}/routes`)).json;
     return r.shop?.length === 1 && r.shop[0].dynoId === second?.dyno.id ? r : undefined;
   }, 'the route to move to the new dyno');
   t.equal(routes.shop[0].name, 'web.1');
@@ -301,7 +306,7 @@ t.test('a wrong or missing bearer token gets 401 and no link', async (t) => {
   const [, res] = (await once(other, 'unexpected-response')) as [unknown, IncomingMessage];
   t.equal(res.statusCode, 404, 'only the agent path upgrades');
   t.match(await jsonOf(res), { error: { code: 'HTTP_NOT_FOUND' } }, 'an unknown path, not an unknown message type');
-  t.same((await http('GET', `${c.apiUrl}/agents`)).json, []);
+  t.same((await api('GET', `${c.apiUrl}/agents`)).json, []);
 });
 
 t.test('an invalid frame is answered with an error and the link survives', async (t) => {
@@ -316,7 +321,7 @@ t.test('an invalid frame is answered with an error and the link survives', async
   agent.send({ type: 'format_disk', id: 'c-2' });
   t.match(await agent.waitFor((m) => m.type === 'error' && m.code === 'PROTOCOL_UNKNOWN_TYPE', 'unknown type'), { ref: 'c-2' });
   t.match(await agent.hello(1024), { type: 'welcome', ackSeq: 0 }, 'the same link still works');
-  const health = (await http('GET', `${c.apiUrl}/healthz`)).json;
+  const health = (await api('GET', `${c.apiUrl}/healthz`)).json;
   t.match(health, { ok: true, agentsConnected: 1, links: { invalidFrames: { PROTOCOL_INVALID_JSON: 1, PROTOCOL_SCHEMA_VIOLATION: 1, PROTOCOL_UNKNOWN_TYPE: 1 } } });
 });
 
@@ -326,29 +331,29 @@ t.test('a duplicate event seq is acked but applied once; lastSeq and routes surv
   const since = (ms: number) => new Date(Date.now() + ms).toISOString();
   const dyno: DynoStatus = { id: 'blog-web-1-abcdef', app: 'blog', type: 'web', name: 'web.1', state: 'starting', memoryMb: 512, since: since(0) };
   await agent.hello(4096, [dyno]);
-  t.match((await http('GET', `${c.apiUrl}/dynos`)).json, [{ id: dyno.id, state: 'starting', agentId: 'host-a' }], 'a dyno from the hello is adopted');
+  t.match((await api('GET', `${c.apiUrl}/dynos`)).json, [{ id: dyno.id, state: 'starting', agentId: 'host-a' }], 'a dyno from the hello is adopted');
 
   agent.event({ ...dyno, state: 'up', since: since(1), endpoint: { host: '127.0.0.1', port: 5001 } }, 'starting', 1);
   await agent.waitFor((m) => m.type === 'ack' && m.seq === 1, 'ack 1');
   agent.event({ ...dyno, state: 'crashed', since: since(2) }, 'up', 1);
   await agent.waitFor((m) => m.type === 'ack' && agent.of('ack').length === 2, 'the second ack');
   t.same(agent.of('ack').map((a) => a.seq), [1, 1], 'both acked with seq 1');
-  t.match((await http('GET', `${c.apiUrl}/dynos`)).json, [{ id: dyno.id, state: 'up' }], 'the duplicate was not applied');
-  t.same((await http('GET', `${c.apiUrl}/routes`)).json, { blog: [{ dynoId: dyno.id, name: 'web.1', host: '127.0.0.1', port: 5001 }] });
-  t.match((await http('GET', `${c.apiUrl}/healthz`)).json, { links: { duplicateEvents: 1 } });
+  t.match((await api('GET', `${c.apiUrl}/dynos`)).json, [{ id: dyno.id, state: 'up' }], 'the duplicate was not applied');
+  t.same((await api('GET', `${c.apiUrl}/routes`)).json, { blog: [{ dynoId: dyno.id, name: 'web.1', host: '127.0.0.1', port: 5001 }] });
+  t.match((await api('GET', `${c.apiUrl}/healthz`)).json, { links: { duplicateEvents: 1 } });
 
   await agent.close();
-  await until(async () => ((await http('GET', `${c.apiUrl}/agents`)).json[0]?.connected === false ? true : undefined), 'the agent to show disconnected');
-  t.equal(Object.keys((await http('GET', `${c.apiUrl}/routes`)).json).length, 1, 'routes stay while the link is down');
+  await until(async () => ((await api('GET', `${c.apiUrl}/agents`)).json[0]?.connected === false ? true : undefined), 'the agent to show disconnected');
+  t.equal(Object.keys((await api('GET', `${c.apiUrl}/routes`)).json).length, 1, 'routes stay while the link is down');
 
   const again = await FakeAgent.connect(t, c.agentUrl, 'host-a');
   const fresh: DynoStatus = { ...dyno, id: 'blog-web-2-ghijkl', name: 'web.2', since: since(3) };
   t.match(await again.hello(4096, [fresh]), { ackSeq: 1 }, 'welcome carries the last applied seq');
-  t.match((await http('GET', `${c.apiUrl}/dynos`)).json, [
+  t.match((await api('GET', `${c.apiUrl}/dynos`)).json, [
     { id: dyno.id, state: 'down', reason: { code: 'DYNO_NOT_FOUND' } },
     { id: fresh.id, state: 'starting' },
   ], 'a dyno missing from the hello is down');
-  t.same((await http('GET', `${c.apiUrl}/routes`)).json, {});
+  t.same((await api('GET', `${c.apiUrl}/routes`)).json, {});
 
   // This agent restarted and numbers its events from 1 again under a new epoch: they must
   // not be taken for duplicates of the old numbering.
@@ -358,10 +363,10 @@ t.test('a duplicate event seq is acked but applied once; lastSeq and routes surv
   t.match(await restarted.hello(4096, [fresh]), { ackSeq: 0 }, 'a new epoch is welcomed with ackSeq 0');
   restarted.event({ ...fresh, state: 'up', since: since(4), endpoint: { host: '127.0.0.1', port: 5002 } }, 'starting', 1);
   await restarted.waitFor((m) => m.type === 'ack' && m.seq === 1, 'ack 1 on the new link');
-  t.match((await http('GET', `${c.apiUrl}/routes`)).json, { blog: [{ dynoId: fresh.id, port: 5002 }] }, 'the renumbered event was applied');
+  t.match((await api('GET', `${c.apiUrl}/routes`)).json, { blog: [{ dynoId: fresh.id, port: 5002 }] }, 'the renumbered event was applied');
   restarted.event({ ...fresh, state: 'crashed', since: since(5) }, 'up', 1);
   await restarted.waitFor((m) => m.type === 'ack' && restarted.of('ack').length === 2, 'the second ack on the new link');
-  t.match((await http('GET', `${c.apiUrl}/dynos`)).json[1], { id: fresh.id, state: 'up' }, 'duplicates are ignored again');
+  t.match((await api('GET', `${c.apiUrl}/dynos`)).json[1], { id: fresh.id, state: 'up' }, 'duplicates are ignored again');
 });
 
 t.test('a refused dyno goes to the next agent; a formation that fits nowhere changes nothing', async (t) => {
@@ -374,41 +379,41 @@ t.test('a refused dyno goes to the next agent; a formation that fits nowhere cha
   small.serveCommands();
   await small.hello(1024);
 
-  const put = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1) });
+  const put = await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1) });
   t.equal(put.status, 200, put.body);
   t.equal(roomy.of('start_dyno').length, 1, 'the agent with the most room was asked first');
   t.match(put.json.dynos, [{ name: 'web.1', agentId: 'host-b' }]);
 
-  const big = await http('PUT', `${c.apiUrl}/apps/shop/formation/worker`, { body: formation(2, { size: 'performance-l' }) });
+  const big = await api('PUT', `${c.apiUrl}/apps/shop/formation/worker`, { body: formation(2, { size: 'performance-l' }) });
   t.equal(big.status, 503);
   t.match(big.json, { error: { code: 'INSUFFICIENT_CAPACITY', message: /nothing was changed/ } });
   t.equal(roomy.of('start_dyno').length + small.of('start_dyno').length, 2, 'no start_dyno was sent for it');
-  t.same((await http('GET', `${c.apiUrl}/apps/shop/formation`)).json.map((f: { type: string }) => f.type), ['web']);
+  t.same((await api('GET', `${c.apiUrl}/apps/shop/formation`)).json.map((f: { type: string }) => f.type), ['web']);
 });
 
 t.test('the API refuses bad requests with codes', async (t) => {
   const c = await startTestCoordinator(t);
-  const unknownSize = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1, { size: 'huge' }) });
+  const unknownSize = await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1, { size: 'huge' }) });
   t.equal(unknownSize.status, 422);
   t.match(unknownSize.json, { error: { code: 'SIZE_UNKNOWN', message: /huge/ } });
-  const badJson = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: '{"quantity":' });
+  const badJson = await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: '{"quantity":' });
   t.match(badJson, { status: 400, json: { error: { code: 'PROTOCOL_INVALID_JSON' } } });
-  const badBody = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: { quantity: 1 } });
+  const badBody = await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: { quantity: 1 } });
   t.match(badBody, { status: 422, json: { error: { code: 'PROTOCOL_SCHEMA_VIOLATION' } } });
-  const noAgents = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1) });
+  const noAgents = await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: formation(1) });
   t.match(noAgents, { status: 503, json: { error: { code: 'INSUFFICIENT_CAPACITY' } } });
-  t.match(await http('GET', `${c.apiUrl}/nope`), { status: 404, json: { error: { code: 'HTTP_NOT_FOUND' } } });
-  t.match(await http('DELETE', `${c.apiUrl}/dynos`), { status: 405, headers: { allow: 'GET, HEAD' }, json: { error: { code: 'HTTP_METHOD_NOT_ALLOWED' } } });
-  t.match(await http('GET', `${c.apiUrl}/apps/shop/formation/web`), { status: 405, headers: { allow: 'PUT' }, json: { error: { code: 'HTTP_METHOD_NOT_ALLOWED' } } });
-  const tooLarge = await http('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: { ...formation(1), env: { BIG: 'x'.repeat(MIB + 1) } } });
+  t.match(await api('GET', `${c.apiUrl}/nope`), { status: 404, json: { error: { code: 'HTTP_NOT_FOUND' } } });
+  t.match(await api('DELETE', `${c.apiUrl}/dynos`), { status: 405, headers: { allow: 'GET, HEAD' }, json: { error: { code: 'HTTP_METHOD_NOT_ALLOWED' } } });
+  t.match(await api('GET', `${c.apiUrl}/apps/shop/formation/web`), { status: 405, headers: { allow: 'PUT' }, json: { error: { code: 'HTTP_METHOD_NOT_ALLOWED' } } });
+  const tooLarge = await api('PUT', `${c.apiUrl}/apps/shop/formation/web`, { body: { ...formation(1), env: { BIG: 'x'.repeat(MIB + 1) } } });
   t.match(tooLarge, { status: 413, json: { error: { code: 'HTTP_BODY_TOO_LARGE' } } });
-  const badApp = await http('PUT', `${c.apiUrl}/apps/Shop!/formation/web`, { body: formation(1) });
+  const badApp = await api('PUT', `${c.apiUrl}/apps/Shop!/formation/web`, { body: formation(1) });
   t.match(badApp, { status: 422, json: { error: { code: 'PROTOCOL_SCHEMA_VIOLATION', message: /app name/ } } });
   for (const answer of [unknownSize, badJson, badBody, noAgents, tooLarge, badApp]) {
     const code = answer.json.error.code as ErrorCode;
     t.equal(answer.status, httpStatusOf(code), `${code} is answered with its status from the table`);
   }
-  t.match(await http('GET', `${c.apiUrl}/healthz`), { status: 200, json: { ok: true } });
+  t.match(await api('GET', `${c.apiUrl}/healthz`), { status: 200, json: { ok: true } });
 });
 
 t.test('a newer link of the same agent replaces the older one', async (t) => {
@@ -420,7 +425,7 @@ t.test('a newer link of the same agent replaces the older one', async (t) => {
   await second.hello(1024);
   const [code] = (await closed) as [number];
   t.equal(code, 4000);
-  t.match((await http('GET', `${c.apiUrl}/agents`)).json, [{ id: 'host-a', connected: true }]);
+  t.match((await api('GET', `${c.apiUrl}/agents`)).json, [{ id: 'host-a', connected: true }]);
 });
 
 t.test('an agent that stops answering pings is cut off; one that answers stays', async (t) => {
@@ -431,7 +436,7 @@ t.test('an agent that stops answering pings is cut off; one that answers stays',
   await alive.hello(1024);
   await once(silent.ws, 'close');
   t.equal(alive.ws.readyState, WebSocket.OPEN);
-  t.match((await http('GET', `${c.apiUrl}/agents`)).json, [{ id: 'host-alive', connected: true }, { id: 'host-silent', connected: false }]);
+  t.match((await api('GET', `${c.apiUrl}/agents`)).json, [{ id: 'host-alive', connected: true }, { id: 'host-silent', connected: false }]);
 });
 
 t.test('POST /slugs/prefetch sends prefetch_slug to every connected agent and reports each answer', async (t) => {
@@ -450,7 +455,7 @@ t.test('POST /slugs/prefetch sends prefetch_slug to every connected agent and re
   answer(cold, (id, sha) => ({ type: 'result', id, ok: true, slug: { sha256: sha, cached: false } }));
   const slug = { url: 'http://127.0.0.1:1/slug.tgz?X-Amz-Signature=secret', sha256: 'b'.repeat(64) };
 
-  const res = await http('POST', `${c.apiUrl}/slugs/prefetch`, { body: { slug } });
+  const res = await api('POST', `${c.apiUrl}/slugs/prefetch`, { body: { slug } });
   t.equal(res.status, 200, res.body);
   const byAgent = Object.fromEntries((res.json.results as any[]).map((r) => [r.agent, r]));
   t.same(byAgent['agent-warm'], { agent: 'agent-warm', ok: true, cached: true });
@@ -458,11 +463,11 @@ t.test('POST /slugs/prefetch sends prefetch_slug to every connected agent and re
   t.match(byAgent['agent-silent'], { ok: false, error: { code: 'COMMAND_TIMEOUT' } }, 'a silent agent does not hold up the others');
   t.same(silent.of('prefetch_slug').map((m) => m.slug), [slug], 'each agent got the slug reference as given');
 
-  const named = await http('POST', `${c.apiUrl}/slugs/prefetch`, { body: { slug, agents: ['agent-gone'] } });
+  const named = await api('POST', `${c.apiUrl}/slugs/prefetch`, { body: { slug, agents: ['agent-gone'] } });
   t.match(named.json.results, [{ agent: 'agent-gone', ok: false, error: { code: 'AGENT_UNREACHABLE' } }], 'an agent that is not connected is named in the answer');
   t.equal(warm.of('prefetch_slug').length, 1, 'agents not named get nothing');
-  t.match(await http('POST', `${c.apiUrl}/slugs/prefetch`, { body: { slug: { url: slug.url, sha256: 'xyz' } } }), { status: 422, json: { error: { code: 'PROTOCOL_SCHEMA_VIOLATION' } } });
-  t.match(await http('GET', `${c.apiUrl}/slugs/prefetch`), { status: 405 });
+  t.match(await api('POST', `${c.apiUrl}/slugs/prefetch`, { body: { slug: { url: slug.url, sha256: 'xyz' } } }), { status: 422, json: { error: { code: 'PROTOCOL_SCHEMA_VIOLATION' } } });
+  t.match(await api('GET', `${c.apiUrl}/slugs/prefetch`), { status: 405 });
 });
 
 t.test('the welcome carries the desired set: kept dynos by id, a lost one with its spec; and a reconnect spread', async (t) => {
@@ -472,9 +477,9 @@ t.test('the welcome carries the desired set: kept dynos by id, a lost one with i
   const first = await agent.hello(4096);
   t.same(first.desired, [], 'nothing placed yet: an empty desired set');
   t.match(first.reconnect, { spreadMs: 10 }, 'one known agent: a 10 ms spread (100 reconnects a second)');
-  t.equal((await http('PUT', `${c.apiUrl}/apps/blog/formation/web`, { body: formation(2) })).status, 200);
+  t.equal((await api('PUT', `${c.apiUrl}/apps/blog/formation/web`, { body: formation(2) })).status, 200);
   const started = agent.of('start_dyno').map((m) => m.dyno);
-  await until(async () => ((await http('GET', `${c.apiUrl}/dynos`)).json.filter((d: DynoStatus) => d.state === 'up').length === 2 || undefined), 'both up');
+  await until(async () => ((await api('GET', `${c.apiUrl}/dynos`)).json.filter((d: DynoStatus) => d.state === 'up').length === 2 || undefined), 'both up');
 
   // The agent comes back holding only web.1 (web.2's container was lost with the host's disk).
   await agent.close();
@@ -486,6 +491,6 @@ t.test('the welcome carries the desired set: kept dynos by id, a lost one with i
   t.same(welcome.desired?.map((d) => d.id).sort(), [kept.id, lost.id].sort(), 'both are desired');
   t.notOk(welcome.desired?.find((d) => d.id === kept.id)?.spec, 'the running one by id only');
   t.same(welcome.desired?.find((d) => d.id === lost.id)?.spec, lost, 'the lost one with the spec it was started from, to start it again');
-  t.notMatch((await http('GET', `${c.apiUrl}/dynos`)).json.find((d: DynoStatus) => d.id === lost.id), { state: 'down' }, 'and it is not recorded down meanwhile');
+  t.notMatch((await api('GET', `${c.apiUrl}/dynos`)).json.find((d: DynoStatus) => d.id === lost.id), { state: 'down' }, 'and it is not recorded down meanwhile');
 
 });

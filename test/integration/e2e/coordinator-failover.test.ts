@@ -21,7 +21,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { RECONNECT_INITIAL_MS, RECONNECT_MULTIPLIER } from '../../../agent/link/backoff.js';
 import { eventually, runcContainers } from '../../helpers/host.js';
-import { getJson, http } from '../../helpers/http.js';
+import { getJson, http, TEST_API_TOKEN } from '../../helpers/http.js';
 import { testDatabase, withClient } from '../../helpers/postgres.js';
 import { spawnBin, type Spawned } from '../../helpers/processes.js';
 import { addToAgentConfig, assertNothingLeft, e2eHost, killHard } from './fixtures/e2e-host.js';
@@ -86,8 +86,10 @@ function openConnection(t: { teardown(fn: () => unknown): void }, apiUrl: string
   });
 }
 
-/** Writes one HTTP/1.1 request with a JSON body on `socket`; resolves with the response's
- * status and body once the server closes (Connection: close), at most after `timeoutMs`. */
+/** Writes one HTTP/1.1 request to the coordinator's API (with the API token, so that a refusal
+ * is the coordinator's, not the token check's) with a JSON body on `socket`; resolves with
+ * the response's status and body once the server closes (Connection: close), at most after
+ * `timeoutMs`. */
 function requestOn(socket: Socket, method: string, path: string, body: unknown, timeoutMs = 20_000): Promise<{ status: number; body: string }> {
   const json = JSON.stringify(body);
   return new Promise((resolve) => {
@@ -100,7 +102,7 @@ function requestOn(socket: Socket, method: string, path: string, body: unknown, 
     const timer = setTimeout(() => { socket.destroy(); }, timeoutMs);
     socket.on('data', (b: Buffer) => { data += b.toString('utf8'); });
     socket.once('close', done);
-    socket.write(`${method} ${path} HTTP/1.1\r\nhost: coordinator\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n\r\n${json}`);
+    socket.write(`${method} ${path} HTTP/1.1\r\nhost: coordinator\r\nauthorization: Bearer ${TEST_API_TOKEN}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\nconnection: close\r\n\r\n${json}`);
   });
 }
 

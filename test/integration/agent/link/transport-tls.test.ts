@@ -18,6 +18,7 @@ import { startCoordinator } from '../../../../coordinator/start.js';
 import { AgentServer } from '../../../../shared/coordinator-sdk/index.js';
 import { DEFAULT_SIZES } from '../../../../shared/sizes.js';
 import { AGENT_WS_PATH } from '../../../../shared/protocol.js';
+import { TEST_API_TOKEN } from '../../../helpers/http.js';
 import { tempDir } from '../../../helpers/host.js';
 import { capturingLogger, startSession, TOKEN, until } from './fixtures/link.js';
 
@@ -93,7 +94,7 @@ t.test('TLS and the bearer token', async (t) => {
 
   t.test('the reference coordinator with --tls-cert/--tls-key/--tls-client-ca: agents over wss with a client certificate', async (t) => {
     const c = await startCoordinator({
-      listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN,
+      listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN, apiTokens: [TEST_API_TOKEN],
       coordinatorId: 'tls-reference', defaultStack: 'busybox', sizes: DEFAULT_SIZES, timing: { ...DEFAULT_TIMING },
       tls: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.ca },
     }, createRootLogger({ level: 'silent' }));

@@ -12,10 +12,11 @@ import { MAX_FRAGMENTS } from '../../../../shared/link-guard.js';
 import { MAX_FRAME_BYTES } from '../../../../shared/protocol.js';
 import { DEFAULT_SIZES } from '../../../../shared/sizes.js';
 import { CAPACITY, helloFor, TOKEN, until } from '../../agent/link/fixtures/link.js';
+import { API_AUTH, TEST_API_TOKEN } from '../../../helpers/http.js';
 
 async function coordinator(t: Test) {
   const c = await startCoordinator({
-    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN,
+    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN, apiTokens: [TEST_API_TOKEN],
     coordinatorId: 'hostile-test', defaultStack: 'busybox', sizes: DEFAULT_SIZES, timing: { ...DEFAULT_TIMING },
   }, createRootLogger({ level: 'silent' }));
   t.teardown(() => c.close());
@@ -33,7 +34,7 @@ async function agent(t: Test, url: string, id: string) {
   return { ws, closed };
 }
 
-const health = async (apiUrl: string) => (await (await fetch(`${apiUrl}/healthz`)).json()) as { agentsConnected: number; links: { invalidFrames: Record<string, number> } };
+const health = async (apiUrl: string) => (await (await fetch(`${apiUrl}/healthz`, { headers: API_AUTH })).json()) as { agentsConnected: number; links: { invalidFrames: Record<string, number> } };
 
 t.test('oversize frame: 1009; fragment flood and message flood: 1008; a calm agent keeps its link', async (t) => {
   const c = await coordinator(t);

@@ -1,5 +1,6 @@
-// Text for a terminal: aligned columns and short human numbers, the on-call commands' default
-// output (`--json` prints the endpoint's own JSON instead). Pure functions: unit-tested.
+// Text for a terminal: aligned columns and short human numbers, the default output of the
+// on-call commands and of the developer CLI (`--json` prints the endpoint's own JSON
+// instead). Pure functions: unit-tested.
 
 /** Columns left-aligned, two spaces apart, the header row first; the last column is not padded
  * (no trailing blanks). A missing cell is `-`. */
