@@ -88,6 +88,7 @@ export const ERROR_CODES = {
   STORE_UNAVAILABLE: { retryable: true, httpStatus: 503, summary: "The coordinator's store (PostgreSQL) could not be reached or failed the statement." },
   STORE_SCHEMA_TOO_NEW: { retryable: false, httpStatus: 500, summary: "The database schema is at a later version than this coordinator knows (a newer coordinator migrated it): upgrade this coordinator." },
   // The on-call CLI (agent/cli/oncall/): `slipway-agent status|dynos|logs|why|doctor`.
+  ATTACH_LEG_TAKEN: { retryable: false, httpStatus: 409, summary: "That leg of an attached one-off dyno's rendezvous is already connected: each secret admits one connection." },
   COORDINATOR_UNREACHABLE: { retryable: true, httpStatus: 503, summary: "The developer CLI (`slipway`) could not reach the coordinator's API at its URL (refused, reset, no route, a TLS failure)." },
   COORDINATOR_TIMEOUT: { retryable: true, httpStatus: 504, summary: "The coordinator's API did not answer the developer CLI within the command's bound." },
   DIAGNOSTICS_UNREACHABLE: { retryable: true, httpStatus: 503, summary: "No agent answers at the diagnostics address (diagnosticsListen): the agent is not running, listens elsewhere, or the unix socket is not the caller's to open." },

@@ -5,6 +5,8 @@
 export { AgentServer, refuseUpgrade, COMMAND_TIMEOUT_MS, MAX_SPREAD_MS, PING_INTERVAL_MS, RECONNECTS_PER_SECOND, fitDesired } from './agent-server.js';
 export type { AgentApp, AgentServerOptions, AgentServerStats, CommandBody, CommandSender } from './agent-server.js';
 export { AgentLink, HELLO_TIMEOUT_MS, MAX_MISSED_PONGS } from './agent-link.js';
+export { Rendezvous, RENDEZVOUS_HIGH_WATER_BYTES, RENDEZVOUS_MAX_LIFE_MS, RENDEZVOUS_PEER_WAIT_MS, type RendezvousOptions, type RendezvousSide, type RendezvousTicket } from './rendezvous.js';
+export * from '../attach.js';
 export { SeqLedger, type LedgerEntry } from './seq-ledger.js';
 export type { SdkLogger } from './logger.js';
 export * from '../protocol.js';
