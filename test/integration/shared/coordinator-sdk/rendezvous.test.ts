@@ -42,11 +42,11 @@ const closed = (ws: WebSocket): Promise<number> => new Promise((r) => ws.once('c
 t.test('each secret admits its own leg once; a wrong one or an unknown session gets 401', async (t) => {
   const { rv, url } = await relay(t);
   const ticket = rv.open('shop run.1');
-  await t.rejects(dial(url(ticket.id), 'not-the-secret'), { status: 401 });
-  await t.rejects(dial(url('0'.repeat(32)), ticket.cliSecret), { status: 401 }, 'a secret of another session');
+  await t.rejects(dial(url(ticket.id), 'not-the-secret'), { message: 'HTTP 401' });
+  await t.rejects(dial(url('0'.repeat(32)), ticket.cliSecret), { message: 'HTTP 401' }, 'a secret of another session');
   const cli = await dial(url(ticket.id), ticket.cliSecret);
   t.teardown(() => cli.terminate());
-  await t.rejects(dial(url(ticket.id), ticket.cliSecret), { status: 409 }, 'a second CLI leg is refused (ATTACH_LEG_TAKEN)');
+  await t.rejects(dial(url(ticket.id), ticket.cliSecret), { message: 'HTTP 409' }, 'a second CLI leg is refused (ATTACH_LEG_TAKEN)');
   const agent = await dial(url(ticket.id), ticket.agentSecret);
   t.teardown(() => agent.terminate());
   t.same(rv.stats(), { sessions: 1, inFlightBytes: 0 });
