@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import { SlipwayError } from '../shared/errors.js';
 import { age, table } from '../shared/tables.js';
 import { API_CHANGE_TIMEOUT_MS, type ApiClient } from './api-client.js';
+import { oneOffCommand } from '../shared/shell-quote.js';
 
 export interface AppView {
   name: string;
@@ -182,4 +183,24 @@ function pipeLines(res: NodeJS.ReadableStream, out: Writable, json: boolean): Pr
     });
     res.on('error', (err: Error) => reject(new SlipwayError('COORDINATOR_UNREACHABLE', `the log stream from the coordinator broke: ${err.message}`, { cause: err })));
   });
+}
+
+/** `--env NAME=VALUE` words as config vars. */
+export function parseEnvArgs(words: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const kv of words) {
+    const i = kv.indexOf('=');
+    if (i < 1 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(kv.slice(0, i))) throw new SlipwayError('CONFIG_INVALID', `--env wants NAME=VALUE, got ${JSON.stringify(kv.split('=')[0])}`);
+    env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return env;
+}
+
+/** `run --detach -- WORDS`: a one-off dyno whose output goes to the app's logs. */
+export async function runDetachedCommand(c: CommandContext, words: readonly string[], o: { size?: string; env?: Record<string, string> }): Promise<number> {
+  if (words.length === 0) throw new SlipwayError('CONFIG_INVALID', 'run needs a command: slipway run -a APP --detach -- COMMAND');
+  const command = oneOffCommand(words);
+  const dyno = await c.api.json<DynoView>('POST', `/apps/${encodeURIComponent(c.app)}/dynos`, { command, ...(o.size !== undefined ? { size: o.size } : {}), ...(o.env && Object.keys(o.env).length > 0 ? { env: o.env } : {}) }, API_CHANGE_TIMEOUT_MS);
+  c.out.write(c.json ? `${JSON.stringify(dyno)}\n` : `Running ${command} on ${c.app}... ${dyno.state}, ${dyno.name}\nIts output: slipway logs -a ${c.app} --dyno ${dyno.name}\n`);
+  return 0;
 }

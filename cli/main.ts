@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { asSlipwayError, SlipwayError } from '../shared/errors.js';
 import { ApiClient, ApiError } from './api-client.js';
-import { appsCommand, logsCommand, psCommand, restartCommand, scaleCommand, type CommandContext } from './commands.js';
+import { appsCommand, logsCommand, parseEnvArgs, psCommand, restartCommand, runDetachedCommand, scaleCommand, type CommandContext } from './commands.js';
 import { checkUrl, resolveCredentials, writeCredentials } from './credentials.js';
 import { readFileSync } from 'node:fs';
 
@@ -21,6 +21,10 @@ Commands:
   logs -a APP [--tail] [--dyno web.1 | --dyno web] [--source app|slipway] [-n LINES]
                                     the app's log lines (the last 100, at most 1500); --tail
                                     follows new ones
+  run -a APP --detach [--size SIZE] [--env K=V]... -- COMMAND [ARG...]
+                                    a one-off dyno run.N of the app's release; its output
+                                    goes to the app's logs (one word after -- is a command
+                                    string for the shell; several are passed on as they are)
   login --api URL [--token-file PATH]
                                     check the token against the API and keep both in
                                     ~/.config/slipway/credentials.json (0600); without
@@ -49,10 +53,13 @@ const OPTIONS = {
   dyno: { type: 'string', short: 'd' },
   source: { type: 'string', short: 's' },
   num: { type: 'string', short: 'n' },
+  detach: { type: 'boolean' },
+  size: { type: 'string' },
+  env: { type: 'string', multiple: true, short: 'e' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const NEEDS_APP = new Set(['ps', 'scale', 'restart', 'logs']);
+const NEEDS_APP = new Set(['ps', 'scale', 'restart', 'logs', 'run']);
 
 async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed;
@@ -81,6 +88,11 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       return psCommand(ctx);
     case 'scale':
       return scaleCommand(ctx, rest);
+    case 'run':
+      // Attached runs (stdin, stdout and the exit code through a rendezvous) are not offered
+      // yet: the coordinator's API takes detached ones only.
+      if (!values.detach) throw new SlipwayError('CONFIG_INVALID', 'run needs --detach: attached one-off dynos are not available yet (the output goes to slipway logs -a APP --dyno run.N)');
+      return runDetachedCommand(ctx, rest, { ...(values.size !== undefined ? { size: values.size } : {}), env: parseEnvArgs(values.env ?? []) });
     case 'restart':
       if (rest.length > 1) throw new SlipwayError('CONFIG_INVALID', 'restart takes at most one TYPE or DYNO');
       return restartCommand(ctx, rest[0]);

@@ -73,6 +73,8 @@ export function createAgentApp(deps: AgentAppDeps): AgentApp {
       }
       const status = m.event.dyno;
       if (!dynos.applyStatus(agentId, status, 'event')) stats.staleEvents++;
+      // A one-off dyno whose command ended is stopped and forgotten (it never restarts).
+      else if (status.type === 'run' && (status.state === 'crashed' || status.state === 'down')) formations.oneOffEnded(status.id);
       log.debug({ agentId, seq: m.seq, dynoId: status.id, dyno: status.name, app: status.app, from: m.event.from, state: status.state }, 'dyno state');
     },
 

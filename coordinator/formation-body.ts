@@ -123,3 +123,30 @@ export function parseScaleRequest(app: string, body: unknown, defaults: Formatio
     return update;
   });
 }
+
+/** The body of `POST /apps/:app/dynos` (Heroku's dyno create): a one-off dyno of the app's
+ * release. Only detached for now: its output goes to the app's logs. */
+export const OneOffBody = Type.Object({
+  command: DynoSpec.properties.command,
+  size: Type.Optional(FormationBody.properties.size),
+  env: Type.Optional(DynoSpec.properties.env),
+  attach: Type.Optional(Type.Literal(false, { description: 'Attached runs (stdin/stdout through a rendezvous) are not offered by this coordinator yet: false or absent.' })),
+}, { additionalProperties: false });
+
+const checkOneOff = TypeCompiler.Compile(OneOffBody);
+
+export function parseOneOffRequest(app: string, body: unknown, defaults: FormationDefaults): { command: string; size?: DynoSize; env?: Record<string, string> } {
+  if (!checkApp.Check(app)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `app name ${JSON.stringify(app)} is invalid (lowercase letters, digits, dashes; 2-30 characters)`);
+  if (!checkOneOff.Check(body)) {
+    const first = checkOneOff.Errors(body).First();
+    throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `one-off body ${first ? `${first.path || '/'}: ${first.message}` : 'is invalid'}`);
+  }
+  const out: { command: string; size?: DynoSize; env?: Record<string, string> } = { command: body.command };
+  if (body.env !== undefined) out.env = body.env;
+  if (body.size !== undefined) {
+    const size = resolveSize(body.size, defaults.sizes);
+    if (!size) throw new SlipwayError('SIZE_UNKNOWN', `unknown dyno size ${JSON.stringify(body.size)}; known sizes: ${Object.keys(defaults.sizes).join(', ')}`);
+    out.size = size;
+  }
+  return out;
+}

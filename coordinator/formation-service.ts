@@ -23,6 +23,7 @@ import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable, DynoView } from './dyno-table.js';
 import { formationSpecKey, type FormationRequest } from './formation-body.js';
 import { newDynoId, planFormation, randomSuffix, type StartStep } from './formation-plan.js';
+import { randomInt } from 'node:crypto';
 import { chooseAgent, placeDynos, Spread } from './placement.js';
 import { LatencyRecorder } from './latency.js';
 import type { StoredFormation, StoreWrite } from './store/store.js';
@@ -90,6 +91,9 @@ export interface FormationServiceDeps {
    * replaces is stopped anyway (default PREBOOT_WAIT_MS). */
   prebootWaitMs?: number;
 }
+
+/** The fingerprint a one-off dyno's record carries: no formation plans it. */
+const ONE_OFF_SPEC_KEY = 'one-off';
 
 /** Heroku's boot timeout (60 s) plus the time to pull and unpack a slug on a cold host. */
 export const PREBOOT_WAIT_MS = 90_000;
@@ -172,6 +176,40 @@ export class FormationService {
     return restarted.flat();
   }
 
+  /**
+   * Heroku's `run --detach`: a one-off dyno `run.N` of the app's current release (the web
+   * formation's, else the first process type's: slug, stack, release, env), with the command
+   * given, the env given over the release's, and the formation's size unless one is given.
+   * Placed like any dyno; never restarted (the agent's one-off rule); its output is in the
+   * app's logs under run.N; once it ended the coordinator stops it, so that it leaves ps.
+   * Resolves once an agent admitted it.
+   */
+  async runOneOff(app: string, request: { command: string; size?: DynoSize; env?: Record<string, string> }): Promise<DynoView> {
+    const types = [...this.formations.values()].filter((f) => f.app === app).sort((a, b) => (a.type === 'web' ? -1 : b.type === 'web' ? 1 : a.type.localeCompare(b.type)));
+    const release = types[0];
+    if (!release) throw new SlipwayError('APP_NOT_FOUND', `no app ${JSON.stringify(app)}: a one-off dyno runs the release of a formation`);
+    const taken = new Set(this.deps.dynos.views((r) => r.app === app && r.type === 'run').map((d) => d.name));
+    let index: number;
+    do index = randomInt(1000, 10_000);
+    while (taken.has(`run.${index}`));
+    const oneOff: Formation = {
+      ...release, type: 'run', quantity: 1, command: request.command, size: request.size ?? release.size,
+      env: { ...release.env, ...(request.env ?? {}) }, specKey: ONE_OFF_SPEC_KEY,
+    };
+    const id = await this.startDyno(oneOff, { index, name: `run.${index}`, replaces: [] });
+    await this.deps.durable?.();
+    const view = this.deps.dynos.views((r) => r.id === id)[0];
+    if (!view) throw new SlipwayError('DYNO_CRASHED', `one-off run.${index} of ${app} ended before it could be shown`);
+    return view;
+  }
+
+  /** A one-off dyno reported crashed (its command ended: the agent never restarts it) or down:
+   * it is stopped and forgotten. Never throws. */
+  oneOffEnded(dynoId: string): void {
+    const r = this.deps.dynos.get(dynoId);
+    if (r?.type === 'run' && r.desired === 'run') void this.stopDyno(dynoId, 'one-off ended');
+  }
+
   private formationOf(app: string, type: string): Formation {
     const f = this.formations.get(`${app}/${type}`);
     if (!f) throw new SlipwayError('FORMATION_NOT_FOUND', `app ${app} has no ${type} formation (create it with PUT /apps/${app}/formation/${type})`);
@@ -211,6 +249,10 @@ export class FormationService {
   reconcileAgent(agentId: string): void {
     for (const record of this.deps.dynos.unwantedOn(agentId)) {
       if (record.state !== 'stopping') void this.stopDyno(record.id, 'unwanted after reconnect');
+    }
+    // One-off dynos that ended while the link was down.
+    for (const record of this.deps.dynos.on(agentId)) {
+      if (record.type === 'run' && (record.state === 'crashed' || record.state === 'down')) this.oneOffEnded(record.id);
     }
   }
 

@@ -5,6 +5,8 @@
 //   PATCH /apps/:app/formation       {updates: [{type, quantity?, size?}]}: scale (Heroku's
 //                                    formation batch update)
 //   GET /apps/:app/dynos             the app's dynos (Heroku's ps)
+//   POST /apps/:app/dynos            {command, size?, env?}: a detached one-off dyno run.N of
+//                                    the app's release (Heroku's run --detach)
 //   DELETE /apps/:app/dynos[/:dyno]  restart every dyno, a process type's or one (web.1):
 //                                    fresh dynos replace them, preboot style
 //   GET /apps/:app/logs?lines=N&dyno=web.1&source=app|slipway&tail=1
@@ -29,7 +31,7 @@ import { asSlipwayError, SlipwayError } from '../shared/errors.js';
 import type { CommandSender } from '../shared/coordinator-sdk/index.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable } from './dyno-table.js';
-import { parseFormationRequest, parseScaleRequest, type FormationDefaults } from './formation-body.js';
+import { parseFormationRequest, parseOneOffRequest, parseScaleRequest, type FormationDefaults } from './formation-body.js';
 import type { FormationService } from './formation-service.js';
 import { readJsonBody, sendError, sendJson, sendSlipwayError, sendWireError } from './http-json.js';
 import type { RouteTable } from './route-table.js';
@@ -97,7 +99,8 @@ async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespons
     const app = decode(m[1]);
     if (method === 'DELETE') return sendJson(res, 200, { app, restarted: await deps.formations.restart(app, m[2] === undefined ? undefined : decode(m[2])) });
     if (m[2] !== undefined) return notAllowed(res, method, path, 'DELETE');
-    if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET, HEAD, DELETE');
+    if (method === 'POST') return sendJson(res, 201, await deps.formations.runOneOff(app, parseOneOffRequest(app, await readJsonBody(req), deps.defaults)));
+    if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET, HEAD, POST, DELETE');
     return sendJson(res, 200, dynoViews(deps, app));
   }
   if (path === '/slugs/prefetch') {

@@ -4,7 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import { execBounded } from '../lib/exec.js';
 import { SlipwayError } from '../../shared/errors.js';
-import { shellQuote } from '../lib/shell-quote.js';
+import { shellQuote } from '../../shared/shell-quote.js';
 
 /** mount(8) of an overlay is a single syscall; 10 s only trips on a wedged filesystem. */
 export const MOUNT_TIMEOUT_MS = 10_000;

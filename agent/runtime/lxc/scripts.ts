@@ -15,7 +15,7 @@
 // 3. `stop-hook` (0700): LXC runs it after the dyno's processes are gone and before it removes
 //    the cgroup; it saves the OOM counter for the driver's wait().
 
-import { shellQuote } from '../../lib/shell-quote.js';
+import { shellQuote } from '../../../shared/shell-quote.js';
 
 export { shellQuote };
 

@@ -25,7 +25,7 @@ import { ociSeccomp, type OciSeccomp } from '../seccomp/profile.js';
 import { launchConmon } from '../conmon/launch.js';
 import { isAlive, watchExit } from '../conmon/exit-watch.js';
 import { overlayMountLine, prepareOverlay, unmountOverlay } from '../overlay.js';
-import { shellQuote } from '../../lib/shell-quote.js';
+import { shellQuote } from '../../../shared/shell-quote.js';
 import { detectCgroupVersion, readOomKills, type CgroupVersion } from '../../host/cgroups.js';
 
 /** `runc start|kill|state` are quick syscall sequences (~10 ms); 10 s means the runtime is wedged. */

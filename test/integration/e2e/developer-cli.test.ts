@@ -2,7 +2,7 @@
 // executables) running runc dynos, and the developer CLI `slipway` (dist/cli/main.js) that
 // talks to the coordinator's API only, with its token. Every command is run as a developer
 // runs it, and what it printed and its exit status are what is checked: apps, ps, scale,
-// restart, logs with its filters, logs --tail following new lines, --json, and the errors
+// restart, run --detach, logs with its filters, logs --tail following new lines, --json, and the errors
 // with their codes (no token, a wrong token, an unknown app or process type).
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -141,6 +141,25 @@ t.test('a developer drives an app through the coordinator with slipway', async (
   }, 60_000);
   t.equal(afterRestart[1].id, upPs[1].id, 'web.2 was left alone');
   await eventually('the tail to show the fresh web.1 booting', async () => (bootsOfWeb1() === bootsBefore + 1 ? true : undefined), 30_000);
+
+  // A detached one-off dyno of the release: its output is in the logs under run.N, and once
+  // its command ended it leaves ps.
+  const run = await slipway(env, ['run', '-a', app, '--detach', '--env', 'GREETING=hello there', '--json', '--', 'echo "one-off $DYNO says $GREETING"; echo "to stderr" >&2'], 120_000);
+  t.equal(run.code, 0, run.stderr);
+  const oneOff = JSON.parse(run.stdout);
+  t.match(oneOff, { name: /^run\.\d{4}$/, type: 'run', app }, 'run --detach answers with the one-off dyno run.N');
+  const runLogs = await eventually('the one-off output in logs --dyno run.N', async () => {
+    const r = await slipway(env, ['logs', '-a', app, '--dyno', oneOff.name, '--source', 'app']);
+    return r.stdout.includes(`app[${oneOff.name}]: one-off ${oneOff.name} says hello there`) && r.stdout.includes('to stderr') ? r.stdout : undefined;
+  }, 60_000);
+  t.notMatch(runLogs, /app\[web\./, 'the filter kept the web dynos out');
+  await eventually('the one-off gone from ps', async () => {
+    const dynos = JSON.parse((await slipway(env, ['ps', '-a', app, '--json'])).stdout) as any[];
+    return dynos.every((d) => d.type !== 'run') && dynos.length === 2 ? true : undefined;
+  }, 60_000);
+  const plain = await slipway(env, ['run', '-a', app, '--detach', '--', 'true']);
+  t.match(plain, { code: 0, stdout: /^Running true on \S+\.\.\. \w+, run\.\d{4}\nIts output: slipway logs -a \S+ --dyno run\.\d{4}\n$/ }, 'run --detach says what it started');
+  t.match(await slipway(env, ['run', '-a', app, '--', 'true']), { code: 2, stderr: /^CONFIG_INVALID: run needs --detach/ }, 'an attached run is not offered yet');
 
   // Errors carry their codes.
   const unknownApp = await slipway(env, ['ps', '-a', 'no-such-app']);

@@ -1,7 +1,7 @@
 // The developer CLI's pure parts: scale arguments, the logs query, and what a person reads
 // (ps grouped by process type as Heroku prints it, the apps table, logs --json).
 import t from 'tap';
-import { logLineJson, logsQuery, parseScaleArgs, renderApps, renderPs, renderScale } from '../../../cli/commands.js';
+import { logLineJson, logsQuery, parseEnvArgs, parseScaleArgs, renderApps, renderPs, renderScale } from '../../../cli/commands.js';
 
 t.test('scale arguments', async (t) => {
   t.same(parseScaleArgs(['web=3', 'worker=1:standard-2x', 'clock:performance-m']), [
@@ -49,4 +49,9 @@ t.test('apps and scale read as a person expects', async (t) => {
 t.test('logs --json splits a shipped line', async (t) => {
   t.same(JSON.parse(logLineJson('2026-12-03T10:00:00.000Z app[web.1]: GET / 200')), { time: '2026-12-03T10:00:00.000Z', source: 'app', dyno: 'web.1', message: 'GET / 200' });
   t.same(JSON.parse(logLineJson('odd line')), { message: 'odd line' });
+});
+
+t.test('run --env words', async (t) => {
+  t.same(parseEnvArgs(['A=1', 'B_2=x=y', 'EMPTY=']), { A: '1', B_2: 'x=y', EMPTY: '' });
+  for (const bad of ['=1', '1A=x', 'NOEQUALS', 'A-B=1']) t.throws(() => parseEnvArgs([bad]), { code: 'CONFIG_INVALID' }, `${bad} is refused`);
 });
