@@ -46,18 +46,28 @@ export interface FormationDefaults {
   defaultStack: string;
 }
 
+function checkAppName(app: string): void {
+  if (!checkApp.Check(app)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `app name ${JSON.stringify(app)} is invalid (lowercase letters, digits, dashes; 2-30 characters)`);
+}
+
+/** A body's first schema error as the API's answer. */
+function schemaViolation(what: string, first: { path: string; message: string } | undefined): SlipwayError {
+  return new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `${what} ${first ? `${first.path || '/'}: ${first.message}` : 'is invalid'}`);
+}
+
+/** A size name of the coordinator's table, resolved (SIZE_UNKNOWN otherwise). */
+function sizeNamed(name: string, defaults: FormationDefaults): DynoSize {
+  const size = resolveSize(name, defaults.sizes);
+  if (!size) throw new SlipwayError('SIZE_UNKNOWN', `unknown dyno size ${JSON.stringify(name)}; known sizes: ${Object.keys(defaults.sizes).join(', ')}`);
+  return size;
+}
+
 /** Validates and resolves a formation request; throws SlipwayError with the code to answer. */
 export function parseFormationRequest(app: string, type: string, body: unknown, defaults: FormationDefaults): FormationRequest {
-  if (!checkApp.Check(app)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `app name ${JSON.stringify(app)} is invalid (lowercase letters, digits, dashes; 2-30 characters)`);
+  checkAppName(app);
   if (!checkType.Check(type)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `process type ${JSON.stringify(type)} is invalid`);
-  if (!checkBody.Check(body)) {
-    const first = checkBody.Errors(body).First();
-    throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `formation body ${first ? `${first.path || '/'}: ${first.message}` : 'is invalid'}`);
-  }
-  const size = resolveSize(body.size, defaults.sizes);
-  if (!size) {
-    throw new SlipwayError('SIZE_UNKNOWN', `unknown dyno size ${JSON.stringify(body.size)}; known sizes: ${Object.keys(defaults.sizes).join(', ')}`);
-  }
+  if (!checkBody.Check(body)) throw schemaViolation('formation body', checkBody.Errors(body).First());
+  const size = sizeNamed(body.size, defaults);
   const slug: FormationRequest['slug'] = { url: body.slug.url, sha256: body.slug.sha256 };
   if (body.slug.signature !== undefined) slug.signature = body.slug.signature;
   const request: FormationRequest = {
@@ -103,11 +113,8 @@ const checkScale = TypeCompiler.Compile(ScaleBody);
 
 /** Validates a scale request (sizes resolved); throws SlipwayError with the code to answer. */
 export function parseScaleRequest(app: string, body: unknown, defaults: FormationDefaults): ScaleUpdate[] {
-  if (!checkApp.Check(app)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `app name ${JSON.stringify(app)} is invalid (lowercase letters, digits, dashes; 2-30 characters)`);
-  if (!checkScale.Check(body)) {
-    const first = checkScale.Errors(body).First();
-    throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `scale body ${first ? `${first.path || '/'}: ${first.message}` : 'is invalid'}`);
-  }
+  checkAppName(app);
+  if (!checkScale.Check(body)) throw schemaViolation('scale body', checkScale.Errors(body).First());
   const seen = new Set<string>();
   return body.updates.map((u) => {
     if (seen.has(u.type)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `scale body names ${u.type} twice`);
@@ -115,11 +122,7 @@ export function parseScaleRequest(app: string, body: unknown, defaults: Formatio
     if (u.quantity === undefined && u.size === undefined) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `scale body: ${u.type} needs a quantity or a size`);
     const update: ScaleUpdate = { type: u.type };
     if (u.quantity !== undefined) update.quantity = u.quantity;
-    if (u.size !== undefined) {
-      const size = resolveSize(u.size, defaults.sizes);
-      if (!size) throw new SlipwayError('SIZE_UNKNOWN', `unknown dyno size ${JSON.stringify(u.size)}; known sizes: ${Object.keys(defaults.sizes).join(', ')}`);
-      update.size = size;
-    }
+    if (u.size !== undefined) update.size = sizeNamed(u.size, defaults);
     return update;
   });
 }
@@ -136,17 +139,10 @@ export const OneOffBody = Type.Object({
 const checkOneOff = TypeCompiler.Compile(OneOffBody);
 
 export function parseOneOffRequest(app: string, body: unknown, defaults: FormationDefaults): { command: string; size?: DynoSize; env?: Record<string, string> } {
-  if (!checkApp.Check(app)) throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `app name ${JSON.stringify(app)} is invalid (lowercase letters, digits, dashes; 2-30 characters)`);
-  if (!checkOneOff.Check(body)) {
-    const first = checkOneOff.Errors(body).First();
-    throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', `one-off body ${first ? `${first.path || '/'}: ${first.message}` : 'is invalid'}`);
-  }
+  checkAppName(app);
+  if (!checkOneOff.Check(body)) throw schemaViolation('one-off body', checkOneOff.Errors(body).First());
   const out: { command: string; size?: DynoSize; env?: Record<string, string> } = { command: body.command };
   if (body.env !== undefined) out.env = body.env;
-  if (body.size !== undefined) {
-    const size = resolveSize(body.size, defaults.sizes);
-    if (!size) throw new SlipwayError('SIZE_UNKNOWN', `unknown dyno size ${JSON.stringify(body.size)}; known sizes: ${Object.keys(defaults.sizes).join(', ')}`);
-    out.size = size;
-  }
+  if (body.size !== undefined) out.size = sizeNamed(body.size, defaults);
   return out;
 }

@@ -3,11 +3,11 @@
 // tail client that stops reading must neither stall the coordinator (the other tail and the
 // API keep answering) nor grow its memory past the session bound (/healthz logTails), and
 // every line it does not get is counted, in the stream itself (Logplex's L11).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { request, type IncomingMessage } from 'node:http';
 import { createRootLogger } from '../../../shared/log.js';
 import { DEFAULT_TIMING } from '../../../coordinator/config.js';
-import { startCoordinator } from '../../../coordinator/start.js';
+import { startCoordinator, type RunningCoordinator } from '../../../coordinator/start.js';
 import { TAIL_BUFFER_BYTES } from '../../../coordinator/log-tail.js';
 import { DEFAULT_SIZES } from '../../../shared/sizes.js';
 import { API_AUTH, getJson, TEST_API_TOKEN } from '../../helpers/http.js';
@@ -15,6 +15,15 @@ import { connectScriptedAgent } from '../../helpers/scripted-agent.js';
 import { eventually } from '../../helpers/host.js';
 
 const TOKEN = 'agent-token-for-tests-0123456789';
+
+async function coordinator(t: Test, id: string): Promise<RunningCoordinator> {
+  const c = await startCoordinator({
+    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN, apiTokens: [TEST_API_TOKEN],
+    coordinatorId: id, defaultStack: 'busybox', sizes: DEFAULT_SIZES, timing: { ...DEFAULT_TIMING },
+  }, createRootLogger({ level: 'silent' }));
+  t.teardown(() => c.close());
+  return c;
+}
 
 function openTail(url: string): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
@@ -25,11 +34,7 @@ function openTail(url: string): Promise<IncomingMessage> {
 }
 
 t.test('a stalled tail is bounded and told what it lost; a reading tail gets every line in order', async (t) => {
-  const c = await startCoordinator({
-    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN, apiTokens: [TEST_API_TOKEN],
-    coordinatorId: 'tail-test', defaultStack: 'busybox', sizes: DEFAULT_SIZES, timing: { ...DEFAULT_TIMING },
-  }, createRootLogger({ level: 'silent' }));
-  t.teardown(() => c.close());
+  const c = await coordinator(t, 'tail-test');
   const agent = await connectScriptedAgent({ url: c.agentUrl, token: TOKEN });
   t.teardown(() => agent.close());
 
@@ -92,11 +97,7 @@ t.test('a stalled tail is bounded and told what it lost; a reading tail gets eve
 });
 
 t.test('a tail with a bad filter or without the token is refused', async (t) => {
-  const c = await startCoordinator({
-    listen: { host: '127.0.0.1', port: 0 }, routerListen: { host: '127.0.0.1', port: 0 }, token: TOKEN, apiTokens: [TEST_API_TOKEN],
-    coordinatorId: 'tail-test-2', defaultStack: 'busybox', sizes: DEFAULT_SIZES, timing: { ...DEFAULT_TIMING },
-  }, createRootLogger({ level: 'silent' }));
-  t.teardown(() => c.close());
+  const c = await coordinator(t, 'tail-test-2');
   const bad = await new Promise<IncomingMessage>((resolve, reject) => {
     request(`${c.apiUrl}/apps/shop/logs?source=router`, { headers: API_AUTH }, resolve).on('error', reject).end();
   });
