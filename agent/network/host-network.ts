@@ -2,6 +2,9 @@
 // the address leases (leases.ts), every dyno's network namespace and veth, and the pool of
 // namespaces kept ready. docs/network.md says what a dyno can reach and why.
 //
+// The bridge has a fixed MAC derived from its name (bridgeMac), so that dynos coming and going
+// never change the gateway's MAC under the others' neighbour entries.
+//
 // A dyno's network, made once per container (every start, crash restart and cycle gets a new
 // one, with new names: `ip netns del` returns before the veth is gone, so a name is never
 // reused):
@@ -26,7 +29,7 @@
 // removes every namespace, lease, route and pause container of this bridge that nobody claimed
 // (what a crash or a reboot left). Teardowns are queued and batched: one `ip` process and one nft
 // transaction for however many arrive together.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -171,7 +174,19 @@ export class HostNetwork {
     // No IPv6 on the bridge: dynos get IPv4 only, and a link-local address would be one more
     // host address to guard.
     await writeFile(`/proc/sys/net/ipv6/conf/${br}/disable_ipv6`, '1\n').catch(() => undefined);
-    await this.cmd.ip([`address replace ${this.gateway}/${this.subnet.prefix} dev ${br}`, `link set ${br} up`]);
+    // A fixed MAC. A bridge given none takes the lowest MAC of its ports, so each dyno veth that
+    // comes or goes may change the gateway's MAC under every dyno's neighbour entry: a dyno then
+    // sends to a MAC nobody has and cannot reach its gateway (egress, DNS) until the entry
+    // expires, tens of seconds (measured: the isolation tests' egress probe failed in one run of
+    // three beside other network tests). Derived from the bridge's name, it is the same after an
+    // agent restart or a reboot, so the entries of dynos that outlive the agent stay right.
+    // Set only when it is not already: setting it flushes the bridge's neighbour entries.
+    const mac = bridgeMac(br);
+    const assigned = (await readFile(`/sys/class/net/${br}/addr_assign_type`, 'utf8').catch(() => '')).trim();
+    const current = (await readFile(`/sys/class/net/${br}/address`, 'utf8').catch(() => '')).trim();
+    const lines = [`address replace ${this.gateway}/${this.subnet.prefix} dev ${br}`, `link set ${br} up`];
+    if (assigned !== String(NET_ADDR_SET) || current !== mac) lines.unshift(`link set ${br} address ${mac}`);
+    await this.cmd.ip(lines);
   }
 
   /** Starts the periodic check that the table and Docker's accept are still there. */
@@ -397,6 +412,16 @@ export class HostNetwork {
 /** How long a namespace's veth may take to go after the namespace was deleted (~120 ms for
  * 100 here) before it is deleted itself. */
 export const VETH_GONE_MS = 3_000;
+
+/** addr_assign_type of an address set by hand (include/uapi/linux/netdevice.h). */
+const NET_ADDR_SET = 3;
+
+/** The bridge's fixed MAC: from its name, locally administered and unicast. */
+export function bridgeMac(bridge: string): string {
+  const b = createHash('sha256').update(`slipway-bridge:${bridge}`).digest().subarray(0, 6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
 
 /** Waits (bounded) until none of `veths` exists; returns those still there. */
 async function vethsGone(veths: string[], ms: number): Promise<string[]> {

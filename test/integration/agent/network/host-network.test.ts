@@ -6,7 +6,9 @@ import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { HostNetwork } from '../../../../agent/network/host-network.js';
+import { bridgeMac, HostNetwork } from '../../../../agent/network/host-network.js';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { busyboxStack, tempDir } from '../../../helpers/host.js';
 import { bridgePorts, destroyTestNetwork, netnsOf, networkLeftovers, tableText, testNetworkSettings } from '../../../helpers/network.js';
 
@@ -155,4 +157,33 @@ t.test('after a reboot (bridge, table and namespaces gone) start applies them ag
   t.equal(await fetchLine(second.gateway, 25021), 'from-b', 'with the route it had');
   await second.destroy();
   t.same(networkLeftovers(s), [], 'nothing left');
+});
+
+t.test('the bridge keeps its MAC while dynos come and go, so a dyno\'s entry for its gateway stays right', async (t) => {
+  const dir = await tempDir(t);
+  const s = testNetworkSettings(dir);
+  t.teardown(() => destroyTestNetwork(s));
+  const net = new HostNetwork(s);
+  await net.init();
+  const mac = (): string => readFileSync(`/sys/class/net/${s.bridge}/address`, 'utf8').trim();
+  t.equal(mac(), bridgeMac(s.bridge), 'the bridge has the MAC derived from its name');
+  t.equal(readFileSync(`/sys/class/net/${s.bridge}/addr_assign_type`, 'utf8').trim(), '3', 'set by hand: the kernel no longer takes a port\'s');
+  const a = (await net.acquire(OWNER)).net;
+  // Dyno a learns its gateway's MAC (the connection itself is dropped by the table's input chain).
+  await fetchLine(net.gateway, 1, a.netns);
+  const gatewayEntry = (): string => execFileSync('ip', ['-n', a.netns, 'neigh', 'show', net.gateway], { encoding: 'utf8' });
+  t.match(gatewayEntry(), mac(), "dyno a's neighbour entry holds the bridge's MAC");
+  // Twenty more dynos: veths with random MACs, most likely one lower than a's.
+  const others = [];
+  for (let i = 0; i < 20; i++) others.push((await net.acquire(OWNER)).net);
+  const lowest = others.map((o) => readFileSync(`/sys/class/net/${o.hostVeth}/address`, 'utf8').trim()).sort()[0];
+  t.comment(`the lowest port MAC now: ${lowest}`);
+  t.equal(mac(), bridgeMac(s.bridge), "the bridge's MAC is its own with 21 ports");
+  t.match(gatewayEntry(), mac(), "so dyno a's entry for its gateway still names the bridge");
+  await Promise.all(others.map((o) => net.release(o)));
+  t.equal(mac(), bridgeMac(s.bridge), 'and after they left');
+  await net.init();
+  t.equal(mac(), bridgeMac(s.bridge), 'an agent restart (init again) keeps it');
+  await net.release(a);
+  await net.destroy();
 });
