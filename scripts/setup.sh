@@ -37,11 +37,12 @@ fi
 # Packages that ship a service the suite must not find running: promtool (`promtool check
 # metrics`, test/integration/e2e/metrics.test.ts) comes only with Debian's prometheus server;
 # PostgreSQL 15 (the coordinator's store: scripts/pg-test-server.sh starts a private cluster
-# for a test run) and HAProxy 2.6 (the router: tests run their own haproxy processes).
-# Installed with invoke-rc.d told not to start anything (policy-rc.d exit 101, unless the host
+# for a test run), HAProxy 2.6 (the router: tests run their own haproxy processes) and
+# rsyslog with its GnuTLS driver (a syslog+tls log drain's receiver: the drain tests run their
+# own rsyslogd). Installed with invoke-rc.d told not to start anything (policy-rc.d exit 101, unless the host
 # has a policy of its own), and nothing is left running: the packages ship their services
-# enabled, and a stray TSDB on :9090, cluster on :5432 or haproxy on :80 is nobody's.
-SERVICE_PKGS="prometheus postgresql haproxy"
+# enabled, and a stray TSDB on :9090, cluster on :5432, haproxy on :80 or rsyslogd is nobody's.
+SERVICE_PKGS="prometheus postgresql haproxy rsyslog rsyslog-gnutls"
 svc_missing=""
 for p in $SERVICE_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || svc_missing="$svc_missing $p"
@@ -57,7 +58,7 @@ if [ -n "$svc_missing" ]; then
   for svc in $svc_missing; do
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
   done
-  for proc in prometheus haproxy postgres; do
+  for proc in prometheus haproxy postgres rsyslogd; do
     if pgrep -x "$proc" >/dev/null 2>&1; then echo "setup: a $proc server is running after the install; stop it (the suite runs its own)" >&2; fi
   done
 fi

@@ -5,12 +5,9 @@
 //  - a coordinator certificate that does not chain to the agent's CA: refused by the agent;
 //  - a coordinator that requires client certificates: an agent without one is refused at the
 //    TLS handshake, one with a certificate from the right CA gets its welcome.
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type ServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { createRootLogger } from '../../../../shared/log.js';
 import { DEFAULT_TIMING } from '../../../../coordinator/config.js';
@@ -19,27 +16,8 @@ import { AgentServer } from '../../../../shared/coordinator-sdk/index.js';
 import { DEFAULT_SIZES } from '../../../../shared/sizes.js';
 import { AGENT_WS_PATH } from '../../../../shared/protocol.js';
 import { TEST_API_TOKEN } from '../../../helpers/http.js';
-import { tempDir } from '../../../helpers/host.js';
+import { makePki } from '../../../helpers/pki.js';
 import { capturingLogger, startSession, TOKEN, until } from './fixtures/link.js';
-
-interface Pki { ca: string; otherCa: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string }
-
-async function makePki(t: Test): Promise<Pki> {
-  const dir = await tempDir(t, 'slipway-pki-');
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ca = (name: string) => ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.crt`);
-  const leaf = (name: string, ext: string) => {
-    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
-    writeFileSync(join(dir, `${name}.ext`), ext);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`);
-  };
-  ca('ca');
-  ca('other-ca');
-  leaf('server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  leaf('client', 'extendedKeyUsage=clientAuth\n');
-  const read = (f: string) => readFileSync(join(dir, f), 'utf8');
-  return { ca: read('ca.crt'), otherCa: read('other-ca.crt'), serverCert: read('server.crt'), serverKey: read('server.key'), clientCert: read('client.crt'), clientKey: read('client.key') };
-}
 
 async function coordinator(t: Test, tls: ServerOptions) {
   const { log, lines } = capturingLogger();
