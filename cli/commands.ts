@@ -204,3 +204,34 @@ export async function runDetachedCommand(c: CommandContext, words: readonly stri
   c.out.write(c.json ? `${JSON.stringify(dyno)}\n` : `Running ${command} on ${c.app}... ${dyno.state}, ${dyno.name}\nIts output: slipway logs -a ${c.app} --dyno ${dyno.name}\n`);
   return 0;
 }
+
+export interface DrainView {
+  id: string;
+  token: string;
+  url: string;
+  createdAt: string;
+  stats: { queuedFrames: number; deliveredFrames: number; droppedFrames: number; rejectedFrames: number; lastError?: string };
+}
+
+export function renderDrains(drains: readonly DrainView[]): string {
+  if (drains.length === 0) return 'No drains. Add one with slipway drains:add -a APP https://... or syslog+tls://...\n';
+  return table(['URL', 'TOKEN', 'DELIVERED', 'DROPPED', 'QUEUED', 'LAST ERROR'], drains.map((d) => [
+    d.url, d.token, String(d.stats.deliveredFrames), String(d.stats.droppedFrames + d.stats.rejectedFrames), String(d.stats.queuedFrames), d.stats.lastError,
+  ]));
+}
+
+/** `drains`, `drains:add URL`, `drains:remove ID|TOKEN|URL`. */
+export async function drainsCommand(c: CommandContext, sub: 'list' | 'add' | 'remove', arg: string | undefined): Promise<number> {
+  const base = `/apps/${encodeURIComponent(c.app)}/drains`;
+  if (sub !== 'list' && (arg === undefined || arg === '')) throw new SlipwayError('CONFIG_INVALID', `drains:${sub} needs ${sub === 'add' ? 'a URL' : 'the drain\'s id, token or URL'}`);
+  if (sub === 'list') {
+    const drains = await c.api.json<DrainView[]>('GET', base);
+    c.out.write(c.json ? `${JSON.stringify(drains)}\n` : renderDrains(drains));
+    return 0;
+  }
+  const d = sub === 'add'
+    ? await c.api.json<DrainView>('POST', base, { url: arg })
+    : await c.api.json<DrainView>('DELETE', `${base}/${encodeURIComponent(arg!)}`);
+  c.out.write(c.json ? `${JSON.stringify(d)}\n` : `${sub === 'add' ? 'Successfully added drain' : 'Successfully removed drain'} ${d.url} (token ${d.token})\n`);
+  return 0;
+}

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { asSlipwayError, SlipwayError } from '../shared/errors.js';
 import { ApiClient, ApiError } from './api-client.js';
-import { appsCommand, logsCommand, parseEnvArgs, psCommand, restartCommand, runDetachedCommand, scaleCommand, type CommandContext } from './commands.js';
+import { appsCommand, drainsCommand, logsCommand, parseEnvArgs, psCommand, restartCommand, runDetachedCommand, scaleCommand, type CommandContext } from './commands.js';
 import { checkUrl, resolveCredentials, writeCredentials } from './credentials.js';
 import { readFileSync } from 'node:fs';
 
@@ -25,6 +25,10 @@ Commands:
                                     a one-off dyno run.N of the app's release; its output
                                     goes to the app's logs (one word after -- is a command
                                     string for the shell; several are passed on as they are)
+  drains -a APP                     the app's log drains, with what each delivered and dropped
+  drains:add -a APP URL             a drain: https://[user:password@]host/path (Logplex
+                                    batches) or syslog+tls://host[:6514] (RFC 5424 over TLS)
+  drains:remove -a APP ID|TOKEN|URL
   login --api URL [--token-file PATH]
                                     check the token against the API and keep both in
                                     ~/.config/slipway/credentials.json (0600); without
@@ -59,7 +63,7 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-const NEEDS_APP = new Set(['ps', 'scale', 'restart', 'logs', 'run']);
+const NEEDS_APP = new Set(['ps', 'scale', 'restart', 'logs', 'run', 'drains', 'drains:add', 'drains:remove']);
 
 async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed;
@@ -93,6 +97,11 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       // yet: the coordinator's API takes detached ones only.
       if (!values.detach) throw new SlipwayError('CONFIG_INVALID', 'run needs --detach: attached one-off dynos are not available yet (the output goes to slipway logs -a APP --dyno run.N)');
       return runDetachedCommand(ctx, rest, { ...(values.size !== undefined ? { size: values.size } : {}), env: parseEnvArgs(values.env ?? []) });
+    case 'drains':
+    case 'drains:add':
+    case 'drains:remove':
+      if (rest.length > 1) throw new SlipwayError('CONFIG_INVALID', `${command} takes at most one argument`);
+      return drainsCommand(ctx, command === 'drains' ? 'list' : command === 'drains:add' ? 'add' : 'remove', rest[0]);
     case 'restart':
       if (rest.length > 1) throw new SlipwayError('CONFIG_INVALID', 'restart takes at most one TYPE or DYNO');
       return restartCommand(ctx, rest[0]);

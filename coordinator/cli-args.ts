@@ -31,6 +31,8 @@ Options:
                              serve the API and the agents' WebSocket over TLS (wss://)
   --tls-client-ca PATH       with TLS: require agents to present a client certificate
                              that chains to this CA bundle (mutual TLS)
+  --drain-ca-file PATH       CAs (PEM) the apps' log drains trust besides the system's
+                             (a log service with a private CA)
   --database-url-file PATH   file holding a postgres:// URL: state in PostgreSQL, and
                              leadership among the coordinators that share it (else env
                              SLIPWAY_DATABASE_URL; neither: state in memory, one coordinator)
@@ -60,6 +62,7 @@ const OPTIONS = {
   'tls-key': { type: 'string' },
   'tls-client-ca': { type: 'string' },
   'database-url-file': { type: 'string' },
+  'drain-ca-file': { type: 'string' },
   'leader-session-timeout-ms': { type: 'string' },
   'leader-retry-ms': { type: 'string' },
   'router': { type: 'string' },
@@ -108,6 +111,7 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv): Coordina
   if (router !== 'dev' && router !== 'haproxy') throw new SlipwayError('CONFIG_INVALID', `--router must be dev or haproxy, got ${JSON.stringify(router)}`);
   return {
     ...(tls ? { tls } : {}),
+    ...(values['drain-ca-file'] !== undefined ? { drainCa: readPemFile(values['drain-ca-file'], '--drain-ca-file') } : {}),
     store: databaseUrl !== '' ? { kind: 'postgres', url: databaseUrl } : { kind: 'memory' },
     router,
     routerWorkDir: values['router-work-dir'] ?? '/run/slipway-coordinator/haproxy',

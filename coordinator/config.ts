@@ -72,6 +72,8 @@ export interface CoordinatorConfig {
   /** TLS for the API and agent listener (agents then dial wss://); with clientCa, agents must
    * present a client certificate that chains to it (mutual TLS). PEM text. */
   tls?: { cert: string; key: string; clientCa?: string };
+  /** PEM of CAs the log drains trust besides the system's (a private log service). */
+  drainCa?: string;
 }
 
 export const DEFAULT_LISTEN = '127.0.0.1:7700';

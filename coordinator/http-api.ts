@@ -9,6 +9,8 @@
 //                                    the app's release (Heroku's run --detach)
 //   DELETE /apps/:app/dynos[/:dyno]  restart every dyno, a process type's or one (web.1):
 //                                    fresh dynos replace them, preboot style
+//   GET|POST /apps/:app/drains       the app's log drains; {url} adds one (https://,
+//                                    syslog+tls://), DELETE /apps/:app/drains/:id removes it
 //   GET /apps/:app/logs?lines=N&dyno=web.1&source=app|slipway&tail=1
 //                                    the app's last log lines (text, Heroku style); with
 //                                    tail, then every new line until the client goes
@@ -38,6 +40,7 @@ import type { RouteTable } from './route-table.js';
 import { parsePrefetchBody, prefetchSlug } from './slug-prefetch.js';
 import { parseDrainBody } from './drain-body.js';
 import type { AppLogs } from './app-logs.js';
+import type { DrainManager } from './drains/drain-manager.js';
 import { LogTail, TAIL_SESSION_MS, type LogLineFilter, type LogSourceName } from './log-tail.js';
 
 export interface HttpApiDeps {
@@ -53,6 +56,9 @@ export interface HttpApiDeps {
   log: Logger;
   /** This coordinator's role for /healthz and GET /v1/leader (leader-term.ts). */
   leadership: () => object;
+  drains: DrainManager;
+  /** Resolves once the changes made so far are in the store (the leader's StoreWriter). */
+  durable?: () => Promise<void>;
   /** A tail session's longest life (default TAIL_SESSION_MS; tests shorten it). */
   tailSessionMs?: number;
 }
@@ -60,6 +66,7 @@ export interface HttpApiDeps {
 const FORMATION_TYPE_PATH = /^\/apps\/([^/]+)\/formation\/([^/]+)$/;
 const FORMATION_PATH = /^\/apps\/([^/]+)\/formation$/;
 const LOGS_PATH = /^\/apps\/([^/]+)\/logs$/;
+const DRAINS_PATH = /^\/apps\/([^/]+)\/drains(?:\/([^/]+))?$/;
 const DYNOS_PATH = /^\/apps\/([^/]+)\/dynos(?:\/([^/]+))?$/;
 const DRAIN_PATH = /^\/agents\/([^/]+)\/(drain|undrain)$/;
 
@@ -94,6 +101,25 @@ async function route(deps: HttpApiDeps, req: IncomingMessage, res: ServerRespons
   if (path === '/apps') {
     if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET, HEAD');
     return sendJson(res, 200, appViews(deps));
+  }
+  if ((m = DRAINS_PATH.exec(path))) {
+    const app = decode(m[1]);
+    if (m[2] !== undefined) {
+      if (method !== 'DELETE') return notAllowed(res, method, path, 'DELETE');
+      return sendJson(res, 200, deps.drains.remove(app, decode(m[2])));
+    }
+    if (method === 'POST') {
+      const body = await readJsonBody(req) as { url?: unknown } | null;
+      if (typeof body !== 'object' || body === null || typeof body.url !== 'string' || Object.keys(body).length !== 1) {
+        throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', 'a drain body is {"url": "https://... or syslog+tls://..."}');
+      }
+      if (!deps.formations.knowsApp(app)) throw new SlipwayError('APP_NOT_FOUND', `no app ${JSON.stringify(app)}`);
+      const added = deps.drains.add(app, body.url);
+      await deps.durable?.();
+      return sendJson(res, 201, added);
+    }
+    if (method !== 'GET' && method !== 'HEAD') return notAllowed(res, method, path, 'GET, HEAD, POST');
+    return sendJson(res, 200, deps.drains.list(app));
   }
   if ((m = DYNOS_PATH.exec(path))) {
     const app = decode(m[1]);

@@ -20,6 +20,7 @@ import type { CoordinatorConfig } from './config.js';
 import { DynoTable } from './dyno-table.js';
 import { FormationService } from './formation-service.js';
 import { createApiHandler } from './http-api.js';
+import { DrainManager } from './drains/drain-manager.js';
 import type { RouteTable } from './route-table.js';
 import type { CoordinatorStore, StoreSnapshot } from './store/store.js';
 import { StoreWriter } from './store/store-writer.js';
@@ -47,6 +48,7 @@ export class LeaderTerm {
   readonly server: AgentServer;
   readonly writer: StoreWriter;
   readonly api: RequestListener;
+  readonly drains: DrainManager;
   private closing: Promise<void> | undefined;
 
   constructor(deps: LeaderTermDeps) {
@@ -88,10 +90,12 @@ export class LeaderTerm {
       app: createAgentApp({ registry, dynos: this.dynos, formations: this.formations, logs: deps.logs, stats: appStats, log: log.child({ component: 'agent-app' }) }),
     });
     lastSeqOf = (agentId) => this.server.lastSeq(agentId);
+    this.drains = new DrainManager({ logs: deps.logs, sink, ...(config.drainCa !== undefined ? { ca: config.drainCa } : {}) });
+    this.drains.restore(snapshot.drains);
     const server = this.server;
     const writer = this.writer;
     this.api = createApiHandler({
-      registry, dynos: this.dynos, routes: deps.routes, formations: this.formations, commander,
+      registry, dynos: this.dynos, routes: deps.routes, formations: this.formations, commander, drains: this.drains, durable,
       linkStats: () => ({ ...server.stats(), ...appStats }), logs: deps.logs,
       defaults: { sizes: config.sizes, defaultStack: config.defaultStack }, log: log.child({ component: 'api' }),
       leadership: () => ({ role: 'leader', epoch: deps.epoch, coordinatorId: config.coordinatorId, store: { kind: deps.store.kind, ...writer.stats, pending: writer.pendingCount } }),
@@ -102,6 +106,7 @@ export class LeaderTerm {
    * next leader spread out), then what is queued is written if the epoch still allows it. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.drains.close();
       await this.server.close();
       await this.writer.close();
     })();

@@ -71,6 +71,9 @@ export const ERROR_CODES = {
   HTTP_HEADERS_TOO_LARGE: { retryable: false, httpStatus: 431, summary: 'The request headers exceed the bound of the endpoint, in bytes or in number (the diagnostics endpoint: 8 KiB, 32 headers).' },
   // Reference coordinator: API, agents and the dev router (Heroku's router codes in brackets).
   FORMATION_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'The app has no formation of this process type: scale and restart change formations that exist (create one with PUT /apps/:app/formation/:type).' },
+  DRAIN_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'The app has no log drain with this id, token or URL.' },
+  DRAIN_EXISTS: { retryable: false, httpStatus: 409, summary: 'The app already drains to this URL.' },
+  DRAIN_LIMIT: { retryable: false, httpStatus: 409, summary: 'The app has as many log drains as an app may have (5): remove one first.' },
   SIZE_UNKNOWN: { retryable: false, httpStatus: 422, summary: 'The formation names a dyno size the coordinator does not know.' },
   APP_NOT_FOUND: { retryable: false, httpStatus: 404, summary: 'The router knows no app for this Host header, or the API no app of this name.' },
   ROUTER_NO_DYNOS: { retryable: true, httpStatus: 503, summary: 'The app has no dyno up to serve the request (H14).' },

@@ -10,7 +10,7 @@
 import { SlipwayError } from '../../shared/errors.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import type {
-  CoordinatorStore, EpochHolder, LeaderLock, StoreSnapshot, StoredAgent, StoredDyno, StoredFormation,
+  CoordinatorStore, EpochHolder, LeaderLock, StoreSnapshot, StoredAgent, StoredDrain, StoredDyno, StoredFormation,
   StoredLedgerEntry, StoredRelease, StoredRoute, StoreWrite,
 } from './store.js';
 import { releaseOf, sameRelease } from './releases.js';
@@ -24,6 +24,7 @@ export class MemoryStoreState {
   readonly ledger = new Map<string, StoredLedgerEntry>();
   readonly routes = new Map<string, StoredRoute>();
   readonly releases = new Map<string, StoredRelease[]>();
+  readonly drains = new Map<string, StoredDrain>();
   /** The store object holding the leader lock, if any. */
   lockHolder: MemoryLeaderLock | undefined;
 }
@@ -66,6 +67,7 @@ export class MemoryStore implements CoordinatorStore {
       agents: [...s.agents.values()],
       ledger: [...s.ledger.values()],
       routes: [...s.routes.values()],
+      drains: [...s.drains.values()],
     }));
   }
 
@@ -119,6 +121,8 @@ export class MemoryStore implements CoordinatorStore {
       case 'ledger': s.ledger.set(w.entry.agentId, w.entry); return;
       case 'route': s.routes.set(`${w.route.app}/${w.route.dynoId}`, w.route); return;
       case 'route_deleted': s.routes.delete(`${w.app}/${w.dynoId}`); return;
+      case 'drain': s.drains.set(`${w.drain.app}/${w.drain.id}`, w.drain); return;
+      case 'drain_deleted': s.drains.delete(`${w.app}/${w.id}`); return;
     }
   }
 }

@@ -105,6 +105,20 @@ CREATE TABLE routes (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'log drains',
+    sql: `
+CREATE TABLE drains (
+  app text NOT NULL,
+  id text NOT NULL,
+  url text NOT NULL,
+  token text NOT NULL,
+  created_at timestamptz NOT NULL,
+  PRIMARY KEY (app, id)
+);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

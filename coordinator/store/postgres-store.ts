@@ -28,7 +28,7 @@ import { redactUrl } from '../../shared/log.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import type {
   CoordinatorStore, EpochHolder, LeaderLock, StoreSnapshot, StoredAgent, StoredDyno, StoredFormation,
-  StoredLedgerEntry, StoredRelease, StoredRoute, StoreWrite,
+  StoredDrain, StoredLedgerEntry, StoredRelease, StoredRoute, StoreWrite,
 } from './store.js';
 
 /** The advisory lock keys of slipway ('slpw' and 'slpm' as integers). */
@@ -154,6 +154,7 @@ export class PostgresStore implements CoordinatorStore {
       const agents = await client.query<{ doc: StoredAgent }>('SELECT doc FROM agents ORDER BY id');
       const ledger = await client.query<{ agent_id: string; seq_epoch: string; last_seq: string }>('SELECT agent_id, seq_epoch, last_seq FROM agent_ledger ORDER BY agent_id');
       const routes = await client.query<{ app: string; dyno_id: string; name: string; host: string; port: number }>('SELECT app, dyno_id, name, host, port FROM routes ORDER BY app, dyno_id');
+      const drains = await client.query<{ app: string; id: string; url: string; token: string; created_at: Date }>('SELECT app, id, url, token, created_at FROM drains ORDER BY app, created_at, id');
       await client.query('COMMIT');
       return {
         epoch: Number(epoch.rows[0]!.epoch),
@@ -162,6 +163,7 @@ export class PostgresStore implements CoordinatorStore {
         agents: agents.rows.map((r) => r.doc),
         ledger: ledger.rows.map((r): StoredLedgerEntry => ({ agentId: r.agent_id, seqEpoch: r.seq_epoch, lastSeq: Number(r.last_seq) })),
         routes: routes.rows.map((r): StoredRoute => ({ app: r.app, dynoId: r.dyno_id, name: r.name, host: r.host, port: r.port })),
+        drains: drains.rows.map((r): StoredDrain => ({ app: r.app, id: r.id, url: r.url, token: r.token, createdAt: r.created_at.toISOString() })),
       };
     } catch (err) {
       broken = err as Error;
@@ -263,6 +265,16 @@ async function applyWrites(client: pg.PoolClient, writes: readonly StoreWrite[])
   for (const w of writes) {
     if (w.kind === 'formation' || w.kind === 'formation_deleted') {
       await applyFormation(client, w);
+      continue;
+    }
+    // Drains change rarely (a developer's drains:add): one statement each, in order.
+    if (w.kind === 'drain') {
+      await client.query(`INSERT INTO drains (app, id, url, token, created_at) VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (app, id) DO UPDATE SET url = EXCLUDED.url, token = EXCLUDED.token`, [w.drain.app, w.drain.id, w.drain.url, w.drain.token, w.drain.createdAt]);
+      continue;
+    }
+    if (w.kind === 'drain_deleted') {
+      await client.query('DELETE FROM drains WHERE app = $1 AND id = $2', [w.app, w.id]);
       continue;
     }
     const key = w.kind === 'dyno' ? `dyno:${w.dyno.id}` : w.kind === 'dyno_deleted' ? `dyno:${w.id}`

@@ -46,6 +46,8 @@ export function writeKey(w: StoreWrite): string {
     case 'ledger': return `ledger:${w.entry.agentId}`;
     case 'route': return `route:${w.route.app}/${w.route.dynoId}`;
     case 'route_deleted': return `route:${w.app}/${w.dynoId}`;
+    case 'drain': return `drain:${w.drain.app}/${w.drain.id}`;
+    case 'drain_deleted': return `drain:${w.app}/${w.id}`;
   }
 }
 

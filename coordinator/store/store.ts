@@ -85,6 +85,16 @@ export interface StoredRoute {
   port: number;
 }
 
+/** A log drain of an app (coordinator/drains/): where its lines go, and the token that names it
+ * to the receiver (Logplex-Drain-Token). The URL may hold a password: never logged whole. */
+export interface StoredDrain {
+  app: string;
+  id: string;
+  url: string;
+  token: string;
+  createdAt: string;
+}
+
 export interface StoreSnapshot {
   /** The epoch current when the snapshot was read. */
   epoch: number;
@@ -93,10 +103,12 @@ export interface StoreSnapshot {
   agents: StoredAgent[];
   ledger: StoredLedgerEntry[];
   routes: StoredRoute[];
+  drains: StoredDrain[];
 }
 
 /** One change; write() applies a batch of them in order, atomically. Puts are upserts by key
- * (formation: app+type; dyno: id; agent: identity.id; ledger: agentId; route: app+dynoId). */
+ * (formation: app+type; dyno: id; agent: identity.id; ledger: agentId; route: app+dynoId;
+ * drain: app+id). */
 export type StoreWrite =
   | { kind: 'formation'; formation: StoredFormation }
   | { kind: 'formation_deleted'; app: string; type: string }
@@ -105,7 +117,9 @@ export type StoreWrite =
   | { kind: 'agent'; agent: StoredAgent }
   | { kind: 'ledger'; entry: StoredLedgerEntry }
   | { kind: 'route'; route: StoredRoute }
-  | { kind: 'route_deleted'; app: string; dynoId: string };
+  | { kind: 'route_deleted'; app: string; dynoId: string }
+  | { kind: 'drain'; drain: StoredDrain }
+  | { kind: 'drain_deleted'; app: string; id: string };
 
 export interface EpochHolder {
   epoch: number;

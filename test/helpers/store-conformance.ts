@@ -67,6 +67,8 @@ export function storeConformance(t: Test, open: OpenStores): void {
       { kind: 'agent', agent: agent('agent-a', 'eu-west-1a') },
       { kind: 'ledger', entry: { agentId: 'agent-a', seqEpoch: 'e-1', lastSeq: 41 } },
       { kind: 'route', route: { app: 'shop', dynoId: 'd1', name: 'web.1', host: '10.0.0.5', port: 5000 } },
+      { kind: 'drain', drain: { app: 'shop', id: 'dr1', url: 'syslog+tls://logs.example:6514', token: 'd.1', createdAt: '2026-12-03T10:00:00.000Z' } },
+      { kind: 'drain', drain: { app: 'shop', id: 'dr2', url: 'https://u:p@logs.example/x', token: 'd.2', createdAt: '2026-12-03T10:00:01.000Z' } },
     ];
     await a.write(epoch, writes);
     const b = make();
@@ -74,21 +76,27 @@ export function storeConformance(t: Test, open: OpenStores): void {
     const s = await b.load();
     t.equal(s.epoch, 1, 'the snapshot says which epoch it was read under');
     t.same(s.formations.map((f) => `${f.app}/${f.type}`).sort(), ['blog/worker', 'shop/web'], 'formations');
-    t.same(s.formations.find((f) => f.app === 'shop'), writes[0]!.kind === 'formation' ? writes[0]!.formation : undefined, 'a formation with its release, signature and env, as written');
+    t.same(s.formations.find((f) => f.app === 'shop'), writes[0]!.kind === 'formation' ? writes[0].formation : undefined, 'a formation with its release, signature and env, as written');
     t.same(s.dynos.find((d) => d.id === 'd1'), dyno('d1', { exit: { code: 1, signal: null } }), 'a dyno with its exit');
     t.match(s.dynos.find((d) => d.id === 'd2'), { desired: 'stop', state: 'stopping' }, 'an unwanted dyno');
     t.same(s.agents, [agent('agent-a', 'eu-west-1a')], 'the agent\'s identity and capacity');
     t.same(s.ledger, [{ agentId: 'agent-a', seqEpoch: 'e-1', lastSeq: 41 }], 'the event ledger');
     t.same(s.routes, [{ app: 'shop', dynoId: 'd1', name: 'web.1', host: '10.0.0.5', port: 5000 }], 'the route');
     t.same(await b.routes(), s.routes, 'routes() reads the route table alone');
+    t.same(s.drains.map((d) => [d.id, d.url, d.token, d.createdAt]), [
+      ['dr1', 'syslog+tls://logs.example:6514', 'd.1', '2026-12-03T10:00:00.000Z'],
+      ['dr2', 'https://u:p@logs.example/x', 'd.2', '2026-12-03T10:00:01.000Z'],
+    ], "an app's drains, in the order they were added");
 
     await a.write(epoch, [
       { kind: 'dyno_deleted', id: 'd2' },
       { kind: 'route_deleted', app: 'shop', dynoId: 'd1' },
       { kind: 'formation_deleted', app: 'blog', type: 'worker' },
       { kind: 'ledger', entry: { agentId: 'agent-a', seqEpoch: 'e-1', lastSeq: 42 } },
+      { kind: 'drain_deleted', app: 'shop', id: 'dr1' },
     ]);
     const after = await b.load();
+    t.same(after.drains.map((d) => d.id), ['dr2'], 'the deleted drain is gone');
     t.same(after.dynos.map((d) => d.id), ['d1'], 'the deleted dyno is gone');
     t.same(after.routes, [], 'the deleted route is gone');
     t.same(after.formations.map((f) => f.app), ['shop'], 'the deleted formation is gone');
