@@ -119,6 +119,7 @@ echo "  slipway ps -a $APP"
 echo "  slipway logs -a $APP --tail"
 echo "  slipway scale -a $APP web=3"
 echo "  slipway restart -a $APP web.1"
+echo "  slipway run -a $APP --detach -- ls /app     (its output: slipway logs -a $APP --dyno run.N)"
 echo
 
 if [ "$CHECK" = 1 ]; then
