@@ -180,8 +180,10 @@ export class DynoTable {
       a.app.localeCompare(b.app) || a.type.localeCompare(b.type) || a.index - b.index || a.id.localeCompare(b.id));
   }
 
+  /** The views of the records `filter` keeps, sorted: filtered first, so that one app's ps
+   * does not sort the whole fleet's dynos. */
   views(filter: (r: DynoRecord) => boolean = () => true): DynoView[] {
-    return this.list().filter(filter).map(toView);
+    return this.sorted(this.matching(filter)).map(toView);
   }
 
   /** Keeps the route table in step and drops records nobody wants any more. */

@@ -165,14 +165,19 @@ const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
 
 /** GET /apps: every app with a formation, its process types and how many dynos are up. */
 function appViews(deps: HttpApiDeps): unknown[] {
-  return deps.formations.apps().map((app) => {
-    const dynos = deps.dynos.views((r) => r.app === app && r.desired === 'run');
-    return {
-      name: app,
-      formation: deps.formations.views(app).map((f) => ({ type: f.type, quantity: f.quantity, size: f.size })),
-      dynos: { up: dynos.filter((d) => d.state === 'up').length, total: dynos.length },
-    };
-  });
+  // One pass over the dynos for every app, not one per app.
+  const counts = new Map<string, { up: number; total: number }>();
+  for (const d of deps.dynos.views((r) => r.desired === 'run')) {
+    const c = counts.get(d.app) ?? { up: 0, total: 0 };
+    c.total++;
+    if (d.state === 'up') c.up++;
+    counts.set(d.app, c);
+  }
+  return deps.formations.apps().map((app) => ({
+    name: app,
+    formation: deps.formations.views(app).map((f) => ({ type: f.type, quantity: f.quantity, size: f.size })),
+    dynos: counts.get(app) ?? { up: 0, total: 0 },
+  }));
 }
 
 /** GET /apps/:app/dynos: Heroku's ps, each dyno with its formation's size and command. */

@@ -13,23 +13,11 @@ import { execFileSync } from 'node:child_process';
 import { busyboxStack, cgroupChildren, eventually, mountsUnder, processesMentioning, REPO, removeCgroupParent, runcContainers, tempDir, uniqueName } from '../../helpers/host.js';
 import { spawnBin, type Spawned } from '../../helpers/processes.js';
 import { makeSlug, serveSlugs } from '../../helpers/slugs.js';
-import { getJson, http, NO_AUTH, TEST_API_TOKEN } from '../../helpers/http.js';
+import { getJson, http, NO_AUTH } from '../../helpers/http.js';
+import { developerEnv, runSlipway } from '../../helpers/slipway-cli.js';
 import { destroyTestNetwork, dynoNetworksLeft, testAgentConfig } from '../../helpers/network.js';
 
-interface CliRun { code: number | null; stdout: string; stderr: string }
-
-/** Runs `slipway ARGS` to its end (bounded), with a HOME of its own (no credentials file). */
-function slipway(env: NodeJS.ProcessEnv, args: string[], timeoutMs = 60_000): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO, 'dist', 'cli', 'main.js'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b.toString('utf8'); });
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString('utf8'); });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`slipway ${args.join(' ')} ran over ${timeoutMs} ms`)); }, timeoutMs);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
+const slipway = runSlipway;
 
 t.test('a developer drives an app through the coordinator with slipway', async (t) => {
   const dir = await tempDir(t, 'slipway-devcli-');
@@ -67,7 +55,7 @@ t.test('a developer drives an app through the coordinator with slipway', async (
   await eventually('the agent to connect', async () => (await getJson(`${apiUrl}/agents`)).find((a: any) => a.id === `agent-${app}` && a.connected));
 
   const home = join(dir, 'home');
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, SLIPWAY_API_URL: apiUrl, SLIPWAY_API_TOKEN: TEST_API_TOKEN };
+  const env = developerEnv(apiUrl, home);
 
   // The API is closed without the token; the health checks a load balancer makes are not.
   const open = await http('GET', `${apiUrl}/apps`, undefined, NO_AUTH);

@@ -5,36 +5,23 @@
 // --drain-ca-file's config). The drains are in PostgreSQL: a second coordinator over the same
 // database delivers to them without being told again. The URL's password never shows.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { createRootLogger } from '../../../../shared/log.js';
 import { DEFAULT_TIMING } from '../../../../coordinator/config.js';
 import { startCoordinator, type RunningCoordinator } from '../../../../coordinator/start.js';
 import { readOctetCounted } from '../../../../coordinator/drains/logplex-frame.js';
 import { DEFAULT_SIZES } from '../../../../shared/sizes.js';
 import { http, TEST_API_TOKEN } from '../../../helpers/http.js';
+import { developerEnv, runSlipway } from '../../../helpers/slipway-cli.js';
 import { connectScriptedAgent } from '../../../helpers/scripted-agent.js';
-import { eventually, REPO } from '../../../helpers/host.js';
+import { eventually } from '../../../helpers/host.js';
 import { makePki } from '../../../helpers/pki.js';
 import { testDatabase } from '../../../helpers/postgres.js';
 
 const TOKEN = 'agent-token-for-tests-0123456789';
 
-function slipway(apiUrl: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO, 'dist', 'cli', 'main.js'), ...args], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent', SLIPWAY_API_URL: apiUrl, SLIPWAY_API_TOKEN: TEST_API_TOKEN }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b.toString('utf8'); });
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString('utf8'); });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`slipway ${args.join(' ')} ran over 30 s`)); }, 30_000);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
+const slipway = (apiUrl: string, args: string[]) => runSlipway(developerEnv(apiUrl), args, 30_000);
 
 t.test('drains:add, delivery, drains:remove, and the drain surviving into the next coordinator', async (t) => {
   const pki = await makePki(t);
