@@ -57,6 +57,8 @@ export const ERROR_CODES = {
   RUNTIME_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'A call into the container runtime did not finish within its bound.' },
   RUNTIME_FAILED: { retryable: true, httpStatus: 502, summary: 'A call into the container runtime failed.' },
   RUNTIME_UNAVAILABLE: { retryable: true, httpStatus: 503, summary: 'The configured container runtime is not installed or not answering (e.g. the Docker engine is down).' },
+  RUNTIME_ATTACH_UNAVAILABLE: { retryable: false, httpStatus: 409, summary: "The dyno's stdio cannot be attached: it was not started attached by this agent process (a recovered dyno's streams went with the process that started it)." },
+  RUNTIME_TTY_UNSUPPORTED: { retryable: false, httpStatus: 422, summary: "This host's container runtime cannot give a dyno a terminal (LXC through conmon); run without -t, or on a runc or Docker host." },
   // EC2 instance metadata (IMDSv2, agent/host/ec2/imds.ts).
   IMDS_UNAVAILABLE: { retryable: true, httpStatus: 502, summary: 'The EC2 instance metadata service refused the request, answered with an unexpected status, or could not be reached.' },
   IMDS_TIMEOUT: { retryable: true, httpStatus: 504, summary: 'The EC2 instance metadata service did not answer within its bound (1-2 s).' },
@@ -92,6 +94,7 @@ export const ERROR_CODES = {
   STORE_SCHEMA_TOO_NEW: { retryable: false, httpStatus: 500, summary: "The database schema is at a later version than this coordinator knows (a newer coordinator migrated it): upgrade this coordinator." },
   // The on-call CLI (agent/cli/oncall/): `slipway-agent status|dynos|logs|why|doctor`.
   ATTACH_LEG_TAKEN: { retryable: false, httpStatus: 409, summary: "That leg of an attached one-off dyno's rendezvous is already connected: each secret admits one connection." },
+  ATTACH_LOST: { retryable: false, httpStatus: 502, summary: "An attached one-off dyno's stream ended before its exit status came (the connection, the coordinator or the agent went away); the dyno is stopped." },
   COORDINATOR_UNREACHABLE: { retryable: true, httpStatus: 503, summary: "The developer CLI (`slipway`) could not reach the coordinator's API at its URL (refused, reset, no route, a TLS failure)." },
   COORDINATOR_TIMEOUT: { retryable: true, httpStatus: 504, summary: "The coordinator's API did not answer the developer CLI within the command's bound." },
   DIAGNOSTICS_UNREACHABLE: { retryable: true, httpStatus: 503, summary: "No agent answers at the diagnostics address (diagnosticsListen): the agent is not running, listens elsewhere, or the unix socket is not the caller's to open." },

@@ -14,6 +14,7 @@
 // - a monitor outside the agent process keeps the dyno's output and exit status, so an agent
 //   killed with SIGKILL leaves its dynos running, and recover() reattaches to them;
 // - an OOM kill is known from the cgroup's OOM counters, never from exit code 137 alone.
+import type { Readable, Writable } from 'node:stream';
 import type { ExitStatus } from '../../shared/protocol.js';
 import type { NetnsFactory } from '../network/host-network.js';
 
@@ -50,6 +51,41 @@ export interface ContainerSpec {
    * Absent: the host's namespace (driver unit tests and the start benchmark's baseline only;
    * the agent and `dyno run` always give one). */
   network?: ContainerNetwork;
+  /** An attached one-off dyno (`slipway run`): its stdio goes to the agent (attach()), not to
+   * the log. Absent: stdin is /dev/null and the output goes to the log (every other dyno). */
+  stdio?: ContainerStdio;
+}
+
+/** The stdio of an attached dyno. */
+export interface ContainerStdio {
+  /** Keep stdin open for DynoAttach.stdin (else it is /dev/null). */
+  stdin: boolean;
+  /** A terminal (`slipway run -t`): stdout and stderr are one stream (stdout), resize works. */
+  tty: boolean;
+  /** The terminal's size at start (tty only). */
+  cols?: number;
+  rows?: number;
+}
+
+/**
+ * The streams of a dyno started with ContainerSpec.stdio, from attach(). Nothing the dyno
+ * prints before attach() is called is missed: start() connects them before the command runs.
+ * They push back: while `stdout` or `stderr` is not read, the dyno blocks on its writes (what
+ * waits is bounded by the runtime's pipes and socket buffers, never by the agent's memory).
+ */
+export interface DynoAttach {
+  /** What the dyno writes to fd 1 (with a tty: everything the terminal prints). Ends once the
+   * dyno's side is closed (it exited). */
+  stdout: Readable;
+  /** fd 2; with a tty it ends at once, empty. */
+  stderr: Readable;
+  /** To the dyno's stdin; end() closes it (the command reads EOF). Writes to a dyno that
+   * started without stdio.stdin are dropped. */
+  stdin: Writable;
+  /** The terminal's new size (tty only; a no-op without one). */
+  resize(cols: number, rows: number): Promise<void>;
+  /** Lets go of the streams; the dyno lives on (a stop is the caller's). Idempotent. */
+  close(): void;
 }
 
 export interface ContainerNetwork {
@@ -143,6 +179,12 @@ export interface RuntimeDriver {
   /** undefined once the dyno's cgroup is gone. */
   stats(handle: DynoHandle): Promise<DynoStats | undefined>;
   log(handle: DynoHandle): LogSource;
+  /**
+   * The streams of `handle`, started by this process with ContainerSpec.stdio; each start
+   * gives them once. Throws SlipwayError RUNTIME_ATTACH_UNAVAILABLE for any other handle (a
+   * recovered one: the streams went with the agent process that started it).
+   */
+  attach(handle: DynoHandle): DynoAttach;
   /** How this runtime's dynos get a network namespace, when it cannot join one by path (Docker:
    * a pause container holds it). Absent: agent/network/host-network.ts makes it (`ip netns add`). */
   netnsFactory?(): NetnsFactory;

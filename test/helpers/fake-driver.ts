@@ -5,7 +5,20 @@
 // by default. Real runtimes are exercised in test/integration.
 import { createServer, type Server } from 'node:net';
 import { realClock, type Clock } from '../../agent/lib/clock.js';
-import type { ContainerSpec, DynoExit, DynoHandle, RecoveredDyno, RuntimeDriver } from '../../agent/runtime/driver.js';
+import { PassThrough } from 'node:stream';
+import type { ContainerSpec, DynoAttach, DynoExit, DynoHandle, RecoveredDyno, RuntimeDriver } from '../../agent/runtime/driver.js';
+import { SlipwayError } from '../../shared/errors.js';
+
+/** The fake's streams of an attached dyno: the test writes what the dyno prints to `stdout` and
+ * `stderr`, reads what reached its stdin from `stdinReceived`, and sees resizes. */
+export interface FakeAttach extends DynoAttach {
+  stdin: PassThrough;
+  stdout: PassThrough;
+  stderr: PassThrough;
+  stdinReceived: Buffer[];
+  stdinEnded: boolean;
+  resizes: { cols: number; rows: number }[];
+}
 
 export class FakeDriver implements RuntimeDriver {
   constructor(private readonly clock: Clock = realClock) {}
@@ -19,17 +32,43 @@ export class FakeDriver implements RuntimeDriver {
   ignoreTerm = false;
   servers: Server[] = [];
   private exits = new Map<string, (e: DynoExit) => void>();
+  /** Streams of dynos started with ContainerSpec.stdio, by dyno id. */
+  readonly attached = new Map<string, FakeAttach>();
+  private readonly attachTaken = new Set<string>();
   private waits = new Map<string, Promise<DynoExit>>();
 
   async start(spec: ContainerSpec): Promise<DynoHandle> {
     this.started.push(spec);
     const id = spec.dynoId;
     this.waits.set(id, new Promise((resolve) => this.exits.set(id, resolve)));
+    if (spec.stdio) {
+      const io: FakeAttach = {
+        stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), stdinReceived: [], stdinEnded: false, resizes: [],
+        resize: async (cols, rows) => { io.resizes.push({ cols, rows }); },
+        close: () => undefined,
+      };
+      io.stdin.on('data', (b: Buffer) => io.stdinReceived.push(b));
+      io.stdin.on('end', () => { io.stdinEnded = true; });
+      this.attached.set(id, io);
+    }
     const port = spec.env.find((e) => e.startsWith('PORT='))?.slice(5);
     if (port && this.listen) await this.listenOn(Number(port));
     return { driver: 'runc', dynoId: id, containerId: id, dir: spec.dir, startedAt: new Date().toISOString() };
   }
-  exit(id: string, e: DynoExit) { this.exits.get(id)?.(e); }
+  exit(id: string, e: DynoExit) {
+    const io = this.attached.get(id);
+    if (io) {
+      if (!io.stdout.writableEnded) io.stdout.end();
+      if (!io.stderr.writableEnded) io.stderr.end();
+    }
+    this.exits.get(id)?.(e);
+  }
+  attach(h: DynoHandle): DynoAttach {
+    const io = this.attached.get(h.dynoId);
+    if (!io || this.attachTaken.has(h.dynoId)) throw new SlipwayError('RUNTIME_ATTACH_UNAVAILABLE', `dyno ${h.dynoId} has no streams to attach`);
+    this.attachTaken.add(h.dynoId);
+    return io;
+  }
   /** A container an earlier agent process started, as recover() would find it: running (for a
    * web dyno listening on `port` unless `listen` is off), or exited meanwhile with `exited`. */
   async found(id: string, o: { port?: number; exited?: DynoExit } = {}): Promise<RecoveredDyno> {

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { SlipwayError } from '../../../shared/errors.js';
 import { LOG_SIZE_MAX_BYTES } from '../hardening.js';
+import type { ContainerStdio } from '../driver.js';
 
 /** runc create of a busybox bundle takes ~80 ms here; 30 s covers a loaded host with a
  * cold page cache and still frees the start slot of a wedged runtime. */
@@ -24,6 +25,11 @@ export interface ConmonLaunch {
   exitDir: string;
   socketDir: string;
   logPath: string;
+  /** An attached dyno (ContainerSpec.stdio): `-i` keeps a stdin for the attach socket, `-t`
+   * has conmon pass --console-socket to the runtime's create and hold the terminal's master,
+   * and `-l none:` writes no log (a one-off's output is the attach's, as Heroku's `heroku run`
+   * output is not in the app's logs). */
+  stdio?: ContainerStdio;
 }
 
 export function conmonArgs(l: ConmonLaunch): string[] {
@@ -40,8 +46,9 @@ export function conmonArgs(l: ConmonLaunch): string[] {
     '--conmon-pidfile', l.conmonPidFile,
     '--exit-dir', l.exitDir,
     '--socket-dir-path', l.socketDir,
-    '-l', `k8s-file:${l.logPath}`,
-    '--log-size-max', String(LOG_SIZE_MAX_BYTES),
+    ...(l.stdio
+      ? ['-l', 'none:', ...(l.stdio.stdin ? ['-i'] : []), ...(l.stdio.tty ? ['-t'] : [])]
+      : ['-l', `k8s-file:${l.logPath}`, '--log-size-max', String(LOG_SIZE_MAX_BYTES)]),
     ...l.runtimeArgs.flatMap((a) => ['--runtime-arg', a]),
   ];
 }

@@ -20,6 +20,7 @@
 //   host's network and the engine's files (driver tests, the start benchmark's baseline).
 import type Dockerode from 'dockerode';
 import type { ContainerSpec } from '../driver.js';
+import { DEFAULT_TTY_COLS, DEFAULT_TTY_ROWS } from '../attach-streams.js';
 import { cfsQuotaUs, CPU_PERIOD_US, DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, LOG_SIZE_MAX_BYTES, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
 
 /** Labels that find a dyno's container again (`docker ps --filter label=slipway.dyno=ID`). */
@@ -32,6 +33,21 @@ export const LABEL_PAUSE = 'slipway.pause';
  * (units.RAMInBytes: 16m = 16 MiB). With `max-file` 1 the file is truncated at the cap, as
  * conmon's is. */
 export const JSON_LOG_MAX_SIZE = `${Math.floor(LOG_SIZE_MAX_BYTES / (1024 * 1024))}m`;
+
+/**
+ * Put in front of a tty dyno's args. Docker 20.10 (Debian 12's) creates the terminal 0x0 and
+ * sizes it only on the resize the driver sends after the start, so a command that asks for the
+ * size at once (`stty size`, a full-screen program) would race it. This waits for a size, at
+ * most 200 x 10 ms, then execs the dyno's own args, so the process tree is the usual one from
+ * there on. (busybox's stty prints nothing on a 0x0 terminal, and exits 0; coreutils' prints
+ * `0 0`: both mean no size yet.) Where the engine sized it at creation the loop ends at once;
+ * a stack without stty gets no wait.
+ */
+export const TTY_SIZE_WAIT = [
+  '/bin/sh', '-c',
+  'i=0; if command -v stty >/dev/null 2>&1; then while s=$(stty size 2>/dev/null); { [ -z "$s" ] || [ "$s" = "0 0" ]; } && [ $i -lt 200 ]; do sleep 0.01; i=$((i+1)); done; fi; unset i s; exec "$@"',
+  'sh',
+];
 
 /** One container per dyno id: the engine refuses a second container of the same name. */
 export function containerName(dynoId: string): string {
@@ -89,18 +105,21 @@ export function buildCreateOptions(spec: ContainerSpec, o: CreateOptionsInput): 
     Image: o.image,
     // An imported stack has no entrypoint; [] makes sure an image's own one is never prepended.
     Entrypoint: [],
-    Cmd: spec.args,
+    Cmd: spec.stdio?.tty ? [...TTY_SIZE_WAIT, ...spec.args] : spec.args,
     Env: spec.env,
     WorkingDir: spec.cwd,
     User: `${spec.user.uid}:${spec.user.gid}`,
     // With a network of its own the hostname is the pause container's (see the header).
     ...(spec.network ? {} : { Hostname: spec.hostname }),
     Labels: { [LABEL_DYNO]: spec.dynoId, [LABEL_MANAGED]: 'true' },
-    Tty: false,
-    OpenStdin: false,
-    AttachStdin: false,
-    AttachStdout: false,
-    AttachStderr: false,
+    // An attached dyno (`slipway run`): the driver attaches before it starts the container, as
+    // `docker run -i` does; StdinOnce makes the end of the attach's stdin the container's EOF.
+    Tty: spec.stdio?.tty === true,
+    OpenStdin: spec.stdio?.stdin === true,
+    StdinOnce: spec.stdio?.stdin === true,
+    AttachStdin: spec.stdio?.stdin === true,
+    AttachStdout: spec.stdio !== undefined,
+    AttachStderr: spec.stdio !== undefined,
     HostConfig: {
       NetworkMode: spec.network ? `container:${pauseContainerName(spec.network.netns)}` : 'host',
       IpcMode: 'private',
@@ -121,7 +140,12 @@ export function buildCreateOptions(spec: ContainerSpec, o: CreateOptionsInput): 
       PidsLimit: limits.pidsLimit,
       Ulimits: [{ Name: 'nofile', Soft: limits.nofile, Hard: limits.nofile }],
       OomScoreAdj: DYNO_OOM_SCORE_ADJ,
-      LogConfig: { Type: 'json-file', Config: { 'max-size': JSON_LOG_MAX_SIZE, 'max-file': '1' } },
+      // An attached dyno's output is the attach's only (Heroku's `heroku run` output is not in
+      // the app's logs).
+      LogConfig: spec.stdio ? { Type: 'none', Config: {} } : { Type: 'json-file', Config: { 'max-size': JSON_LOG_MAX_SIZE, 'max-file': '1' } },
+      // Engines from 23.0 (API 1.42) size the terminal at creation (moby#43593); 20.10 ignores
+      // this on Linux and the driver resizes right after the start (see TTY_SIZE_WAIT).
+      ...(spec.stdio?.tty ? { ConsoleSize: [spec.stdio.rows ?? DEFAULT_TTY_ROWS, spec.stdio.cols ?? DEFAULT_TTY_COLS] } : {}),
     },
   };
 }

@@ -21,7 +21,7 @@ import type Docker from 'dockerode';
 import type { Logger } from '../../../shared/log.js';
 import { SlipwayError } from '../../../shared/errors.js';
 import type { NetnsFactory } from '../../network/host-network.js';
-import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
+import type { ContainerSpec, ContainerStatus, ContainerStdio, DynoAttach, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
 import { readHandle, writeHandle } from '../handle-file.js';
 import { gracefulStop, shared } from '../common.js';
 import { mountOverlay, unmountOverlay } from '../overlay.js';
@@ -30,10 +30,14 @@ import { procsDir, signalCgroup } from '../../host/cgroup-procs.js';
 import { readDynoStats } from '../../host/cgroup-stats.js';
 import { dockerSeccomp } from '../seccomp/profile.js';
 import { buildCreateOptions, containerName } from './create-options.js';
-import { createEngineClient, CREATE_TIMEOUT_MS, engineCall, httpStatus, inspectContainer, KILL_TIMEOUT_MS, removeContainer, START_TIMEOUT_MS } from './engine.js';
+import { AttachRegistry, DEFAULT_TTY_COLS, DEFAULT_TTY_ROWS, demuxOutput, stdinWriter, type HeldAttach } from '../attach-streams.js';
+import { ATTACH_TIMEOUT_MS, createEngineClient, CREATE_TIMEOUT_MS, DEFAULT_DOCKER_SOCKET, hijackAttach, RESIZE_TIMEOUT_MS, engineCall, httpStatus, inspectContainer, KILL_TIMEOUT_MS, removeContainer, START_TIMEOUT_MS } from './engine.js';
 import { stackHostsFile, StackImages } from './stack-image.js';
 import { PauseContainers } from './pause.js';
 import { waitForExit } from './exit.js';
+
+/** stdcopy's stream types: 1 stdout, 2 stderr, 3 the engine's own error text (API 1.42+). */
+const DOCKER_CHANNELS = { 1: 'stdout', 2: 'stderr', 3: 'stderr' } as const;
 
 export interface DockerDriverOptions {
   /** Parent cgroup for dynos, e.g. /slipway (tests use a unique one and remove it). With the
@@ -59,6 +63,8 @@ export class DockerDriver implements RuntimeDriver {
    * on the first start; a start never goes ahead without it. */
   private seccomp: string | undefined;
   private pause: PauseContainers | undefined;
+  /** The streams of attached dynos started by this process, by container id. */
+  private readonly attaches = new AttachRegistry();
 
   constructor(private readonly opts: DockerDriverOptions) {
     this.docker = createEngineClient(opts.socketPath);
@@ -117,7 +123,10 @@ export class DockerDriver implements RuntimeDriver {
       // Persisted before the start: from here on a restarted agent can find the container
       // (a `created` one it then removes; see recover()).
       await writeHandle(handle);
+      if (spec.stdio) this.attaches.add(handle.containerId, await this.attachBeforeStart(handle.containerId, spec.stdio));
       await engineCall(`start ${name}`, START_TIMEOUT_MS, (abortSignal) => this.docker.getContainer(handle.containerId).start({ abortSignal }));
+      // Engine 20.10 made the terminal 0x0 (create-options.ts TTY_SIZE_WAIT); it has it now.
+      if (spec.stdio?.tty) await this.resize(handle.containerId, spec.stdio.cols ?? DEFAULT_TTY_COLS, spec.stdio.rows ?? DEFAULT_TTY_ROWS);
       const info = await inspectContainer(this.docker, handle.containerId);
       if (!info) throw new SlipwayError('RUNTIME_FAILED', `Docker container ${name} vanished right after its start`);
       if (info.State.Pid > 0) {
@@ -143,6 +152,56 @@ export class DockerDriver implements RuntimeDriver {
     const logPath = (info as { LogPath?: string }).LogPath;
     if (logPath) handle.data = { ...handle.data, logPath };
     return { handle, running: info.State.Running || info.State.Restarting };
+  }
+
+  /**
+   * The attach of an attached dyno, made before its start as `docker run -i` does, so nothing it
+   * prints is missed. The connection is hijacked (HTTP upgrade): without a tty it carries
+   * stdcopy frames (attach-streams.ts demuxes them), with one the terminal's raw bytes. Its
+   * write side is the container's stdin; half-closing it makes the engine close that stdin
+   * (StdinOnce, no tty) while the output goes on. With a tty the engine would end the output
+   * on that half-close as well (moby's attach closes stdout once stdin ends unless StdinOnce
+   * without a tty; moby#38457), so there end() leaves the connection open: EOF on a terminal is
+   * its ^D, which the caller writes like any other byte.
+   */
+  private async attachBeforeStart(containerId: string, stdio: ContainerStdio): Promise<HeldAttach> {
+    const socket = await engineCall(`attach ${containerId}`, ATTACH_TIMEOUT_MS, (abortSignal) =>
+      hijackAttach(this.opts.socketPath ?? DEFAULT_DOCKER_SOCKET, containerId, stdio.stdin, abortSignal));
+    // A reset connection (engine restart) ends the streams (attach-streams.ts); never an
+    // unhandled error.
+    socket.on('error', () => undefined);
+    const { stdout, stderr } = demuxOutput(socket, stdio.tty ? undefined : DOCKER_CHANNELS);
+    const stdin = stdinWriter(stdio.stdin ? socket : undefined, () => { if (!stdio.tty) socket.end(); });
+    let closed = false;
+    const attach: DynoAttach = {
+      stdout, stderr, stdin,
+      resize: (cols, rows) => (stdio.tty ? this.resize(containerId, cols, rows) : Promise.resolve()),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        socket.destroy();
+        for (const s of [stdout, stderr, stdin]) s.destroy();
+      },
+    };
+    return { attach, released: () => Promise.resolve() };
+  }
+
+  private async resize(containerId: string, cols: number, rows: number): Promise<void> {
+    if (!Number.isInteger(cols) || !Number.isInteger(rows) || cols < 1 || rows < 1 || cols > 65535 || rows > 65535) {
+      throw new SlipwayError('RUNTIME_FAILED', `invalid terminal size ${cols}x${rows}`);
+    }
+    try {
+      await engineCall(`resize ${containerId}`, RESIZE_TIMEOUT_MS, (abortSignal) =>
+        this.docker.getContainer(containerId).resize({ h: rows, w: cols, abortSignal } as unknown as object));
+    } catch (err) {
+      // 404: gone; 409: not running. No terminal is left to size.
+      if (httpStatus(err) === 404 || httpStatus(err) === 409) return;
+      throw err;
+    }
+  }
+
+  attach(handle: DynoHandle): DynoAttach {
+    return this.attaches.take(this.ref(handle));
   }
 
   wait(handle: DynoHandle): Promise<DynoExit> {
@@ -176,6 +235,9 @@ export class DockerDriver implements RuntimeDriver {
 
   /** The dyno's container only: the pause container of its network is the host network's. */
   async destroy(handle: DynoHandle): Promise<void> {
+    // The streams go first: an engine whose attach copy is blocked on a reader that stopped
+    // reading does not finish removing the container until that connection is gone.
+    await this.attaches.release(this.ref(handle));
     await removeContainer(this.docker, this.ref(handle));
     await unmountOverlay(this.paths(handle.dir).app);
     await rm(handle.dir, { recursive: true, force: true, maxRetries: 3 });

@@ -7,6 +7,8 @@
 // are tighter where ours cannot do the slow thing ECS's may (pull an image, call a volume
 // plugin). Measured on this machine (Debian 12, docker.io 20.10.24): a whole start() (leftover
 // check, create, start, inspect) takes 150-210 ms, a destroy of an exited dyno ~20 ms.
+import { request } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { SlipwayError } from '../../../shared/errors.js';
 
@@ -23,6 +25,11 @@ export const CREATE_TIMEOUT_MS = 60_000;
 /** ECS allows 3 min; a start is runc create + start through containerd's shim (well under
  * the 150-210 ms of a whole start() here). */
 export const START_TIMEOUT_MS = 60_000;
+/** An attach answers as soon as the engine has hooked the container's streams up (a few ms);
+ * the inspect bound. */
+export const ATTACH_TIMEOUT_MS = 30_000;
+/** A resize is one ioctl through containerd's shim, like a kill. */
+export const RESIZE_TIMEOUT_MS = 10_000;
 /** A kill is one signal through containerd; like RUNC_CALL_TIMEOUT_MS, 10 s = wedged. */
 export const KILL_TIMEOUT_MS = 10_000;
 /** ECS allows 5 min for a remove, which deletes the container's writable layer; a dyno's
@@ -131,4 +138,33 @@ export async function removeContainer(docker: Docker, idOrName: string): Promise
     await new Promise((r) => setTimeout(r, REMOVAL_POLL_MS));
   }
   throw new SlipwayError('RUNTIME_TIMEOUT', `Docker remove ${idOrName}: still there after ${REMOVE_TIMEOUT_MS} ms`);
+}
+
+/**
+ * POST /containers/{id}/attach, upgraded to the raw connection (what `docker run -i` does).
+ * Made here rather than through dockerode: with stdin its modem neither sends a body nor ends
+ * the request, so the request's headers are never flushed and the engine never answers
+ * (dockerode#819); and a body it did send would reach the container as its first stdin bytes
+ * (dockerode#777). This request has no body (Content-Length: 0), the engine answers 101 and
+ * from there the socket is the container's stdio.
+ */
+export function hijackAttach(socketPath: string, containerId: string, stdin: boolean, signal: AbortSignal): Promise<Duplex> {
+  const query = `stream=1&stdin=${stdin ? 1 : 0}&stdout=1&stderr=1`;
+  return new Promise((resolve, reject) => {
+    const req = request({
+      socketPath, method: 'POST', path: `/${DOCKER_API_VERSION}/containers/${encodeURIComponent(containerId)}/attach?${query}`,
+      headers: { Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Length': '0' }, signal,
+    });
+    req.on('upgrade', (_res, socket, head) => {
+      if (head.length > 0) socket.unshift(head);
+      resolve(socket);
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (b: Buffer) => { if (body.length < 2_000) body += b.toString('utf8'); });
+      res.on('end', () => reject(Object.assign(new Error(`attach answered ${res.statusCode ?? '?'}: ${body.trim().slice(0, 300)}`), { statusCode: res.statusCode })));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -4,18 +4,21 @@
 // common runtime runs dynos in LXC.
 //
 // Files under the dyno's dir: handle.json, lxc.conf, runtime, stop-hook, seccomp, rootfs/ (overlay), upper/, work/, exits/<cid>, pid, conmon.pid, log, oom, lxc.log,
-// lxc/ (LXC's lxcpath), sock/.
-import { chmod, chown, mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+// lxc/ (LXC's lxcpath), sock/; for an attached dyno also start-gate (scripts.ts), attach-relay.pl and
+// conmon's attach socket and fifos.
+import { chmod, chown, mkdir, open, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { constants as fsConstants, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../../shared/log.js';
 import { realClock, type Clock } from '../../lib/clock.js';
 import { SlipwayError } from '../../../shared/errors.js';
-import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
+import type { ContainerSpec, ContainerStatus, DynoAttach, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
 import { writeHandle } from '../handle-file.js';
 import { gracefulStop, KILL_SETTLE_TIMEOUT_MS, readPid, shared, signalFromExitCode } from '../common.js';
 import { recoverMonitored } from '../conmon/recover.js';
 import { launchConmon } from '../conmon/launch.js';
+import { connectAttachRelay } from '../conmon/attach-relay.js';
+import { AttachRegistry } from '../attach-streams.js';
 import { isAlive, watchExit } from '../conmon/exit-watch.js';
 import { overlayMountLine, prepareOverlay, unmountOverlay } from '../overlay.js';
 import { cgroupDirs, detectCgroupVersion, oomCounterFile, parseOomKills, type CgroupVersion } from '../../host/cgroups.js';
@@ -48,6 +51,8 @@ export class LxcDriver implements RuntimeDriver {
   private readonly conmon: string;
   private readonly cgroupVersion: CgroupVersion;
   private readonly waits = new Map<string, Promise<DynoExit>>();
+  /** The streams of attached dynos started by this process (attach-streams.ts). */
+  private readonly attaches = new AttachRegistry();
   private seccomp: string | undefined;
   private readonly clock: Pick<Clock, 'monotonic'>;
 
@@ -66,11 +71,17 @@ export class LxcDriver implements RuntimeDriver {
     return {
       rootfs: f('rootfs'), upper: f('upper'), work: f('work'), exits: f('exits'), sock: f('sock'), lxcPath: f('lxc'),
       pid: f('pid'), conmonPid: f('conmon.pid'), log: f('log'), config: f('lxc.conf'), runtime: f('runtime'),
-      stopHook: f('stop-hook'), seccomp: f('seccomp'), oom: f('oom'), lxcLog: f('lxc.log'),
+      stopHook: f('stop-hook'), seccomp: f('seccomp'), oom: f('oom'), lxcLog: f('lxc.log'), gate: f('start-gate'),
     };
   }
 
   async start(spec: ContainerSpec): Promise<DynoHandle> {
+    if (spec.stdio?.tty) {
+      // conmon gets a terminal from its runtime only as a pty master sent over its console
+      // socket (SCM_RIGHTS); the shim below is a shell script and cannot, and lxc-execute has
+      // no such interface. Refused before anything is made.
+      throw new SlipwayError('RUNTIME_TTY_UNSUPPORTED', `LXC dynos cannot have a terminal (${spec.dynoId}); attach without a tty`);
+    }
     const containerId = LxcDriver.containerId(spec.dynoId);
     const p = this.paths(spec.dir);
     const cgroupPath = `${this.opts.cgroupParent.replace(/\/$/, '')}/${containerId}`;
@@ -88,7 +99,7 @@ export class LxcDriver implements RuntimeDriver {
     await Promise.all([
       seccomp ? writeFile(p.seccomp, seccomp, { mode: 0o600 }) : undefined,
       writeFile(p.config, config, { mode: 0o600 }),
-      writeFile(p.runtime, runtimeShim({ containerId, lxcPath: p.lxcPath, config: p.config, mountLine: overlayMountLine(overlay) }), { mode: 0o700 }),
+      writeFile(p.runtime, runtimeShim({ containerId, lxcPath: p.lxcPath, config: p.config, mountLine: overlayMountLine(overlay), ...(spec.stdio ? { gate: p.gate } : {}) }), { mode: 0o700 }),
       writeFile(p.stopHook, stopHookScript({ counterFile: oomCounterFile(cgroupPath, this.cgroupVersion), out: p.oom }), { mode: 0o700 }),
       prepareOverlay(overlay),
     ]);
@@ -100,9 +111,16 @@ export class LxcDriver implements RuntimeDriver {
       handle.pid = await launchConmon({
         conmonPath: this.conmon, runtimePath: p.runtime, runtimeArgs: [], containerId, bundleDir: spec.dir,
         pidFile: p.pid, conmonPidFile: p.conmonPid, exitDir: p.exits, socketDir: p.sock, logPath: p.log,
+        ...(spec.stdio ? { stdio: spec.stdio } : {}),
       });
       handle.monitorPid = await readPid(p.conmonPid);
       await writeHandle(handle);
+      if (spec.stdio) {
+        // lxc-execute waits on the gate: the relay connects while the command cannot print yet.
+        const held = await connectAttachRelay({ dir: spec.dir, stdio: spec.stdio, resize: () => Promise.resolve() });
+        this.attaches.add(containerId, held);
+        await this.openGate(p.gate);
+      }
       await this.untilRunning(handle);
       return handle;
     } catch (err) {
@@ -131,6 +149,28 @@ export class LxcDriver implements RuntimeDriver {
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
     throw new SlipwayError('RUNTIME_TIMEOUT', `lxc-execute ${handle.containerId} did not start the dyno within ${LXC_RUNNING_TIMEOUT_MS} ms`);
+  }
+
+  /** Lets the gated lxc-execute of an attached dyno go (scripts.ts runtimeShim): one line into
+   * the gate fifo, once its reader is there (the shim's background process opens it within
+   * milliseconds of conmon's create returning; until then a non-blocking open fails ENXIO). */
+  private async openGate(gate: string): Promise<void> {
+    const deadline = this.clock.monotonic() + LXC_RUNNING_TIMEOUT_MS;
+    for (;;) {
+      try {
+        const fh = await open(gate, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+        try { await fh.write('go\n'); } finally { await fh.close(); }
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw new SlipwayError('RUNTIME_FAILED', `start gate of ${gate}: ${(err as Error).message}`, { cause: err });
+      }
+      if (this.clock.monotonic() >= deadline) throw new SlipwayError('RUNTIME_TIMEOUT', `the launcher of ${gate} did not wait on its start gate within ${LXC_RUNNING_TIMEOUT_MS} ms`);
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  }
+
+  attach(handle: DynoHandle): DynoAttach {
+    return this.attaches.take(handle.containerId);
   }
 
   recover(dir: string): Promise<RecoveredDyno | undefined> {
@@ -172,6 +212,8 @@ export class LxcDriver implements RuntimeDriver {
   async destroy(handle: DynoHandle): Promise<void> {
     const p = this.paths(handle.dir);
     const cgroupPath = handle.cgroupPath ?? `${this.opts.cgroupParent.replace(/\/$/, '')}/${handle.containerId}`;
+    // The streams first: conmon blocked writing to a relay nobody reads would not exit.
+    await this.attaches.release(handle.containerId);
     await signalCgroup(cgroupPath, this.cgroupVersion, 'SIGKILL');
     const monitorPid = handle.monitorPid ?? (await readPid(p.conmonPid));
     // lxc-execute (the launcher) and conmon go too, whatever state a crash left them in.
@@ -184,7 +226,10 @@ export class LxcDriver implements RuntimeDriver {
     // LXC removes its cgroups once lxc-execute has reaped the dyno; wait for that, then remove
     // what a killed lxc-execute left behind.
     const deadline = this.clock.monotonic() + KILL_SETTLE_TIMEOUT_MS;
-    while (this.clock.monotonic() < deadline && (await cgroupPids(cgroupPath, this.cgroupVersion)).length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
+    // The monitor's cgroup too: the killed lxc-execute sits in it until it is gone, and an
+    // rmdir before that fails with EBUSY and leaves the cgroup behind.
+    const busy = async () => (await cgroupPids(cgroupPath, this.cgroupVersion)).length > 0 || (await cgroupPids(`${cgroupPath}.monitor`, this.cgroupVersion)).length > 0;
+    while (this.clock.monotonic() < deadline && (await busy())) await new Promise((r) => setTimeout(r, POLL_MS));
     for (const cg of [cgroupPath, `${cgroupPath}.monitor`]) {
       for (const d of cgroupDirs(cg, this.cgroupVersion)) await rmdir(d).catch(() => undefined);
     }

@@ -35,7 +35,22 @@ export function entryScript(env: string[], args: string[]): string {
   return lines.join('\n') + '\n';
 }
 
-export function runtimeShim(p: { containerId: string; lxcPath: string; config: string; mountLine: string }): string {
+/**
+ * `gate`: an attached dyno (ContainerSpec.stdio). The background process first waits for a
+ * line on that fifo, which the driver writes once its attach relay is connected to conmon, and
+ * only then execs lxc-execute (so the pid written stays lxc-execute's): nothing the command
+ * prints early is missed. An asynchronous list gets /dev/null as its stdin, so conmon's stdin
+ * pipe is passed on as fd 3.
+ */
+export function runtimeShim(p: { containerId: string; lxcPath: string; config: string; mountLine: string; gate?: string }): string {
+  const execute = `lxc-execute -n ${shellQuote(p.containerId)} -P ${shellQuote(p.lxcPath)} -f ${shellQuote(p.config)} -- /bin/sh /.slipway-entry`;
+  const launch = p.gate === undefined
+    ? `${execute} &`
+    : `rm -f ${shellQuote(p.gate)}
+mkfifo -m 600 ${shellQuote(p.gate)} || exit 1
+exec 3<&0
+{ read -r slipway_go < ${shellQuote(p.gate)}; exec ${execute} 0<&3 3<&-; } &
+exec 3<&-`;
   return `#!/bin/sh
 # conmon's OCI runtime interface over lxc-execute (agent/runtime/lxc/scripts.ts). Only
 # "create" is used: the agent starts, signals and deletes the dyno itself.
@@ -52,7 +67,7 @@ while [ $# -gt 1 ]; do
 done
 [ -n "$bundle" ] && [ -n "$pidfile" ] || { echo "slipway lxc shim: --bundle and --pid-file are required" >&2; exit 1; }
 ${p.mountLine}
-lxc-execute -n ${shellQuote(p.containerId)} -P ${shellQuote(p.lxcPath)} -f ${shellQuote(p.config)} -- /bin/sh /.slipway-entry &
+${launch}
 echo $! > "$pidfile"
 `;
 }

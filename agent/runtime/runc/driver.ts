@@ -1,6 +1,7 @@
 // The runc driver: an OCI bundle per dyno on an overlay rootfs, monitored by conmon.
 // Files under the dyno's dir: handle.json, config.json, runtime (the shim below), rootfs/
-// (overlay mount), upper/, work/, exits/<cid>, pid, conmon.pid, log (k8s-file), runc.log, sock/.
+// (overlay mount), upper/, work/, exits/<cid>, pid, conmon.pid, log (k8s-file), runc.log, sock/;
+// conmon's attach socket, ctl and winsz fifos; attach-relay.pl (attached dynos only).
 //
 // conmon runs `RUNTIME create ...` and the agent would then run `runc start`: two runc
 // processes. The per-dyno `runtime` shim turns conmon's create into `runc run --detach`, one
@@ -14,7 +15,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../../shared/log.js';
 import { execBounded } from '../../lib/exec.js';
 import { SlipwayError } from '../../../shared/errors.js';
-import type { ContainerSpec, ContainerStatus, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
+import type { ContainerSpec, ContainerStatus, DynoAttach, DynoExit, DynoHandle, DynoStats, LogSource, RecoveredDyno, RuntimeDriver } from '../driver.js';
 import { writeHandle } from '../handle-file.js';
 import { gracefulStop, readPid, shared, signalFromExitCode } from '../common.js';
 import { recoverMonitored } from '../conmon/recover.js';
@@ -23,6 +24,8 @@ import { buildOciConfig } from './oci-config.js';
 import { validateOciConfig } from './oci-schema.js';
 import { ociSeccomp, type OciSeccomp } from '../seccomp/profile.js';
 import { launchConmon } from '../conmon/launch.js';
+import { connectAttachRelay, conmonResize } from '../conmon/attach-relay.js';
+import { AttachRegistry } from '../attach-streams.js';
 import { isAlive, watchExit } from '../conmon/exit-watch.js';
 import { overlayMountLine, prepareOverlay, unmountOverlay } from '../overlay.js';
 import { shellQuote } from '../../../shared/shell-quote.js';
@@ -42,10 +45,12 @@ export interface RuncDriverOptions {
 }
 
 /** The shim conmon runs as its runtime (see the top of this file): mounts the rootfs overlay,
- * then execs `runc run --detach`. */
-export function runcRunShim(runcPath: string, runcLog: string, mountLine: string): string {
+ * then execs `runc run --detach`; for an attached dyno `runc create` (conmon's own arguments,
+ * --console-socket included, pass through), so that the driver connects the attach relay
+ * before it runs `runc start` and nothing the command prints early is missed. */
+export function runcRunShim(runcPath: string, runcLog: string, mountLine: string, attached = false): string {
   const q = shellQuote;
-  return `#!/bin/sh\n[ "$1" = create ] || { echo "slipway runc shim: unsupported command $1" >&2; exit 1; }\nshift\n${mountLine}\nexec ${q(runcPath)} --log=${q(runcLog)} --log-format=json run --detach "$@"\n`;
+  return `#!/bin/sh\n[ "$1" = create ] || { echo "slipway runc shim: unsupported command $1" >&2; exit 1; }\nshift\n${mountLine}\nexec ${q(runcPath)} --log=${q(runcLog)} --log-format=json ${attached ? 'create' : 'run --detach'} "$@"\n`;
 }
 
 function firstExisting(candidates: string[], fallback: string): string {
@@ -58,6 +63,8 @@ export class RuncDriver implements RuntimeDriver {
   private readonly conmon: string;
   private readonly cgroupVersion: CgroupVersion;
   private readonly waits = new Map<string, Promise<DynoExit>>();
+  /** The streams of attached dynos started by this process (attach-streams.ts). */
+  private readonly attaches = new AttachRegistry();
   /** Resolved once per agent: the profile depends only on the host (arch, kernel). */
   private seccomp: OciSeccomp | undefined;
 
@@ -94,16 +101,22 @@ export class RuncDriver implements RuntimeDriver {
     const overlay = { lower: [spec.slugDir, spec.stackDir], upper: p.upper, work: p.work, target: p.rootfs };
     await Promise.all([
       writeFile(p.config, JSON.stringify(config), { mode: 0o600 }),
-      writeFile(p.runtime, runcRunShim(this.runc, p.runcLog, overlayMountLine(overlay)), { mode: 0o700 }),
+      writeFile(p.runtime, runcRunShim(this.runc, p.runcLog, overlayMountLine(overlay), spec.stdio !== undefined), { mode: 0o700 }),
       prepareOverlay(overlay),
     ]);
     try {
       handle.pid = await launchConmon({
         conmonPath: this.conmon, runtimePath: p.runtime, runtimeArgs: [],
         containerId, bundleDir: spec.dir, pidFile: p.pid, conmonPidFile: p.conmonPid, exitDir: p.exits,
-        socketDir: p.sock, logPath: p.log,
+        socketDir: p.sock, logPath: p.log, ...(spec.stdio ? { stdio: spec.stdio } : {}),
       });
       handle.monitorPid = await readPid(p.conmonPid);
+      if (spec.stdio) {
+        // Created, not started: the relay connects while the command cannot print yet.
+        const held = await connectAttachRelay({ dir: spec.dir, stdio: spec.stdio, resize: (cols, rows) => conmonResize(spec.dir, cols, rows) });
+        this.attaches.add(containerId, held);
+        await this.runcCall(['start', containerId]);
+      }
       // The dyno runs from here. Should the agent die before the handle is written, the dir
       // without a handle is swept at its next start (sweep.ts), container and all.
       await writeHandle(handle);
@@ -150,7 +163,13 @@ export class RuncDriver implements RuntimeDriver {
     return gracefulStop(this, handle, graceMs);
   }
 
+  attach(handle: DynoHandle): DynoAttach {
+    return this.attaches.take(handle.containerId);
+  }
+
   async destroy(handle: DynoHandle): Promise<void> {
+    // The streams first: conmon blocked writing to a relay nobody reads would not exit.
+    await this.attaches.release(handle.containerId);
     await this.runcCall(['delete', '--force', handle.containerId], true, RUNC_DELETE_TIMEOUT_MS);
     // conmon exits on its own once the container is gone; make sure of it.
     const monitorPid = handle.monitorPid ?? (await readPid(join(handle.dir, 'conmon.pid')));

@@ -9,9 +9,11 @@
 // path, with the agent's resolv.conf bind-mounted read-only); without one (driver tests, the
 // start benchmark's baseline) the dyno shares the host's.
 import type { ContainerSpec } from '../driver.js';
+import { DEFAULT_TTY_COLS, DEFAULT_TTY_ROWS } from '../attach-streams.js';
 import { cfsQuotaUs, CPU_PERIOD_US, DYNO_CAPABILITIES, DYNO_OOM_SCORE_ADJ, MASKED_PATHS, READONLY_PATHS } from '../hardening.js';
 
 const DEFAULT_CAPABILITIES = [...DYNO_CAPABILITIES];
+
 
 export interface OciConfigOptions {
   cgroupsPath: string;
@@ -29,7 +31,10 @@ export function buildOciConfig(spec: ContainerSpec, options: OciConfigOptions): 
   return {
     ociVersion: '1.0.2',
     process: {
-      terminal: false,
+      // An attached dyno with a tty: runc makes the terminal and hands its master to conmon
+      // (--console-socket); its first size is the caller's, so `stty size` is right at once.
+      terminal: spec.stdio?.tty === true,
+      ...(spec.stdio?.tty ? { consoleSize: { height: spec.stdio.rows ?? DEFAULT_TTY_ROWS, width: spec.stdio.cols ?? DEFAULT_TTY_COLS } } : {}),
       user: { uid: spec.user.uid, gid: spec.user.gid, additionalGids: [spec.user.gid] },
       args: spec.args,
       env: spec.env,
