@@ -2,6 +2,8 @@
 // through constructors; nothing here is a module-level singleton. Each component owns its
 // part: the manager the dynos, AgentLink (link/agent-link.ts) everything sent to the
 // coordinator; this module only builds them and connects the manager's transitions to the link.
+import { rendezvousDialer } from './link/rendezvous-dial.js';
+import { attachFeatures } from './dynos/attach-hook.js';
 import { statSync } from 'node:fs';
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -161,6 +163,8 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
     pressure: () => pressure.refusal(),
     logs,
     decisions, exits, metrics,
+    // An attached one-off's leg goes to the coordinator the link is on now (read when dialled).
+    attach: rendezvousDialer({ currentUrl: (): string => link.status().coordinatorUrl ?? config.coordinatorUrls[0]!, ca: config.ca, clientCert: config.link.clientCert }),
     ...(config.cycling.enabled ? { cycling: { periodMs: config.cycling.periodMs, jitterMs: config.cycling.jitterMs, graceMs: config.stopGraceMs } } : {}),
   });
   // 4. Coordinator link: one owner (agent-link.ts) of what goes to the coordinator: the outbox,
@@ -179,7 +183,7 @@ export async function startAgent(config: AgentConfig, log: Logger, options: Star
   // The zone the coordinator spreads an app's dynos across: the configured one, else EC2's.
   const zone = placementZone(config.zone, ec2?.identity.availabilityZone);
   const identity: AgentIdentity = {
-    id: agentId, hostname: hostname(), address, version: AGENT_VERSION, runtime: driver.name,
+    id: agentId, hostname: hostname(), address, version: AGENT_VERSION, runtime: driver.name, features: attachFeatures(driver.name),
     ...(ec2 ? { ec2: ec2.identity } : {}), ...(zone !== undefined ? { zone } : {}),
   };
   const capacity = async (): Promise<Capacity> => ({ ...buildCapacity({

@@ -29,6 +29,11 @@ export class ApiClient {
     return this.creds.apiUrl;
   }
 
+  /** The API URL, token and CA (an attached run dials its rendezvous leg with the CA). */
+  get credentials(): Readonly<Credentials> {
+    return this.creds;
+  }
+
   /** The parsed JSON of a 2xx answer; an error answer throws its code. */
   async json<T = unknown>(method: string, path: string, body?: unknown, timeoutMs = API_TIMEOUT_MS): Promise<T> {
     const res = await this.open(method, path, body, timeoutMs);

@@ -8,6 +8,7 @@ import { SlipwayError } from '../shared/errors.js';
 import { age, table } from '../shared/tables.js';
 import { API_CHANGE_TIMEOUT_MS, type ApiClient } from './api-client.js';
 import { oneOffCommand } from '../shared/shell-quote.js';
+import { attachSession, exitCodeOf, legUrl, type AttachSessionOptions } from './attach-session.js';
 
 export interface AppView {
   name: string;
@@ -196,12 +197,37 @@ export function parseEnvArgs(words: readonly string[]): Record<string, string> {
   return env;
 }
 
+export interface RunOptions {
+  size?: string;
+  env?: Record<string, string>;
+}
+
+function oneOffBody(words: readonly string[], o: RunOptions): { command: string; size?: string; env?: Record<string, string> } {
+  if (words.length === 0) throw new SlipwayError('CONFIG_INVALID', 'run needs a command: slipway run -a APP [--detach] -- COMMAND');
+  return { command: oneOffCommand(words), ...(o.size !== undefined ? { size: o.size } : {}), ...(o.env && Object.keys(o.env).length > 0 ? { env: o.env } : {}) };
+}
+
+/** `run -- WORDS` (attached): the one-off dyno's stdio is this terminal's (attach-session.ts)
+ * and its exit code this process's. The `Running ...` line goes to stderr: stdout is the
+ * command's own. */
+export async function runAttachedCommand(c: CommandContext, words: readonly string[], o: RunOptions & { terminal: Omit<AttachSessionOptions, 'url' | 'secret' | 'ca'>; ca?: string; err: Writable }): Promise<number> {
+  const body = oneOffBody(words, o);
+  const { tty, stdout } = o.terminal;
+  const size = tty && stdout.columns && stdout.rows ? { cols: stdout.columns, rows: stdout.rows } : {};
+  const dyno = await c.api.json<DynoView & { attach?: { path: string; secret: string } }>('POST', `/apps/${encodeURIComponent(c.app)}/dynos`, { ...body, attach: true, tty, ...size }, API_CHANGE_TIMEOUT_MS);
+  if (!dyno.attach) throw new SlipwayError('INTERNAL', 'the coordinator answered an attached run without its rendezvous (an older coordinator?): use --detach');
+  const { attach, ...view } = dyno;
+  o.err.write(c.json ? `${JSON.stringify(view)}\n` : `Running ${body.command} on ${c.app}... ${dyno.state}, ${dyno.name}\n`);
+  const exit = await attachSession({ ...o.terminal, url: legUrl(c.api.url, attach.path), secret: attach.secret, ...(o.ca !== undefined ? { ca: o.ca } : {}) });
+  if (exit.oomKilled) o.err.write(`${dyno.name} was killed: it ran out of memory (R15)\n`);
+  return exitCodeOf(exit);
+}
+
 /** `run --detach -- WORDS`: a one-off dyno whose output goes to the app's logs. */
-export async function runDetachedCommand(c: CommandContext, words: readonly string[], o: { size?: string; env?: Record<string, string> }): Promise<number> {
-  if (words.length === 0) throw new SlipwayError('CONFIG_INVALID', 'run needs a command: slipway run -a APP --detach -- COMMAND');
-  const command = oneOffCommand(words);
-  const dyno = await c.api.json<DynoView>('POST', `/apps/${encodeURIComponent(c.app)}/dynos`, { command, ...(o.size !== undefined ? { size: o.size } : {}), ...(o.env && Object.keys(o.env).length > 0 ? { env: o.env } : {}) }, API_CHANGE_TIMEOUT_MS);
-  c.out.write(c.json ? `${JSON.stringify(dyno)}\n` : `Running ${command} on ${c.app}... ${dyno.state}, ${dyno.name}\nIts output: slipway logs -a ${c.app} --dyno ${dyno.name}\n`);
+export async function runDetachedCommand(c: CommandContext, words: readonly string[], o: RunOptions): Promise<number> {
+  const body = oneOffBody(words, o);
+  const dyno = await c.api.json<DynoView>('POST', `/apps/${encodeURIComponent(c.app)}/dynos`, body, API_CHANGE_TIMEOUT_MS);
+  c.out.write(c.json ? `${JSON.stringify(dyno)}\n` : `Running ${body.command} on ${c.app}... ${dyno.state}, ${dyno.name}\nIts output: slipway logs -a ${c.app} --dyno ${dyno.name}\n`);
   return 0;
 }
 

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { asSlipwayError, SlipwayError } from '../shared/errors.js';
 import { ApiClient, ApiError } from './api-client.js';
-import { appsCommand, drainsCommand, logsCommand, parseEnvArgs, psCommand, restartCommand, runDetachedCommand, scaleCommand, type CommandContext } from './commands.js';
+import { appsCommand, drainsCommand, logsCommand, parseEnvArgs, psCommand, restartCommand, runAttachedCommand, runDetachedCommand, scaleCommand, type CommandContext } from './commands.js';
 import { checkUrl, resolveCredentials, writeCredentials } from './credentials.js';
 import { readFileSync } from 'node:fs';
 
@@ -21,10 +21,16 @@ Commands:
   logs -a APP [--tail] [--dyno web.1 | --dyno web] [--source app|slipway] [-n LINES]
                                     the app's log lines (the last 100, at most 1500); --tail
                                     follows new ones
+  run -a APP [-t | --no-tty] [--size SIZE] [--env K=V]... -- COMMAND [ARG...]
+                                    a one-off dyno run.N of the app's release, attached: its
+                                    stdin, stdout and stderr are this terminal's, and its exit
+                                    code is slipway's; a terminal (-t) when stdin and stdout
+                                    are terminals unless --no-tty; Ctrl-C stops it (SIGTERM,
+                                    10 s, SIGKILL); one word after -- is a command string for
+                                    the shell, several are passed on as they are
   run -a APP --detach [--size SIZE] [--env K=V]... -- COMMAND [ARG...]
-                                    a one-off dyno run.N of the app's release; its output
-                                    goes to the app's logs (one word after -- is a command
-                                    string for the shell; several are passed on as they are)
+                                    the same in the background: its output goes to the app's
+                                    logs
   drains -a APP                     the app's log drains, with what each delivered and dropped
   drains:add -a APP URL             a drain: https://[user:password@]host/path (Logplex
                                     batches) or syslog+tls://host[:6514] (RFC 5424 over TLS)
@@ -53,7 +59,10 @@ const OPTIONS = {
   api: { type: 'string' },
   'token-file': { type: 'string' },
   'ca-file': { type: 'string' },
+  // -t is --tail for logs and --tty for run (heroku logs -t; docker run -t).
   tail: { type: 'boolean', short: 't' },
+  tty: { type: 'boolean' },
+  'no-tty': { type: 'boolean' },
   dyno: { type: 'string', short: 'd' },
   source: { type: 'string', short: 's' },
   num: { type: 'string', short: 'n' },
@@ -92,11 +101,19 @@ async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promi
       return psCommand(ctx);
     case 'scale':
       return scaleCommand(ctx, rest);
-    case 'run':
-      // Attached runs (stdin, stdout and the exit code through a rendezvous) are not offered
-      // yet: the coordinator's API takes detached ones only.
-      if (!values.detach) throw new SlipwayError('CONFIG_INVALID', 'run needs --detach: attached one-off dynos are not available yet (the output goes to slipway logs -a APP --dyno run.N)');
-      return runDetachedCommand(ctx, rest, { ...(values.size !== undefined ? { size: values.size } : {}), env: parseEnvArgs(values.env ?? []) });
+    case 'run': {
+      const run = { ...(values.size !== undefined ? { size: values.size } : {}), env: parseEnvArgs(values.env ?? []) };
+      if (values.detach) return runDetachedCommand(ctx, rest, run);
+      if ((values.tty || values.tail) && values['no-tty']) throw new SlipwayError('CONFIG_INVALID', 'run takes -t or --no-tty, not both');
+      // As heroku run: a terminal when asked, or when this one is a terminal both ways.
+      const tty = values.tty === true || values.tail === true || (values['no-tty'] !== true && process.stdin.isTTY === true && process.stdout.isTTY === true);
+      if (tty && process.stdin.isTTY !== true) throw new SlipwayError('CONFIG_INVALID', 'run -t needs stdin to be a terminal (use --no-tty to pipe into the dyno)');
+      const creds = api.credentials;
+      return runAttachedCommand(ctx, rest, {
+        ...run, err: process.stderr, ...(creds.ca !== undefined ? { ca: creds.ca } : {}),
+        terminal: { tty, stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+      });
+    }
     case 'drains':
     case 'drains:add':
     case 'drains:remove':

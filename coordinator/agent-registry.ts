@@ -2,7 +2,7 @@
 // link is up, and the coordinator's own memory reservations on it. In memory only: a
 // restarted coordinator learns everything back from the agents' hellos. The links
 // themselves, and the event numbering, belong to the SDK's AgentServer.
-import type { AgentIdentity, Capacity, HostNotice } from '../shared/protocol.js';
+import type { AgentFeature, AgentIdentity, Capacity, HostNotice } from '../shared/protocol.js';
 import type { AgentPlacementView } from './placement.js';
 import { MIB, placementZone } from './placement.js';
 import type { StoredAgent, StoreWrite } from './store/store.js';
@@ -122,6 +122,14 @@ export class AgentRegistry {
 
   connected(agentId: string): boolean {
     return this.agents.get(agentId)?.connected ?? false;
+  }
+
+  /** The agents whose identity does not name `feature` (placement avoids them for a dyno that
+   * needs it). */
+  lacking(feature: AgentFeature): Set<string> {
+    const out = new Set<string>();
+    for (const [id, r] of this.agents) if (!r.identity.features?.includes(feature)) out.add(id);
+    return out;
   }
 
   address(agentId: string): string | undefined {

@@ -128,21 +128,40 @@ export function parseScaleRequest(app: string, body: unknown, defaults: Formatio
 }
 
 /** The body of `POST /apps/:app/dynos` (Heroku's dyno create): a one-off dyno of the app's
- * release. Only detached for now: its output goes to the app's logs. */
+ * release. Detached (attach false or absent): its output goes to the app's logs. Attached: its
+ * stdio goes through a rendezvous the answer names (shared/attach.ts), with a terminal when
+ * `tty`, of `cols` x `rows`. */
 export const OneOffBody = Type.Object({
   command: DynoSpec.properties.command,
   size: Type.Optional(FormationBody.properties.size),
   env: Type.Optional(DynoSpec.properties.env),
-  attach: Type.Optional(Type.Literal(false, { description: 'Attached runs (stdin/stdout through a rendezvous) are not offered by this coordinator yet: false or absent.' })),
+  attach: Type.Optional(Type.Boolean({ description: 'Stream stdin, stdout and stderr through a rendezvous (`slipway run`); false or absent: detached (`run --detach`).' })),
+  tty: Type.Optional(Type.Boolean({ description: 'With attach: a terminal (`slipway run -t`).' })),
+  cols: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+  rows: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
 }, { additionalProperties: false });
 
 const checkOneOff = TypeCompiler.Compile(OneOffBody);
 
-export function parseOneOffRequest(app: string, body: unknown, defaults: FormationDefaults): { command: string; size?: DynoSize; env?: Record<string, string> } {
+export interface OneOffRequest {
+  command: string;
+  size?: DynoSize;
+  env?: Record<string, string>;
+  attach?: { tty: boolean; cols?: number; rows?: number };
+}
+
+export function parseOneOffRequest(app: string, body: unknown, defaults: FormationDefaults): OneOffRequest {
   checkAppName(app);
   if (!checkOneOff.Check(body)) throw schemaViolation('one-off body', checkOneOff.Errors(body).First());
-  const out: { command: string; size?: DynoSize; env?: Record<string, string> } = { command: body.command };
+  const out: OneOffRequest = { command: body.command };
   if (body.env !== undefined) out.env = body.env;
   if (body.size !== undefined) out.size = sizeNamed(body.size, defaults);
+  if (body.attach === true) {
+    out.attach = { tty: body.tty === true };
+    if (body.cols !== undefined) out.attach.cols = body.cols;
+    if (body.rows !== undefined) out.attach.rows = body.rows;
+  } else if (body.tty !== undefined || body.cols !== undefined || body.rows !== undefined) {
+    throw new SlipwayError('PROTOCOL_SCHEMA_VIOLATION', 'one-off body: tty, cols and rows need attach: true (a detached dyno has no terminal)');
+  }
   return out;
 }

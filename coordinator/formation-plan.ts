@@ -7,7 +7,7 @@
 // indices first; a changed spec (command, size, slug, env, stack) replaces every dyno: the
 // new one at an index starts first and the old one is stopped once the new one is admitted.
 import { randomInt } from 'node:crypto';
-import type { DynoStateName } from '../shared/protocol.js';
+import type { DynoAttachSpec, DynoStateName } from '../shared/protocol.js';
 
 export interface FormationTarget {
   app: string;
@@ -31,6 +31,8 @@ export interface StartStep {
   name: string;
   /** Dynos at the same index to stop once this one is admitted. */
   replaces: string[];
+  /** An attached one-off dyno: its spec carries the agent's leg of the rendezvous. */
+  attach?: DynoAttachSpec;
 }
 
 export type StopReason = 'scale_down' | 'replaced' | 'duplicate';

@@ -17,11 +17,13 @@
 // and the old ones `stopping`: no request finds the app without a dyno when capacity allows.
 import type { Logger } from '../shared/log.js';
 import { isErrorCode, SlipwayError } from '../shared/errors.js';
-import type { DesiredDyno, DynoSize, DynoSpec, HostNotice, Result } from '../shared/protocol.js';
+import type { DesiredDyno, DynoAttachSpec, DynoSize, DynoSpec, HostNotice, Result } from '../shared/protocol.js';
 import type { CommandSender } from '../shared/coordinator-sdk/index.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { DynoTable, DynoView } from './dyno-table.js';
-import { formationSpecKey, type FormationRequest } from './formation-body.js';
+import { formationSpecKey, type FormationRequest, type OneOffRequest } from './formation-body.js';
+import type { Rendezvous } from '../shared/coordinator-sdk/rendezvous.js';
+import { RENDEZVOUS_PATH } from '../shared/attach.js';
 import { newDynoId, planFormation, randomSuffix, type StartStep } from './formation-plan.js';
 import { randomInt } from 'node:crypto';
 import { chooseAgent, placeDynos, Spread } from './placement.js';
@@ -90,6 +92,13 @@ export interface FormationServiceDeps {
   /** Preboot: how long a replacement may take to be up and routable before the dyno it
    * replaces is stopped anyway (default PREBOOT_WAIT_MS). */
   prebootWaitMs?: number;
+  /** The term's rendezvous for attached one-off dynos (absent: only detached ones). */
+  rendezvous?: Rendezvous;
+}
+
+/** The answer to an attached run: where the CLI dials its leg, with its secret. */
+export interface OneOffView extends DynoView {
+  attach?: { path: string; secret: string };
 }
 
 /** The fingerprint a one-off dyno's record carries: no formation plans it. */
@@ -184,7 +193,7 @@ export class FormationService {
    * app's logs under run.N; once it ended the coordinator stops it, so that it leaves ps.
    * Resolves once an agent admitted it.
    */
-  async runOneOff(app: string, request: { command: string; size?: DynoSize; env?: Record<string, string> }): Promise<DynoView> {
+  async runOneOff(app: string, request: OneOffRequest): Promise<OneOffView> {
     const types = [...this.formations.values()].filter((f) => f.app === app).sort((a, b) => (a.type === 'web' ? -1 : b.type === 'web' ? 1 : a.type.localeCompare(b.type)));
     const release = types[0];
     if (!release) throw new SlipwayError('APP_NOT_FOUND', `no app ${JSON.stringify(app)}: a one-off dyno runs the release of a formation`);
@@ -192,15 +201,41 @@ export class FormationService {
     let index: number;
     do index = randomInt(1000, 10_000);
     while (taken.has(`run.${index}`));
+    const name = `run.${index}`;
     const oneOff: Formation = {
       ...release, type: 'run', quantity: 1, command: request.command, size: request.size ?? release.size,
       env: { ...release.env, ...(request.env ?? {}) }, specKey: ONE_OFF_SPEC_KEY,
     };
-    const id = await this.startDyno(oneOff, { index, name: `run.${index}`, replaces: [] });
-    await this.deps.durable?.();
-    const view = this.deps.dynos.views((r) => r.id === id)[0];
-    if (!view) throw new SlipwayError('DYNO_CRASHED', `one-off run.${index} of ${app} ended before it could be shown`);
-    return view;
+    const step: StartStep = { index, name, replaces: [] };
+    // Attached: a rendezvous first (the agent's leg secret goes in the spec), placed only on an
+    // agent that announces the feature (an older one would refuse the spec's unknown field).
+    let ticket: ReturnType<Rendezvous['open']> | undefined;
+    let id: string | undefined;
+    let avoid: ReadonlySet<string> = new Set();
+    if (request.attach) {
+      const rendezvous = this.deps.rendezvous;
+      if (!rendezvous) throw new SlipwayError('INTERNAL', 'this coordinator has no rendezvous for attached runs');
+      // A session that ends other than normally (the CLI went away, a leg never came, the
+      // coordinator stops) stops the dyno here too: the agent does so on its own when its leg
+      // closes, but an agent that never dialled has no leg to hear it on.
+      ticket = rendezvous.open(`${app} ${name}`, (how) => {
+        if (how.code !== 1000 && id !== undefined) this.oneOffEnded(id);
+      });
+      step.attach = { session: ticket.id, secret: ticket.agentSecret, tty: request.attach.tty };
+      if (request.attach.cols !== undefined) step.attach.cols = request.attach.cols;
+      if (request.attach.rows !== undefined) step.attach.rows = request.attach.rows;
+      avoid = this.deps.registry.lacking(request.attach.tty ? 'attach-tty' : 'attach');
+    }
+    try {
+      id = await this.startDyno(oneOff, step, avoid);
+      await this.deps.durable?.();
+    } catch (err) {
+      if (ticket) this.deps.rendezvous?.cancel(ticket.id, 'the dyno could not be started');
+      throw err;
+    }
+    const view: OneOffView | undefined = this.deps.dynos.views((r) => r.id === id)[0];
+    if (!view) throw new SlipwayError('DYNO_CRASHED', `one-off ${name} of ${app} ended before it could be shown`);
+    return ticket ? { ...view, attach: { path: RENDEZVOUS_PATH + ticket.id, secret: ticket.cliSecret } } : view;
   }
 
   /** A one-off dyno reported crashed (its command ended: the agent never restarts it) or down:
@@ -481,12 +516,13 @@ export class FormationService {
     let id: string;
     do id = newDynoId(f.app, f.type, step.index, this.suffix());
     while (this.deps.dynos.has(id));
-    return this.specOf(f, id, step.name);
+    return this.specOf(f, id, step.name, step.attach);
   }
 
-  private specOf(f: Formation, id: string, name: string): DynoSpec {
+  private specOf(f: Formation, id: string, name: string, attach?: DynoAttachSpec): DynoSpec {
     const spec: DynoSpec = { id, app: f.app, type: f.type, name, size: f.size, command: f.command, env: f.env, slug: f.slug, stack: f.stack };
     if (f.release !== undefined) spec.release = f.release;
+    if (attach) spec.attach = attach;
     return spec;
   }
 

@@ -5,8 +5,10 @@
 //   PATCH /apps/:app/formation       {updates: [{type, quantity?, size?}]}: scale (Heroku's
 //                                    formation batch update)
 //   GET /apps/:app/dynos             the app's dynos (Heroku's ps)
-//   POST /apps/:app/dynos            {command, size?, env?}: a detached one-off dyno run.N of
-//                                    the app's release (Heroku's run --detach)
+//   POST /apps/:app/dynos            {command, size?, env?, attach?, tty?, cols?, rows?}: a one-off
+//                                    dyno run.N of the app's release (Heroku's run --detach);
+//                                    attach: true answers {attach: {path, secret}}, the CLI's
+//                                    leg of the rendezvous its stdio goes through (shared/attach.ts)
 //   DELETE /apps/:app/dynos[/:dyno]  restart every dyno, a process type's or one (web.1):
 //                                    fresh dynos replace them, preboot style
 //   GET|POST /apps/:app/drains       the app's log drains; {url} adds one (https://,
@@ -40,6 +42,7 @@ import type { RouteTable } from './route-table.js';
 import { parsePrefetchBody, prefetchSlug } from './slug-prefetch.js';
 import { parseDrainBody } from './drain-body.js';
 import type { AppLogs } from './app-logs.js';
+import type { Rendezvous } from '../shared/coordinator-sdk/rendezvous.js';
 import type { DrainManager } from './drains/drain-manager.js';
 import { LogTail, TAIL_SESSION_MS, type LogLineFilter, type LogSourceName } from './log-tail.js';
 
@@ -51,6 +54,8 @@ export interface HttpApiDeps {
   commander: CommandSender;
   /** Link counters for GET /healthz (the SDK's and the coordinator's own). */
   linkStats: () => object;
+  /** Attached one-off dynos' relays, for GET /healthz (sessions, bytes waiting). */
+  rendezvous?: Rendezvous;
   logs: AppLogs;
   defaults: FormationDefaults;
   log: Logger;
@@ -160,7 +165,7 @@ const READ_ONLY: Record<string, (deps: HttpApiDeps) => unknown> = {
   '/agents': (d) => d.registry.views(),
   '/routes': (d) => d.routes.snapshot(),
   '/v1/leader': (d) => d.leadership(),
-  '/healthz': (d) => ({ ok: true, leadership: d.leadership(), agentsConnected: d.registry.connectedCount(), links: d.linkStats(), placement: d.formations.placement.snapshot(), droppedLogLines: d.logs.dropped(), logTails: d.logs.tailStats() }),
+  '/healthz': (d) => ({ ok: true, leadership: d.leadership(), agentsConnected: d.registry.connectedCount(), links: d.linkStats(), placement: d.formations.placement.snapshot(), droppedLogLines: d.logs.dropped(), logTails: d.logs.tailStats(), ...(d.rendezvous ? { attach: d.rendezvous.stats() } : {}) }),
 };
 
 /** GET /apps: every app with a formation, its process types and how many dynos are up. */

@@ -24,6 +24,7 @@ import { DrainManager } from './drains/drain-manager.js';
 import type { RouteTable } from './route-table.js';
 import type { CoordinatorStore, StoreSnapshot } from './store/store.js';
 import { StoreWriter } from './store/store-writer.js';
+import { Rendezvous } from '../shared/coordinator-sdk/rendezvous.js';
 
 export interface LeaderTermDeps {
   config: CoordinatorConfig;
@@ -49,6 +50,8 @@ export class LeaderTerm {
   readonly writer: StoreWriter;
   readonly api: RequestListener;
   readonly drains: DrainManager;
+  /** Attached one-off dynos' relays (`slipway run`): a term's sessions end with it. */
+  readonly rendezvous: Rendezvous;
   private closing: Promise<void> | undefined;
 
   constructor(deps: LeaderTermDeps) {
@@ -69,9 +72,10 @@ export class LeaderTerm {
     this.dynos = new DynoTable(deps.routes, (agentId) => registry.address(agentId), sink);
     this.dynos.restore(snapshot.dynos);
 
+    this.rendezvous = new Rendezvous({ log: log.child({ component: 'rendezvous' }) });
     const commander: CommandSender = { sendCommand: (agentId, command) => this.server.sendCommand(agentId, command) };
     this.formations = new FormationService({
-      dynos: this.dynos, registry, commander, log: log.child({ component: 'formation' }), sink, durable,
+      dynos: this.dynos, registry, commander, log: log.child({ component: 'formation' }), sink, durable, rendezvous: this.rendezvous,
       ...(deps.routesSettled ? { routesSettled: deps.routesSettled } : {}),
     });
     this.formations.restore(snapshot.formations);
@@ -95,7 +99,7 @@ export class LeaderTerm {
     const server = this.server;
     const writer = this.writer;
     this.api = createApiHandler({
-      registry, dynos: this.dynos, routes: deps.routes, formations: this.formations, commander, drains: this.drains, durable,
+      registry, dynos: this.dynos, routes: deps.routes, formations: this.formations, commander, drains: this.drains, durable, rendezvous: this.rendezvous,
       linkStats: () => ({ ...server.stats(), ...appStats }), logs: deps.logs,
       defaults: { sizes: config.sizes, defaultStack: config.defaultStack }, log: log.child({ component: 'api' }),
       leadership: () => ({ role: 'leader', epoch: deps.epoch, coordinatorId: config.coordinatorId, store: { kind: deps.store.kind, ...writer.stats, pending: writer.pendingCount } }),
@@ -107,6 +111,7 @@ export class LeaderTerm {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.drains.close();
+      this.rendezvous.close();
       await this.server.close();
       await this.writer.close();
     })();

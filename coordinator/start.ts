@@ -111,7 +111,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger): 
     }, apiHandler)
     : createServer(apiHandler);
   apiServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (term) return term.server.handleUpgrade(req, socket, head);
+    // An attached one-off's legs (RENDEZVOUS_PATH), else an agent's link.
+    if (term) {
+      if (!term.rendezvous.handleUpgrade(req, socket, head)) term.server.handleUpgrade(req, socket, head);
+      return;
+    }
     socket.on('error', () => undefined);
     refuseUpgrade(socket, 'COORDINATOR_NOT_LEADER', `coordinator ${config.coordinatorId} is a follower: dial the next coordinator`, 1);
   });

@@ -119,6 +119,8 @@ echo "  slipway ps -a $APP"
 echo "  slipway logs -a $APP --tail"
 echo "  slipway scale -a $APP web=3"
 echo "  slipway restart -a $APP web.1"
+echo "  slipway run -a $APP -- ls /app              (a one-off dyno: its output here, its exit code slipway's)"
+echo "  slipway run -a $APP -- sh                   (an interactive shell in a one-off dyno, on a terminal)"
 echo "  slipway run -a $APP --detach -- ls /app     (its output: slipway logs -a $APP --dyno run.N)"
 echo
 
@@ -127,6 +129,13 @@ if [ "$CHECK" = 1 ]; then
   echo "$PS_OUT"
   if [[ "$PS_OUT" != *"web.1: up"* ]]; then
     echo "demo --check: FAILED, slipway ps does not show web.1 up" >&2
+    exit 1
+  fi
+  # The attached one-off the lines above print, as a developer runs it.
+  RUN_OUT=$(SLIPWAY_API_URL="http://127.0.0.1:$API_PORT" SLIPWAY_API_TOKEN=$(cat "$DIR/api-token") timeout 120 node dist/cli/main.js run --no-tty -a "$APP" -- ls /app </dev/null || true)
+  echo "$RUN_OUT"
+  if [[ "$RUN_OUT" != *"public"* ]]; then
+    echo "demo --check: FAILED, slipway run -a $APP -- ls /app did not list /app" >&2
     exit 1
   fi
   if [[ "$RESPONSE" == "Hello from web."* ]]; then

@@ -9,6 +9,7 @@ export type { Logger };
 export const REDACT_PATHS = [
   'env', '*.env', 'token', '*.token', 'authorization', '*.authorization', 'headers.authorization',
   'slug.url', '*.slug.url', 'dyno.env', 'spec.env', 'config.token',
+  'attach.secret', '*.attach.secret', 'dyno.attach.secret', 'spec.attach.secret', 'secret', '*.secret',
 ];
 
 export function createRootLogger(options: { level?: string; name?: string; destination?: pino.DestinationStream } = {}): Logger {

@@ -57,6 +57,17 @@ export const SlugRef = Type.Object({
   })),
 }, strict);
 
+/** An attached one-off dyno (`slipway run` without --detach): its stdio goes through the
+ * coordinator's rendezvous (shared/attach.ts), not to the app's logs. Sent only to agents whose
+ * identity names the `attach` feature. */
+export const DynoAttachSpec = Type.Object({
+  session: Type.String({ pattern: '^[a-f0-9]{32}$', description: 'The rendezvous session: the agent dials RENDEZVOUS_PATH + session on the URL of its current link.' }),
+  secret: Type.String({ minLength: 16, maxLength: 128, description: "The agent leg's bearer secret, good for one connection (a secret: never logged or echoed)." }),
+  tty: Type.Boolean({ description: 'A terminal (`slipway run -t`): stdout and stderr are one stream, resize messages change its size.' }),
+  cols: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+  rows: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+}, { ...strict, description: 'The stdio of an attached one-off dyno.' });
+
 export const DynoSpec = Type.Object({
   id: DynoId,
   app: AppName,
@@ -72,6 +83,7 @@ export const DynoSpec = Type.Object({
   }),
   slug: SlugRef,
   stack: StackName,
+  attach: Type.Optional(DynoAttachSpec),
 }, strict);
 
 export const DynoStateName = Type.Union([
@@ -168,6 +180,11 @@ export const Capacity = Type.Object({
   }, strict), { maxItems: 10_000, description: "Each running dyno's last memory sample (every few seconds); committedBytes is the sum of quotas." })),
 }, strict);
 
+/** `attach`: DynoSpec.attach, an attached one-off dyno (`slipway run`, shared/attach.ts);
+ * `attach-tty`: with a terminal too (`slipway run -t`; LXC hosts cannot). */
+export const AGENT_FEATURES = ['attach', 'attach-tty'] as const;
+export const AgentFeature = Type.Union(AGENT_FEATURES.map((f) => Type.Literal(f)), { description: 'A capability an agent announces in its identity.' });
+
 export const AgentIdentity = Type.Object({
   id: Type.String({ pattern: '^[A-Za-z0-9._-]{1,128}$' }),
   hostname: Type.String({ maxLength: 255 }),
@@ -181,6 +198,7 @@ export const AgentIdentity = Type.Object({
     region: Type.String({ maxLength: 64 }),
     privateIp: Type.String({ maxLength: 45 }),
   }, { ...strict, description: "The instance, from IMDSv2, when the agent runs on EC2 (`id` is then the instance id unless configured, and `address` the private IPv4)." })),
+  features: Type.Optional(Type.Array(AgentFeature, { maxItems: 16, uniqueItems: true, description: 'What this agent can do beyond protocol 1 (absent: none). The coordinator sends a field a feature adds only to agents that name it: an older agent refuses a spec with a field it does not know.' })),
   zone: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: "The host's failure domain for placement: the agent's configured `zone`, else the EC2 availability zone. The coordinator spreads an app's dynos across zones (absent: one unnamed zone)." })),
 }, strict);
 
@@ -327,6 +345,8 @@ export const AGENT_MESSAGES = { hello: Hello, event: Event, capacity: CapacityRe
 export const COORDINATOR_MESSAGES = { welcome: Welcome, hint: Hint, ack: Ack, start_dyno: StartDyno, stop_dyno: StopDyno, prefetch_slug: PrefetchSlug, drain: Drain, undrain: Undrain, error: ErrorMessage } as const;
 
 export type DynoSpec = Static<typeof DynoSpec>;
+export type DynoAttachSpec = Static<typeof DynoAttachSpec>;
+export type AgentFeature = Static<typeof AgentFeature>;
 export type DynoSize = Static<typeof DynoSize>;
 export type DynoStatus = Static<typeof DynoStatus>;
 export type DynoStateName = Static<typeof DynoStateName>;

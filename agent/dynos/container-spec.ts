@@ -11,8 +11,8 @@
 // Hardening (capabilities, seccomp, no new privileges, read-only stack) is not in the spec:
 // every driver applies the same (agent/runtime/hardening.ts), whoever asked for the dyno.
 import { join } from 'node:path';
-import type { DynoSize, DynoSpec } from '../../shared/protocol.js';
-import type { ContainerLimits, ContainerSpec } from '../runtime/driver.js';
+import type { DynoAttachSpec, DynoSize, DynoSpec } from '../../shared/protocol.js';
+import type { ContainerLimits, ContainerSpec, ContainerStdio } from '../runtime/driver.js';
 import { dynoArgs, dynoEnv } from './entrypoint.js';
 import { memoryLimitBytes } from './memory-policy.js';
 
@@ -27,7 +27,7 @@ export interface DynoHostSettings {
 }
 
 export type ContainerSpecInput = {
-  spec: Pick<DynoSpec, 'id' | 'name' | 'env' | 'command' | 'stack' | 'size'>;
+  spec: Pick<DynoSpec, 'id' | 'name' | 'env' | 'command' | 'stack' | 'size' | 'attach'>;
   stack: { dir: string; shell: string };
   slugDir: string;
   /** A web dyno's $PORT; undefined for every other process type. */
@@ -58,5 +58,14 @@ export function dynoContainerSpec({ spec, stack, slugDir, port, host }: Containe
     user: host.dynoUser,
     hostname: spec.id.slice(0, 63),
     limits: dynoLimits(spec.size, host),
+    // An attached one-off (`slipway run`): stdio to the attach hook (attach-hook.ts), not to the log.
+    ...(spec.attach ? { stdio: attachStdio(spec.attach) } : {}),
   };
+}
+
+function attachStdio(a: DynoAttachSpec): ContainerStdio {
+  const stdio: ContainerStdio = { stdin: true, tty: a.tty };
+  if (a.tty && a.cols !== undefined) stdio.cols = a.cols;
+  if (a.tty && a.rows !== undefined) stdio.rows = a.rows;
+  return stdio;
 }

@@ -16,6 +16,7 @@ import type { MemoryWatchSettings } from './memory-watch-hook.js';
 import type { DecisionSink } from '../diagnostics/decisions.js';
 import type { ExitRecords } from './exit-records.js';
 import type { AgentMetrics } from '../metrics/agent-metrics.js';
+import type { RendezvousDialer } from '../link/rendezvous-dial.js';
 
 export interface SlugProvider {
   /** Pins the slug for `pin` (the dyno id) until unpin(): it cannot be evicted meanwhile. */
@@ -71,4 +72,7 @@ export interface DynoDeps {
   exits?: ExitRecords;
   /** The agent's Prometheus metrics (agent/metrics/dyno-metrics-hook.ts). Absent: not counted. */
   metrics?: AgentMetrics;
+  /** Dials an attached one-off's rendezvous leg (attach-hook.ts). Absent: a spec with `attach`
+   * is refused (the agent then does not announce the feature). */
+  attach?: RendezvousDialer;
 }

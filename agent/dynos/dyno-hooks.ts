@@ -1,6 +1,7 @@
 // The hooks of one dyno (hooks.ts), in the order each point of its life calls them: the record
 // is written before anything else exists (records-hook.ts), the container's log is followed
-// before anything is reported about it (logs-hook.ts), each exit recorded once the log is read
+// before anything is reported about it (logs-hook.ts), an attached one-off's streams
+// (attach-hook.ts), each exit recorded once the log is read
 // to its end (exit-record-hook.ts), then crash restarts, the memory watch
 // (R14/R15), the boot deadline (R10) and daily cycling. Optional parts the deps leave out
 // (records and logs in unit tests, cycling when turned off) have no hook. The dyno's network is
@@ -15,6 +16,7 @@ import { RecordsHook } from './records-hook.js';
 import { RestartsHook } from './restarts-hook.js';
 import { ExitRecordHook, type ExitFacts } from './exit-record-hook.js';
 import { DynoMetricsHook } from '../metrics/dyno-metrics-hook.js';
+import { AttachHook } from './attach-hook.js';
 
 export interface DynoHooks {
   list: HookList;
@@ -33,6 +35,8 @@ export function dynoHooks(dyno: DynoControl & ExitFacts, deps: DynoDeps, memory:
   const list = new HookList([
     ...(deps.records ? [new RecordsHook(dyno, deps.records)] : []),
     ...(deps.logs ? [new LogsHook(dyno, deps.driver, deps.logs)] : []),
+    // An attached one-off's streams (`slipway run`); its predestroy sends the exit message.
+    ...(deps.attach && dyno.spec.attach ? [new AttachHook(dyno, deps.driver, deps.attach)] : []),
     exitRecord,
     restarts,
     memoryWatch,

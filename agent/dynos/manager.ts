@@ -13,6 +13,7 @@ import { readHandle } from '../runtime/handle-file.js';
 import { DEFAULT_MEMORY_SETTINGS } from './memory-policy.js';
 import { leftoverHandle, sweepDynos } from './sweep.js';
 import { Dyno, type DynoDeps, type DynoMemory } from './dyno.js';
+import { attachFeatures } from './attach-hook.js';
 
 export type TransitionListener = (from: DynoStateName | null, status: DynoStatus) => void;
 
@@ -168,6 +169,12 @@ export class DynoManager {
       throw new SlipwayError('DYNO_ALREADY_EXISTS', `dyno ${spec.id} already exists with a different spec`);
     }
     if (this.draining) throw this.refuse(spec, new SlipwayError('HOST_DRAINING', 'host is draining'), { resource: 'drain' });
+    if (spec.attach) {
+      if (!this.opts.attach) throw this.refuse(spec, new SlipwayError('RUNTIME_ATTACH_UNAVAILABLE', 'this agent cannot attach a one-off dyno (no rendezvous dialer)'), { resource: 'attach' });
+      if (spec.attach.tty && !attachFeatures(this.opts.driver.name).includes('attach-tty')) {
+        throw this.refuse(spec, new SlipwayError('RUNTIME_TTY_UNSUPPORTED', `the ${this.opts.driver.name} runtime cannot give a dyno a terminal`), { resource: 'attach' });
+      }
+    }
     const pressed = this.opts.pressure?.();
     if (pressed) throw this.refuse(spec, pressed, { resource: pressed.code === 'AGENT_FD_LIMIT' ? 'descriptors' : 'disk' });
     const need = spec.size.memoryMb * 1024 * 1024;

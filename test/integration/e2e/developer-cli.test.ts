@@ -147,7 +147,8 @@ t.test('a developer drives an app through the coordinator with slipway', async (
   }, 60_000);
   const plain = await slipway(env, ['run', '-a', app, '--detach', '--', 'true']);
   t.match(plain, { code: 0, stdout: /^Running true on \S+\.\.\. \w+, run\.\d{4}\nIts output: slipway logs -a \S+ --dyno run\.\d{4}\n$/ }, 'run --detach says what it started');
-  t.match(await slipway(env, ['run', '-a', app, '--', 'true']), { code: 2, stderr: /^CONFIG_INVALID: run needs --detach/ }, 'an attached run is not offered yet');
+  t.match(await slipway(env, ['run', '-a', app, '-t', '--no-tty', '--', 'true']), { code: 2, stderr: /^CONFIG_INVALID: run takes -t or --no-tty, not both/ }, '-t and --no-tty contradict');
+  t.match(await slipway(env, ['run', '-a', app, '-t', '--', 'true']), { code: 2, stderr: /^CONFIG_INVALID: run -t needs stdin to be a terminal/ }, '-t without a terminal is a usage error (attached runs: attached-run.test.ts)');
 
   // Errors carry their codes.
   const unknownApp = await slipway(env, ['ps', '-a', 'no-such-app']);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { DEFAULT_SIZES } from '../../../shared/sizes.js';
-import { formationSpecKey, parseFormationRequest } from '../../../coordinator/formation-body.js';
+import { formationSpecKey, parseFormationRequest, parseOneOffRequest } from '../../../coordinator/formation-body.js';
 
 const defaults = { sizes: DEFAULT_SIZES, defaultStack: 'busybox' };
 const body = { quantity: 2, size: 'standard-2x', command: 'httpd -f -p $PORT', slug: { url: 'http://s3/slug.tgz?sig=x', sha256: 'b'.repeat(64) } };
@@ -37,4 +37,15 @@ t.test('the spec key changes with what the dyno runs, not with the slug URL or e
   t.not(formationSpecKey({ ...base, size: DEFAULT_SIZES['standard-1x']! }), key, 'size');
   t.not(formationSpecKey({ ...base, slug: { ...base.slug, sha256: 'c'.repeat(64) } }), key, 'slug');
   t.not(formationSpecKey({ ...base, stack: 'heroku-24' }), key, 'stack');
+});
+
+t.test('a one-off body: detached, attached, attached with a terminal; tty without attach is refused', async (t) => {
+  t.same(parseOneOffRequest('shop', { command: 'true' }, defaults), { command: 'true' }, 'detached');
+  t.same(parseOneOffRequest('shop', { command: 'true', attach: false }, defaults), { command: 'true' }, 'attach: false is detached');
+  t.same(parseOneOffRequest('shop', { command: 'cat', attach: true }, defaults), { command: 'cat', attach: { tty: false } });
+  t.same(parseOneOffRequest('shop', { command: 'sh', attach: true, tty: true, cols: 120, rows: 40, size: 'standard-2x' }, defaults), {
+    command: 'sh', attach: { tty: true, cols: 120, rows: 40 }, size: DEFAULT_SIZES['standard-2x'],
+  });
+  t.throws(() => parseOneOffRequest('shop', { command: 'sh', tty: true }, defaults), { code: 'PROTOCOL_SCHEMA_VIOLATION', message: /need attach: true/ });
+  t.throws(() => parseOneOffRequest('shop', { command: 'sh', attach: true, cols: 0 }, defaults), { code: 'PROTOCOL_SCHEMA_VIOLATION' });
 });
