@@ -14,7 +14,7 @@
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
-import { ATTACH_STDERR, ATTACH_STDIN, ATTACH_STDOUT, attachFrame, readAttachFrame, type AttachControl } from '../shared/attach.js';
+import { ATTACH_STDERR, ATTACH_STDIN, ATTACH_STDOUT, attachFrame, rawBytes, readAttachFrame, type AttachControl } from '../shared/attach.js';
 import { SlipwayError } from '../shared/errors.js';
 import { MAX_FRAME_BYTES } from '../shared/protocol.js';
 
@@ -76,6 +76,15 @@ export function attachSession(o: AttachSessionOptions): Promise<DynoExitStatus> 
     let exit: DynoExitStatus | undefined;
     let failure: Error | undefined;
     let interrupts = 0;
+    const waiting = new Set<Writable>();
+    // A stdout that went away (`slipway run ... | head`): the leg goes too, and the agent stops
+    // the dyno, as a shell pipeline's SIGPIPE would.
+    const gone = (err: Error): void => {
+      failure ??= new SlipwayError('ATTACH_LOST', `this terminal's output failed: ${err.message}`, { cause: err });
+      ws.terminate();
+    };
+    o.stdout.on('error', gone);
+    o.stderr.on('error', gone);
     const control = (m: AttachControl): void => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(m));
     };
@@ -100,6 +109,8 @@ export function attachSession(o: AttachSessionOptions): Promise<DynoExitStatus> 
     const cleanup = (): void => {
       o.stdin.off('data', onStdin);
       o.stdin.off('end', onStdinEnd);
+      o.stdout.off('error', gone);
+      o.stderr.off('error', gone);
       signals.off('SIGWINCH', resize);
       signals.off('SIGINT', interrupt);
       if (o.tty) o.stdin.setRawMode?.(false);
@@ -121,15 +132,20 @@ export function attachSession(o: AttachSessionOptions): Promise<DynoExitStatus> 
       o.stdin.resume();
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      const bytes = rawBytes(data);
       if (isBinary) {
         const frame = readAttachFrame(bytes);
         if (!frame || frame.channel === ATTACH_STDIN) return;
         const out = frame.channel === ATTACH_STDOUT ? o.stdout : frame.channel === ATTACH_STDERR ? o.stderr : o.stdout;
         // A stdout that does not drain pauses the leg; the dyno then waits for this reader.
-        if (!out.write(frame.data)) {
+        // Frames of the chunk ws is parsing still come: one drain listener for them all.
+        if (!out.write(frame.data) && !waiting.has(out)) {
+          waiting.add(out);
           ws.pause();
-          out.once('drain', () => ws.resume());
+          out.once('drain', () => {
+            waiting.delete(out);
+            if (waiting.size === 0) ws.resume();
+          });
         }
         return;
       }

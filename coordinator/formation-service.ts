@@ -226,15 +226,16 @@ export class FormationService {
       if (request.attach.rows !== undefined) step.attach.rows = request.attach.rows;
       avoid = this.deps.registry.lacking(request.attach.tty ? 'attach-tty' : 'attach');
     }
+    let view: OneOffView | undefined;
     try {
       id = await this.startDyno(oneOff, step, avoid);
       await this.deps.durable?.();
+      view = this.deps.dynos.views((r) => r.id === id)[0];
+      if (!view) throw new SlipwayError('DYNO_CRASHED', `one-off ${name} of ${app} ended before it could be shown`);
     } catch (err) {
       if (ticket) this.deps.rendezvous?.cancel(ticket.id, 'the dyno could not be started');
       throw err;
     }
-    const view: OneOffView | undefined = this.deps.dynos.views((r) => r.id === id)[0];
-    if (!view) throw new SlipwayError('DYNO_CRASHED', `one-off ${name} of ${app} ended before it could be shown`);
     return ticket ? { ...view, attach: { path: RENDEZVOUS_PATH + ticket.id, secret: ticket.cliSecret } } : view;
   }
 

@@ -41,6 +41,11 @@ export const ATTACH_CLOSE = {
   expired: 4003,
 } as const;
 
+/** The bytes of a message as `ws` delivers it (a Buffer, fragments, or an ArrayBuffer). */
+export function rawBytes(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  return Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+}
+
 /** A binary frame of `channel`. */
 export function attachFrame(channel: AttachChannel, data: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(data.length + 1);

@@ -19,10 +19,12 @@
 // The dyno's state is the owner's (dyno.ts): the hook signals the container, and its exit is
 // reported like any one-off's (crashed with its exit code; the coordinator then forgets it).
 import type { RawData, WebSocket } from 'ws';
-import { ATTACH_STDERR, ATTACH_STDIN, ATTACH_STDOUT, attachFrame, readAttachFrame, type AttachChannel, type AttachControl } from '../../shared/attach.js';
+import { ATTACH_STDERR, ATTACH_STDIN, ATTACH_STDOUT, attachFrame, rawBytes, readAttachFrame, type AttachChannel, type AttachControl } from '../../shared/attach.js';
 import type { AgentFeature, DynoAttachSpec } from '../../shared/protocol.js';
 import type { DynoAttach, DynoExit, RuntimeDriver } from '../runtime/driver.js';
 import type { RendezvousDialer } from '../link/rendezvous-dial.js';
+import { Backoff } from '../link/backoff.js';
+import { raceTimeout } from '../runtime/common.js';
 import type { ContainerRun, DynoControl, DynoHook } from './hooks.js';
 
 /** What the agent's leg may hold for a slow CLI before the dyno's output is paused. */
@@ -45,7 +47,8 @@ export function attachFeatures(runtime: string): AgentFeature[] {
   return runtime === 'lxc' ? ['attach'] : ['attach', 'attach-tty'];
 }
 
-const DIAL_BACKOFF_MS = [250, 500, 1000, 2000, 5000];
+/** Redials of the leg after network errors: from 250 ms, at most 5 s apart. */
+const DIAL_BACKOFF = { initialMs: 250, maxMs: 5_000 };
 
 export class AttachHook implements DynoHook {
   readonly name = 'attach';
@@ -53,7 +56,8 @@ export class AttachHook implements DynoHook {
   private ws: WebSocket | undefined;
   private finished: Promise<void> = Promise.resolve();
   private stopAsked = false;
-  private readonly early: [RawData, boolean][] = [];
+  /** The dyno's stdin is full: the leg is paused until it drains. */
+  private stdinFull = false;
 
   constructor(
     private readonly dyno: DynoControl,
@@ -85,9 +89,7 @@ export class AttachHook implements DynoHook {
 
   async predestroy(): Promise<void> {
     // The exit message leaves before the streams go with the container.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.finished, new Promise<void>((r) => { timer = setTimeout(r, ATTACH_FINISH_MS); })]);
-    clearTimeout(timer);
+    await raceTimeout(this.finished, ATTACH_FINISH_MS);
     this.io?.close();
     if (this.ws && this.ws.readyState !== this.ws.CLOSED) this.ws.terminate();
   }
@@ -98,23 +100,20 @@ export class AttachHook implements DynoHook {
   }
 
   private async session(run: ContainerRun, io: DynoAttach, attach: DynoAttachSpec): Promise<void> {
-    const ws = await this.connect(run, attach);
+    const ws = await this.connect(run, attach, (leg, data, isBinary) => this.fromCli(run, io, leg, rawBytes(data), isBinary));
     if (!ws) return;
     this.ws = ws;
     const handle = run.handle!;
     let exitSent = false;
     ws.on('close', (code, reason) => {
-      io.stdout.pause();
-      io.stderr.pause();
+      // Whatever the dyno prints from now on is dropped (the data handler sends only on an open
+      // leg): a dyno in its SIGTERM grace must not block on a full pipe.
+      io.stdout.resume();
+      io.stderr.resume();
       if (exitSent) return;
       this.dyno.log.info({ code, reason: reason.toString('utf8').slice(0, 120) }, 'attach: the rendezvous leg closed before the dyno ended');
       this.terminate(run, `its attached session ended (${code})`);
     });
-    // What came with the upgrade's answer, before this listener (connect() kept it), first.
-    const early = this.early.splice(0);
-    ws.removeAllListeners('message');
-    for (const [data, isBinary] of early) this.fromCli(run, io, ws, toBuffer(data), isBinary);
-    ws.on('message', (data: RawData, isBinary: boolean) => this.fromCli(run, io, ws, toBuffer(data), isBinary));
 
     // Output, paused above the high water and resumed below half of it.
     const paused = { now: false };
@@ -127,7 +126,7 @@ export class AttachHook implements DynoHook {
     const pump = (stream: NodeJS.ReadableStream, channel: AttachChannel): Promise<void> => new Promise((resolve) => {
       stream.on('data', (chunk: Buffer) => {
         if (ws.readyState !== ws.OPEN) return;
-        ws.send(attachFrame(channel, chunk), { binary: true }, () => resume());
+        ws.send(attachFrame(channel, chunk), { binary: true }, resume);
         if (ws.bufferedAmount > ATTACH_HIGH_WATER_BYTES && !paused.now) {
           paused.now = true;
           io.stdout.pause();
@@ -143,9 +142,7 @@ export class AttachHook implements DynoHook {
     });
     const output = Promise.all([pump(io.stdout, ATTACH_STDOUT), pump(io.stderr, ATTACH_STDERR)]);
     const exit: DynoExit = await this.driver.wait(handle);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([output, new Promise<void>((r) => { timer = setTimeout(r, ATTACH_DRAIN_AFTER_EXIT_MS); })]);
-    clearTimeout(timer);
+    await raceTimeout(output, ATTACH_DRAIN_AFTER_EXIT_MS);
     if (ws.readyState !== ws.OPEN) return;
     exitSent = true;
     const message: AttachControl = { type: 'exit', code: exit.code, signal: exit.signal, oomKilled: exit.oomKilled };
@@ -154,17 +151,24 @@ export class AttachHook implements DynoHook {
   }
 
   /** Dials the leg, again after network errors until ATTACH_DIAL_WINDOW_MS; a refusal (the
-   * session is gone, the secret was used) is final. undefined: the dyno was stopped. */
-  private async connect(run: ContainerRun, attach: DynoAttachSpec): Promise<WebSocket | undefined> {
+   * session is gone, the secret was used) is final. `onMessage` is listening from the dial on:
+   * the CLI's first frames may come in the same packet as the upgrade's answer. undefined: the
+   * dyno is being stopped, or was given up. A dyno that already exited is still dialled for:
+   * its output and exit status wait for the leg. */
+  private async connect(run: ContainerRun, attach: DynoAttachSpec, onMessage: (ws: WebSocket, data: RawData, isBinary: boolean) => void): Promise<WebSocket | undefined> {
     const until = Date.now() + ATTACH_DIAL_WINDOW_MS;
+    const backoff = new Backoff(DIAL_BACKOFF.initialMs, DIAL_BACKOFF.maxMs);
     for (let attempt = 0; ; attempt++) {
-      if (run.signal.aborted) return undefined;
+      if (this.stopAsked || this.dyno.desired === 'down') return undefined;
+      let refused: number | undefined;
       const outcome = await new Promise<{ ws: WebSocket } | { err: Error }>((resolve) => {
         const ws = this.dialer.dial(attach.session, attach.secret);
-        // The CLI's first frames may come in the same packet as the upgrade's answer, and
-        // are emitted before the session's own listener could be added (nextTick runs before
-        // the promise's continuation): kept until then.
-        ws.on('message', (data: RawData, isBinary: boolean) => this.early.push([data, isBinary]));
+        ws.on('message', (data: RawData, isBinary: boolean) => onMessage(ws, data, isBinary));
+        ws.once('unexpected-response', (_req, res) => {
+          refused = res.statusCode;
+          res.resume();
+          ws.terminate();
+        });
         ws.once('open', () => resolve({ ws }));
         ws.once('error', (err) => resolve({ err }));
       });
@@ -172,13 +176,12 @@ export class AttachHook implements DynoHook {
         outcome.ws.on('error', (err) => this.dyno.log.warn({ err }, 'attach: the rendezvous leg failed'));
         return outcome.ws;
       }
-      const refused = /Unexpected server response/.test(outcome.err.message);
-      if (refused || Date.now() >= until) {
-        this.dyno.log.warn({ err: outcome.err, attempt }, 'attach: the rendezvous cannot be reached');
-        this.terminate(run, refused ? 'the coordinator refused its attached session' : 'its attached session could not be reached');
+      if (refused !== undefined || Date.now() >= until) {
+        this.dyno.log.warn({ err: outcome.err, status: refused, attempt }, 'attach: the rendezvous cannot be reached');
+        this.terminate(run, refused !== undefined ? `the coordinator refused its attached session (HTTP ${refused})` : 'its attached session could not be reached');
         return undefined;
       }
-      await new Promise((r) => setTimeout(r, DIAL_BACKOFF_MS[Math.min(attempt, DIAL_BACKOFF_MS.length - 1)]));
+      await new Promise((r) => setTimeout(r, backoff.next()));
     }
   }
 
@@ -187,9 +190,14 @@ export class AttachHook implements DynoHook {
       const frame = readAttachFrame(data);
       if (frame?.channel !== ATTACH_STDIN || io.stdin.writableEnded || io.stdin.destroyed) return;
       // The dyno does not read: stop reading the CLI (TCP pushes back to it) until it does.
-      if (!io.stdin.write(frame.data)) {
+      // Frames of the chunk ws is parsing still come: one drain listener for them all.
+      if (!io.stdin.write(frame.data) && !this.stdinFull) {
+        this.stdinFull = true;
         ws.pause();
-        io.stdin.once('drain', () => ws.resume());
+        io.stdin.once('drain', () => {
+          this.stdinFull = false;
+          ws.resume();
+        });
       }
       return;
     }
@@ -228,6 +236,3 @@ function isSize(n: unknown): n is number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 10_000;
 }
 
-function toBuffer(data: RawData): Buffer {
-  return Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-}

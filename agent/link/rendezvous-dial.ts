@@ -3,10 +3,9 @@
 // with the link's TLS settings, and the leg's own bearer secret from the dyno's spec, never the
 // agent's token. A WebSocket of its own, not the link: a developer's 100 MB output must not
 // queue log and state traffic behind it (nor the reverse).
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import { RENDEZVOUS_PATH } from '../../shared/attach.js';
-import { MAX_FRAME_BYTES } from '../../shared/protocol.js';
-import { HANDSHAKE_TIMEOUT_MS } from './transport.js';
+import { dial } from './transport.js';
 
 export interface RendezvousDialer {
   dial(session: string, secret: string): WebSocket;
@@ -19,18 +18,10 @@ export interface RendezvousDialOptions {
   clientCert?: { cert: string; key: string } | undefined;
 }
 
+/** The link's own dial (TLS, client certificate, ws limits), with the leg's secret as its
+ * bearer token. */
 export function rendezvousDialer(o: RendezvousDialOptions): RendezvousDialer {
   return {
-    dial(session, secret) {
-      const url = new URL(RENDEZVOUS_PATH + session, o.currentUrl());
-      return new WebSocket(url, {
-        headers: { authorization: `Bearer ${secret}` },
-        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-        maxPayload: MAX_FRAME_BYTES,
-        perMessageDeflate: false,
-        ...(o.ca ? { ca: o.ca } : {}),
-        ...(o.clientCert ? { cert: o.clientCert.cert, key: o.clientCert.key } : {}),
-      });
-    },
+    dial: (session, secret) => dial({ url: new URL(RENDEZVOUS_PATH + session, o.currentUrl()).toString(), token: secret, ca: o.ca, clientCert: o.clientCert }),
   };
 }

@@ -3,6 +3,7 @@
 // a hello is accepted before the hello; pings with a deadline find a dead link. A bad frame
 // is answered with an `error` message and counted; it never closes the link and never throws.
 // A flood does close it (1008), an oversize frame too (1009, by ws).
+import { rawBytes } from '../attach.js';
 import type { Socket } from 'node:net';
 import type { RawData, WebSocket } from 'ws';
 import { CLOSE_NO_HELLO } from '../link-close.js';
@@ -111,7 +112,7 @@ export class AgentLink {
   }
 
   private onFrame(data: RawData, isBinary: boolean): void {
-    const raw = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    const raw = rawBytes(data);
     // One message per text frame (shared/protocol.ts); the agent refuses binary frames alike.
     const decoded: Decoded<AgentMessage> = isBinary
       ? { ok: false, error: { code: 'PROTOCOL_SCHEMA_VIOLATION', message: 'binary frames are not part of the protocol' } }

@@ -18,7 +18,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { SdkLogger } from './logger.js';
-import { ATTACH_CLOSE, RENDEZVOUS_PATH } from '../attach.js';
+import { ATTACH_CLOSE, RENDEZVOUS_PATH, rawBytes } from '../attach.js';
 import { MAX_FRAME_BYTES } from '../protocol.js';
 import { refuseUpgrade } from './agent-server.js';
 
@@ -165,7 +165,7 @@ export class Rendezvous {
     src.on('message', (data: RawData, isBinary: boolean) => {
       const dst = s.legs[to];
       if (!dst) return;
-      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      const bytes = rawBytes(data);
       s.inFlight[to] += bytes.length;
       s.relayed[to] += bytes.length;
       dst.send(bytes, { binary: isBinary }, () => {

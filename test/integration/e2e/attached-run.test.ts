@@ -8,17 +8,13 @@
 // interactive shell driven through a pseudo-terminal (util-linux `script`), with its window
 // size changed.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { cpSync, readFileSync, readlinkSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
-import { busyboxStack, eventually, REPO, removeCgroupParent, runcContainers, tempDir, uniqueName } from '../../helpers/host.js';
-import { spawnBin, type Spawned } from '../../helpers/processes.js';
-import { makeSlug, serveSlugs } from '../../helpers/slugs.js';
+import { eventually, REPO, runcContainers } from '../../helpers/host.js';
 import { getJson, http } from '../../helpers/http.js';
-import { developerEnv, exitOf, runSlipway, spawnSlipway } from '../../helpers/slipway-cli.js';
-import { destroyTestNetwork, testAgentConfig } from '../../helpers/network.js';
+import { exitOf, runSlipway, spawnSlipway } from '../../helpers/slipway-cli.js';
+import { startDevPlatform } from '../../helpers/dev-platform.js';
 
 /** Resident memory of a process, in bytes (/proc/PID/status VmRSS). */
 function rssOf(pid: number): number {
@@ -27,46 +23,8 @@ function rssOf(pid: number): number {
 }
 
 t.test('slipway run attaches a one-off dyno through the coordinator', async (t) => {
-  const dir = await tempDir(t, 'slipway-run-');
-  const stateDir = join(dir, 'state');
-  const app = uniqueName('run');
-  const cgroupParent = `/${uniqueName('slipway-test-')}`;
-  const token = uniqueName('token-');
-  const tokenFile = join(dir, 'token');
-  await writeFile(tokenFile, token + '\n', { mode: 0o600 });
-  cpSync(busyboxStack(), join(stateDir, 'stacks', 'busybox'), { recursive: true, verbatimSymlinks: true });
-  const { file: configFile, network } = await testAgentConfig(dir);
-  const slug = await makeSlug(dir, { 'public/index.html': 'hello\n' });
-  const slugs = await serveSlugs({ 'app.tgz': slug.bytes });
-  t.teardown(() => slugs.close());
-
-  const procs: Spawned[] = [];
-  t.teardown(async () => {
-    for (const p of procs.reverse()) await p.stop();
-    execFileSync(process.execPath, [join(REPO, 'dist/agent/main.js'), 'cleanup', '--config', configFile, '--state-dir', stateDir, '--cgroup-parent', cgroupParent], { stdio: 'ignore' });
-    await destroyTestNetwork(network);
-    removeCgroupParent(cgroupParent);
-  });
-
-  const coordinator = spawnBin('coordinator', ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0'], { SLIPWAY_COORDINATOR_TOKEN: token });
-  procs.push(coordinator);
-  const listening = await coordinator.waitFor('coordinator listening');
-  const apiUrl = listening.apiUrl as string;
-  const agentId = `agent-${app}`;
-  const agent = spawnBin('agent', [
-    'serve', '--config', configFile, '--coordinator', listening.agentUrl as string, '--token-file', tokenFile, '--state-dir', stateDir,
-    '--address', '127.0.0.1', '--cgroup-parent', cgroupParent, '--diagnostics-listen', '127.0.0.1:0',
-    '--port-range', '33000-33999', '--reserved-memory-mb', '512', '--stop-grace-ms', '2000', '--agent-id', agentId,
-  ]);
-  procs.push(agent);
-  await agent.waitFor('agent started');
-  const agents = await eventually('the agent to connect', async () => {
-    const list = (await getJson(`${apiUrl}/agents`)) as any[];
-    return list.find((a) => a.id === agentId && a.connected) ? list : undefined;
-  });
-  t.ok(agents.length > 0);
-  const env = developerEnv(apiUrl, join(dir, 'home'));
-  const put = await http('PUT', `${apiUrl}/apps/${app}/formation/web`, { quantity: 1, size: 'standard-1x', command: 'exec httpd -f -p $PORT -h /app/public', slug: { url: slugs.url('app.tgz'), sha256: slug.sha256 } });
+  const { app, apiUrl, env, coordinator, agent, slugRef } = await startDevPlatform(t, { prefix: 'run', portRange: '33000-33999' });
+  const put = await http('PUT', `${apiUrl}/apps/${app}/formation/web`, { quantity: 1, size: 'standard-1x', command: 'exec httpd -f -p $PORT -h /app/public', slug: slugRef });
   t.equal(put.status, 200, put.body);
   const runDynos = async (): Promise<any[]> => ((await getJson(`${apiUrl}/apps/${app}/dynos`)) as any[]).filter((d) => d.type === 'run');
 

@@ -6,56 +6,17 @@
 // with their codes (no token, a wrong token, an unknown app or process type).
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
-import { cpSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { busyboxStack, cgroupChildren, eventually, mountsUnder, processesMentioning, REPO, removeCgroupParent, runcContainers, tempDir, uniqueName } from '../../helpers/host.js';
-import { spawnBin, type Spawned } from '../../helpers/processes.js';
-import { makeSlug, serveSlugs } from '../../helpers/slugs.js';
+import { cgroupChildren, eventually, mountsUnder, processesMentioning, REPO, runcContainers } from '../../helpers/host.js';
 import { getJson, http, NO_AUTH } from '../../helpers/http.js';
-import { developerEnv, runSlipway } from '../../helpers/slipway-cli.js';
-import { destroyTestNetwork, dynoNetworksLeft, testAgentConfig } from '../../helpers/network.js';
+import { runSlipway } from '../../helpers/slipway-cli.js';
+import { dynoNetworksLeft } from '../../helpers/network.js';
+import { startDevPlatform } from '../../helpers/dev-platform.js';
 
 const slipway = runSlipway;
 
 t.test('a developer drives an app through the coordinator with slipway', async (t) => {
-  const dir = await tempDir(t, 'slipway-devcli-');
-  const stateDir = join(dir, 'state');
-  const app = uniqueName('dev');
-  const cgroupParent = `/${uniqueName('slipway-test-')}`;
-  const token = uniqueName('token-');
-  const tokenFile = join(dir, 'token');
-  await writeFile(tokenFile, token + '\n', { mode: 0o600 });
-  cpSync(busyboxStack(), join(stateDir, 'stacks', 'busybox'), { recursive: true, verbatimSymlinks: true });
-  const { file: configFile, network } = await testAgentConfig(dir);
-  const slug = await makeSlug(dir, { 'public/index.html': 'hello\n' });
-  const slugs = await serveSlugs({ 'app.tgz': slug.bytes });
-  t.teardown(() => slugs.close());
-
-  const procs: Spawned[] = [];
-  t.teardown(async () => {
-    for (const p of procs.reverse()) await p.stop();
-    execFileSync(process.execPath, [join(REPO, 'dist/agent/main.js'), 'cleanup', '--config', configFile, '--state-dir', stateDir, '--cgroup-parent', cgroupParent], { stdio: 'ignore' });
-    await destroyTestNetwork(network);
-    removeCgroupParent(cgroupParent);
-  });
-
-  const coordinator = spawnBin('coordinator', ['serve', '--listen', '127.0.0.1:0', '--router-listen', '127.0.0.1:0'], { SLIPWAY_COORDINATOR_TOKEN: token });
-  procs.push(coordinator);
-  const listening = await coordinator.waitFor('coordinator listening');
-  const apiUrl = listening.apiUrl as string;
-  const agent = spawnBin('agent', [
-    'serve', '--config', configFile, '--coordinator', listening.agentUrl as string, '--token-file', tokenFile, '--state-dir', stateDir,
-    '--address', '127.0.0.1', '--cgroup-parent', cgroupParent, '--diagnostics-listen', '127.0.0.1:0',
-    '--port-range', '32000-32999', '--reserved-memory-mb', '512', '--stop-grace-ms', '2000', '--agent-id', `agent-${app}`,
-  ]);
-  procs.push(agent);
-  await agent.waitFor('agent started');
-  await eventually('the agent to connect', async () => (await getJson(`${apiUrl}/agents`)).find((a: any) => a.id === `agent-${app}` && a.connected));
-
-  const home = join(dir, 'home');
-  const env = developerEnv(apiUrl, home);
+  const { dir, stateDir, cgroupParent, network, app, agentToken: token, apiUrl, env, home, slugRef } = await startDevPlatform(t, { prefix: 'dev', portRange: '32000-32999' });
 
   // The API is closed without the token; the health checks a load balancer makes are not.
   const open = await http('GET', `${apiUrl}/apps`, undefined, NO_AUTH);
@@ -76,7 +37,7 @@ t.test('a developer drives an app through the coordinator with slipway', async (
 
   // A release, as a deploy makes it (the API's PUT), then the developer's commands.
   const command = 'echo "booted $DYNO"; exec httpd -f -p $PORT -h /app/public';
-  const put = await http('PUT', `${apiUrl}/apps/${app}/formation/web`, { quantity: 1, size: 'standard-1x', command, slug: { url: slugs.url('app.tgz'), sha256: slug.sha256 } });
+  const put = await http('PUT', `${apiUrl}/apps/${app}/formation/web`, { quantity: 1, size: 'standard-1x', command, slug: slugRef });
   t.equal(put.status, 200, put.body);
 
   const apps = await slipway(env, ['apps', '--json']);
